@@ -1,0 +1,44 @@
+"""Small helpers shared by the kernel wrappers (argument checks, M buckets, output buffers)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check(cond: bool, msg: str) -> None:
+    """Raise ValueError(msg) unless cond: every wrapper reports bad input in one sentence."""
+    if not cond:
+        raise ValueError(msg)
+
+
+def check_tensor(t, name: str, ndim: int, dtypes, last_contig: bool = True) -> None:
+    check(isinstance(t, torch.Tensor), f"{name} must be a torch.Tensor, got {type(t).__name__}.")
+    check(t.dim() == ndim, f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}.")
+    check(t.dtype in dtypes, f"{name} must have dtype in {[str(d) for d in dtypes]}, got {t.dtype}.")
+    if last_contig:
+        check(t.stride(-1) == 1 or t.shape[-1] == 1,
+              f"{name} must be contiguous in its last dimension (stride 1), got strides {t.stride()}.")
+
+
+def check_out(out, shape, dtype, device):
+    """Return ``out`` (validated) or a fresh empty tensor of the given shape/dtype."""
+    if out is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    check(tuple(out.shape) == tuple(shape) and out.dtype == dtype and out.is_contiguous(),
+          f"out must be a contiguous {dtype} tensor of shape {tuple(shape)}, got "
+          f"{out.dtype} {tuple(out.shape)}.")
+    return out
+
+
+def m_bucket(m: int) -> int:
+    """Autotuning bucket of the token count M: powers of two from 16 up to 4096."""
+    b = 16
+    while b < m and b < 4096:
+        b *= 2
+    return b
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in float64 (NaN anywhere gives NaN, which fails every bound)."""
+    o, r = out.double(), ref.double()
+    return float(torch.linalg.vector_norm(o - r) / torch.linalg.vector_norm(r))

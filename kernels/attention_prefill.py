@@ -1,0 +1,199 @@
+"""Prefill attention forward (FlashAttention-2 style): ``O = softmax(Q K^T * scale + mask) V``.
+
+Layout: q [B, Hq, Sq, D], k and v [B, Hkv, Skv, D] (any strides, D contiguous), output
+[B, Hq, Sq, D] contiguous. Hq must be a multiple of Hkv (GQA; Hkv = 1 is MQA): query head h reads
+KV head ``h // (Hq // Hkv)`` directly -- K/V are never expanded in memory. D in {64, 128, 256}
+(any power of two 16..256 works). Sq, Skv need not be multiples of the block sizes.
+
+Masking: query i (0-based) sits at absolute position ``p = Skv - Sq + i`` (bottom-right aligned,
+so chunked prefill with a KV prefix works; Sq == Skv is ordinary causal prefill). Causal: key j is
+visible iff j <= p. Sliding window W (causal only): additionally j > p - W, so each query sees
+min(p + 1, W) keys -- the same convention as ``llmperf.ops.formulas.causal_pairs``.
+
+Algorithm: FlashAttention-2 (Dao, arXiv:2307.08691, Alg. 1): one program per (BLOCK_M query rows,
+query head); it streams K/V tiles of BLOCK_N keys, keeps the running row max m, row sum l and the
+unnormalised fp32 accumulator in registers (online softmax, Milakov & Gimelshein 2018), and
+divides by l once at the end. The softmax scale is folded with log2(e) into Q so the inner loop
+uses exp2. The key range of a query tile is split into fully-visible tiles (no mask arithmetic)
+and boundary tiles (causal diagonal, window edge, ragged end), and tiles that are fully masked are
+never visited, so causal costs ~half of non-causal (FA2 §3.1). Causal programs are launched
+heaviest-first for load balance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import check, check_tensor
+from .harness import Tuner, is_interpreter
+
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) per head dim
+_CONFIGS = {
+    64: [(128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3)],
+    128: [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3)],
+    256: [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 2)],
+}
+_INTERP = [(16, 16, 4, 1)]
+
+
+@triton.jit
+def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, offs_d, Skv, WINDOW,
+           MASKED: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, BLOCK_N: tl.constexpr):
+    for s in range(start, end, BLOCK_N):
+        kn = s + offs_n
+        if MASKED:
+            inb = kn < Skv
+            k = tl.load(k_base + kn[:, None] * skn + offs_d[None, :], mask=inb[:, None], other=0.0)
+            v = tl.load(v_base + kn[:, None] * svn + offs_d[None, :], mask=inb[:, None], other=0.0)
+        else:
+            k = tl.load(k_base + kn[:, None] * skn + offs_d[None, :])
+            v = tl.load(v_base + kn[:, None] * svn + offs_d[None, :])
+        qk = tl.dot(q, tl.trans(k))
+        if MASKED:
+            valid = inb[None, :]
+            if CAUSAL:
+                valid = valid & (kn[None, :] <= pos[:, None])
+            if HAS_WINDOW:
+                valid = valid & (kn[None, :] > pos[:, None] - WINDOW)
+            qk = tl.where(valid, qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        if MASKED:  # a row may have seen no key yet: avoid (-inf) - (-inf)
+            m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+        else:
+            m_sub = m_new
+        p = tl.exp2(qk - m_sub[:, None])
+        alpha = tl.exp2(m_i - m_sub)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, GROUP, qk_scale, WINDOW,
+                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
+                    D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr):
+    if CAUSAL:
+        pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
+    else:
+        pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // Hq).to(tl.int64)
+    h = bh % Hq
+    hk = (h // GROUP).to(tl.int64)
+    h = h.to(tl.int64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D)
+    q = tl.load(q_ptr + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :],
+                mask=offs_m[:, None] < Sq, other=0.0)
+    q = (q * qk_scale).to(q.dtype)
+    k_base = k_ptr + b * skb + hk * skh
+    v_base = v_ptr + b * svb + hk * svh
+    pos = offs_m + (Skv - Sq)
+    m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+    # Key range [lo, hi) any row of the tile sees, and [ulo, uhi) that every row sees.
+    lo = 0
+    hi = Skv
+    ulo = 0
+    uhi = Skv
+    if CAUSAL:
+        p0 = pid_m * BLOCK_M + (Skv - Sq)
+        p1 = p0 + BLOCK_M - 1
+        hi = tl.minimum(Skv, p1 + 1)
+        uhi = tl.minimum(Skv, p0 + 1)
+        if HAS_WINDOW:
+            lo = tl.maximum(0, p0 - WINDOW + 1)
+            ulo = tl.maximum(0, p1 - WINDOW + 1)
+    lo_b = (lo // BLOCK_N) * BLOCK_N
+    hi_b = tl.cdiv(hi, BLOCK_N) * BLOCK_N
+    a = tl.minimum(tl.maximum(tl.cdiv(ulo, BLOCK_N) * BLOCK_N, lo_b), hi_b)
+    z = tl.minimum(tl.maximum((uhi // BLOCK_N) * BLOCK_N, a), hi_b)
+    acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, a, pos, offs_n, offs_d,
+                           Skv, WINDOW, True, CAUSAL, HAS_WINDOW, BLOCK_N)
+    acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, a, z, pos, offs_n, offs_d,
+                           Skv, WINDOW, False, CAUSAL, HAS_WINDOW, BLOCK_N)
+    acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, z, hi_b, pos, offs_n, offs_d,
+                           Skv, WINDOW, True, CAUSAL, HAS_WINDOW, BLOCK_N)
+    o = acc / l_i[:, None]
+    tl.store(o_ptr + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :],
+             o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < Sq)
+
+
+_tuner = Tuner("attention_prefill")
+
+
+def _bucket(s: int) -> int:
+    return 1 << max(7, min(15, (max(s, 1) - 1).bit_length()))
+
+
+def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
+                      sm_scale: float | None = None, out=None, config=None):
+    """FlashAttention-2 forward. q [B, Hq, Sq, D]; k, v [B, Hkv, Skv, D]; returns o [B, Hq, Sq, D]."""
+    dts = (torch.bfloat16, torch.float16)
+    check_tensor(q, "q", 4, dts)
+    check_tensor(k, "k", 4, (q.dtype,))
+    check_tensor(v, "v", 4, (q.dtype,))
+    B, Hq, Sq, D = q.shape
+    Hkv, Skv = k.shape[1], k.shape[2]
+    check(tuple(k.shape) == tuple(v.shape), f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}.")
+    check(k.shape[0] == B and k.shape[3] == D, f"k must be [B={B}, Hkv, Skv, D={D}], got {tuple(k.shape)}.")
+    check(Hkv > 0 and Hq % Hkv == 0, f"Hq ({Hq}) must be a multiple of Hkv ({Hkv}).")
+    check(D in (16, 32, 64, 128, 256), f"head_dim must be one of 16, 32, 64, 128, 256, got {D}.")
+    check(Sq > 0 and Skv > 0, "Sq and Skv must be positive.")
+    check(not causal or Sq <= Skv, f"causal attention needs Sq <= Skv (queries are the last Sq positions), got {Sq} > {Skv}.")
+    check(window is None or (causal and window >= 1), "window needs causal=True and window >= 1.")
+    scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
+    if out is None:
+        out = torch.empty((B, Hq, Sq, D), dtype=q.dtype, device=q.device)
+    check(tuple(out.shape) == (B, Hq, Sq, D) and out.dtype == q.dtype and out.stride(-1) == 1,
+          f"out must be a {q.dtype} tensor of shape {(B, Hq, Sq, D)} contiguous in D.")
+
+    def launch(c):
+        bm, bn, nw, ns = c
+        grid = (triton.cdiv(Sq, bm), B * Hq)
+        _prefill_kernel[grid](q, k, v, out, Sq, Skv, Hq, Hq // Hkv, scale * 1.4426950408889634,
+                              0 if window is None else int(window),
+                              q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
+                              v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
+                              D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal, HAS_WINDOW=window is not None,
+                              num_warps=nw, num_stages=ns)
+
+    if config is None:
+        cands = _INTERP if is_interpreter() else _CONFIGS.get(D, _CONFIGS[128 if D > 64 else 64])
+        key = (D, causal, window is not None, q.dtype, _bucket(Sq), _bucket(Skv))
+        config = _tuner.pick(key, cands, launch)
+    launch(config)
+    return out
+
+
+def attention_mask(sq: int, skv: int, causal: bool, window, device) -> torch.Tensor:
+    """Boolean [Sq, Skv] visibility mask with the bottom-right-aligned convention above."""
+    pos = torch.arange(sq, device=device)[:, None] + (skv - sq)
+    j = torch.arange(skv, device=device)[None, :]
+    m = torch.ones(sq, skv, dtype=torch.bool, device=device)
+    if causal:
+        m &= j <= pos
+    if window is not None:
+        m &= j > pos - window
+    return m
+
+
+def attention_prefill_ref(q, k, v, causal: bool = True, window=None, sm_scale=None):
+    """fp32 reference (expands K/V per query head -- fine for a reference, never in the kernel)."""
+    B, Hq, Sq, D = q.shape
+    g = Hq // k.shape[1]
+    kf = k.float().repeat_interleave(g, dim=1)
+    vf = v.float().repeat_interleave(g, dim=1)
+    scale = (1.0 / math.sqrt(D)) if sm_scale is None else sm_scale
+    s = (q.float() @ kf.transpose(-1, -2)) * scale
+    s = s.masked_fill(~attention_mask(Sq, k.shape[2], causal, window, q.device), float("-inf"))
+    return torch.softmax(s, dim=-1) @ vf

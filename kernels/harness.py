@@ -1,0 +1,141 @@
+"""Timing harness and device metadata for the bundled kernels.
+
+``time_fn`` follows the usual GPU micro-benchmark discipline (Triton's ``do_bench`` does the same):
+call once (compile, allocate), warm up, then time each repetition with CUDA events, flushing the L2
+cache before every repetition by overwriting a buffer larger than L2, so that small problems are
+not measured out of cache. It returns the MEDIAN in SECONDS. On a machine without CUDA it falls
+back to ``time.perf_counter`` (useful only for tests of the harness itself).
+
+FLOPs and bytes for "achieved vs peak" come from the core's formulas
+(:mod:`llmperf.ops.formulas`), so the kernels and the cost model share one definition.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+import torch
+import triton
+
+_FLUSH_BYTES = 256 * 1024 * 1024  # > L2 of any current GPU (H100 50 MB, H200 60 MB, B200 126 MB)
+_flush_buf = None
+
+
+def is_interpreter() -> bool:
+    """True when Triton kernels run in the CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _flush_l2():
+    global _flush_buf
+    if _flush_buf is None:
+        _flush_buf = torch.empty(_FLUSH_BYTES // 4, dtype=torch.int32, device="cuda")
+    _flush_buf.zero_()
+
+
+def time_fn(fn, *, warmup_ms: float = 20.0, rep_ms: float = 100.0, min_reps: int = 10,
+            max_reps: int = 1000, flush_l2: bool = True) -> float:
+    """Median wall time of ``fn()`` in seconds (device time between CUDA events on a GPU).
+
+    ``fn`` is called once first (compilation/autotuning stays out of the numbers), then for about
+    ``warmup_ms``, then ``clamp(rep_ms / estimate, min_reps, max_reps)`` timed repetitions, each
+    preceded (outside the timed region) by an L2 flush when ``flush_l2``.
+    """
+    if not torch.cuda.is_available():
+        fn()
+        ts = []
+        for _ in range(max(3, min(min_reps, 20))):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return float(statistics.median(ts))
+    fn()
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(3):
+        fn()
+    e.record()
+    torch.cuda.synchronize()
+    est_ms = max(s.elapsed_time(e) / 3, 1e-3)
+    for _ in range(int(min(max(warmup_ms / est_ms, 1), max_reps))):
+        fn()
+    n = int(min(max(rep_ms / est_ms, min_reps), max_reps))
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+    for i in range(n):
+        if flush_l2:
+            _flush_l2()
+        starts[i].record()
+        fn()
+        ends[i].record()
+    torch.cuda.synchronize()
+    ms = [a.elapsed_time(b) for a, b in zip(starts, ends)]
+    return float(statistics.median(ms)) * 1e-3
+
+
+def _driver_version() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 else "unknown"
+    except Exception:  # noqa: BLE001 - metadata must never break a benchmark
+        return "unknown"
+
+
+def device_metadata() -> dict:
+    """Where and with what a measurement was taken: device, driver, torch/triton/CUDA, date."""
+    md = {
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host": platform.node(),
+        "torch_version": torch.__version__,
+        "triton_version": triton.__version__,
+        "cuda_version": str(torch.version.cuda),
+        "triton_interpret": is_interpreter(),
+    }
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        md.update(device_name=p.name, sm_count=p.multi_processor_count,
+                  compute_capability=f"{p.major}.{p.minor}", memory_bytes=p.total_memory,
+                  l2_bytes=getattr(p, "L2_cache_size", -1), driver_version=_driver_version())
+    else:
+        md.update(device_name="cpu", sm_count=0, compute_capability="", memory_bytes=0,
+                  l2_bytes=0, driver_version="none")
+    return md
+
+
+class Tuner:
+    """Tiny per-key autotuner (portable across Triton 3.6 and 3.9; Triton's own changes API).
+
+    ``pick(key, candidates, launch)`` times ``launch(cfg)`` for each candidate once per key and
+    caches the fastest. Candidates that fail to compile (e.g. too much shared memory) are
+    dropped. In the CPU interpreter, or when only one candidate is given, no timing is done.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.cache: dict = {}
+
+    def pick(self, key, candidates, launch):
+        if key in self.cache:
+            return self.cache[key]
+        if len(candidates) == 1 or not torch.cuda.is_available() or is_interpreter():
+            self.cache[key] = candidates[0]
+            return candidates[0]
+        best, best_t = None, float("inf")
+        for cfg in candidates:
+            try:
+                t = time_fn(lambda: launch(cfg), warmup_ms=3, rep_ms=15, min_reps=5, max_reps=200)
+            except Exception:  # noqa: BLE001 - e.g. out of shared memory: skip this candidate
+                continue
+            if t < best_t:
+                best, best_t = cfg, t
+        if best is None:
+            raise RuntimeError(f"{self.name}: no candidate config compiled for key {key}")
+        self.cache[key] = best
+        return best
