@@ -1,0 +1,233 @@
+"""Decode attention (flash-decoding): few queries per sequence against a long KV cache.
+
+Shapes: q [B, Hq, Lq, D] with Lq >= 1 small (1 for decode, a few for speculative verification);
+output [B, Hq, Lq, D]. ``kv_lens`` int32 [B] gives each sequence's length (default: all of the
+cache). Query i of Lq sits at position ``kv_len - Lq + i`` and sees keys j <= that position.
+
+KV layouts:
+  * contiguous: k, v [B, Hkv, S_max, D] (D contiguous), as attention_prefill.py.
+  * paged (vLLM PagedAttention, Kwon et al. arXiv:2309.06180; the flash-attn/vLLM-v1 page layout):
+    k_cache, v_cache [num_blocks, block_size, Hkv, D]; ``block_table`` int32 [B, max_blocks]:
+    token t of sequence b lives in page ``block_table[b, t // block_size]`` at slot
+    ``t % block_size``. block_size in {16, 32, 64} (any power of two >= 1 works).
+  * K/V in bf16/fp16 (the query dtype) or float8_e4m3fn with per-tensor float scales
+    ``k_scale``/``v_scale`` (dequantised in registers; k_scale is folded into the softmax scale and
+    v_scale into the output).
+
+Algorithm: Flash-Decoding (Dao, Haziza, Massa, Sizov, "Flash-Decoding for long-context
+inference", PyTorch blog, Oct 2023). Grid (B*Hkv, splits): each program takes ONE KV head and
+one slice of the sequence, and loads all G = Hq/Hkv query heads of that group times Lq queries as
+the rows of one tile, so each KV head is read from HBM exactly once for its whole group (GQA/MQA
+aware); it runs the FA2 online softmax over its slice and writes a partial output and its
+log-sum-exp (base 2). A second small kernel combines the splits with the LSE weights. When the
+grid is already large (many sequences x KV heads) one split is used and the kernel writes the
+final output directly (no second launch). splits ~= 2 * #SMs / (B*Hkv), slices >= 256 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import check, check_tensor
+from .harness import is_interpreter
+
+FP8 = torch.float8_e4m3fn
+
+
+@triton.jit
+def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr,
+                   Hq, Hkv, Lq, G, qk_scale, v_scale, chunk, SPLITS,
+                   sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
+                   D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
+                   PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr):
+    bhk = tl.program_id(0)
+    split = tl.program_id(1)
+    b = bhk // Hkv
+    hk = bhk % Hkv
+    b64 = b.to(tl.int64)
+    kv_len = tl.load(lens_ptr + b)
+    r = tl.arange(0, BLOCK_R)
+    g = r // Lq
+    i = r % Lq
+    rvalid = r < G * Lq
+    h = hk * G + g
+    offs_d = tl.arange(0, D)
+    q = tl.load(q_ptr + b64 * sqb + h[:, None] * sqh + i[:, None] * sqm + offs_d[None, :],
+                mask=rvalid[:, None], other=0.0)
+    q = (q * qk_scale).to(q.dtype)
+    pos = kv_len - Lq + i
+    start = split * chunk
+    end = tl.minimum(start + chunk, kv_len)
+    offs_n = tl.arange(0, BLOCK_N)
+    m_i = tl.full((BLOCK_R,), float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_R,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_R, D), dtype=tl.float32)
+    for s in range(start, end, BLOCK_N):
+        kn = s + offs_n
+        inb = kn < end
+        if PAGED:
+            page = tl.load(bt_ptr + b64 * sbt + kn // PAGE, mask=inb, other=0).to(tl.int64)
+            koff = page * skb + (kn % PAGE) * skn + hk * skh
+            voff = page * svb + (kn % PAGE) * svn + hk * svh
+        else:
+            koff = b64 * skb + hk * skh + kn.to(tl.int64) * skn
+            voff = b64 * svb + hk * svh + kn.to(tl.int64) * svn
+        k = tl.load(k_ptr + koff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(q.dtype)
+        v = tl.load(v_ptr + voff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(q.dtype)
+        qk = tl.dot(q, tl.trans(k))
+        qk = tl.where(inb[None, :] & (kn[None, :] <= pos[:, None]), qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.exp2(qk - m_sub[:, None])
+        alpha = tl.exp2(m_i - m_sub)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v).to(tl.float32)
+        m_i = m_new
+    has = l_i > 0
+    o = tl.where(has[:, None], acc / tl.where(has, l_i, 1.0)[:, None], 0.0) * v_scale
+    if SINGLE:
+        tl.store(o_ptr + b64 * sob + h[:, None] * soh + i[:, None] * som + offs_d[None, :],
+                 o.to(o_ptr.dtype.element_ty), mask=rvalid[:, None])
+    else:
+        row = (b64 * Hq + h) * Lq + i  # index into [B, Hq, Lq]
+        tl.store(op_ptr + (row[:, None] * SPLITS + split) * D + offs_d[None, :], o, mask=rvalid[:, None])
+        lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
+        tl.store(lse_ptr + row * SPLITS + split, lse, mask=rvalid)
+
+
+@triton.jit
+def _combine_kernel(op_ptr, lse_ptr, o_ptr, SPLITS, D: tl.constexpr, SPLITS_P2: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    s = tl.arange(0, SPLITS_P2)
+    d = tl.arange(0, D)
+    lse = tl.load(lse_ptr + row * SPLITS + s, mask=s < SPLITS, other=float("-inf"))
+    m = tl.max(lse, 0)
+    w = tl.exp2(lse - m)
+    part = tl.load(op_ptr + (row * SPLITS + s[:, None]) * D + d[None, :], mask=(s < SPLITS)[:, None], other=0.0)
+    o = tl.sum(part * w[:, None], 0) / tl.sum(w, 0)
+    tl.store(o_ptr + row * D + d, o.to(o_ptr.dtype.element_ty))
+
+
+def _num_sms(device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_scale: float = 1.0,
+                     v_scale: float = 1.0, num_splits: int | None = None, out=None, block_n: int | None = None):
+    """Flash-decoding. Contiguous: k, v [B, Hkv, S, D]. Paged: k, v [blocks, block_size, Hkv, D] + block_table."""
+    dts = (torch.bfloat16, torch.float16)
+    check_tensor(q, "q", 4, dts)
+    paged = block_table is not None
+    B, Hq, Lq, D = q.shape
+    check_tensor(k, "k", 4, (q.dtype, FP8))
+    check_tensor(v, "v", 4, (k.dtype,))
+    check(tuple(k.shape) == tuple(v.shape), f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}.")
+    check(k.shape[3] == D, f"k/v head_dim must equal q's ({D}), got {k.shape[3]}.")
+    check(D in (16, 32, 64, 128, 256), f"head_dim must be one of 16, 32, 64, 128, 256, got {D}.")
+    check(1 <= Lq <= 16, f"q_len must be between 1 and 16 for decode attention, got {Lq}.")
+    if paged:
+        check_tensor(block_table, "block_table", 2, (torch.int32,))
+        check(block_table.shape[0] == B, f"block_table must have B = {B} rows, got {block_table.shape[0]}.")
+        check(kv_lens is not None, "paged decode needs kv_lens (int32 [B]).")
+        page, Hkv = k.shape[1], k.shape[2]
+        check(page & (page - 1) == 0, f"block_size must be a power of two, got {page}.")
+        s_max = block_table.shape[1] * page
+    else:
+        check(k.shape[0] == B, f"k must be [B={B}, Hkv, S, D], got {tuple(k.shape)}.")
+        page, Hkv, s_max = 1, k.shape[1], k.shape[2]
+    check(Hkv > 0 and Hq % Hkv == 0, f"Hq ({Hq}) must be a multiple of Hkv ({Hkv}).")
+    G = Hq // Hkv
+    check(G * Lq <= 128, f"(Hq / Hkv) * q_len must be <= 128, got {G * Lq}.")
+    if kv_lens is None:
+        kv_lens = torch.full((B,), s_max, dtype=torch.int32, device=q.device)
+        max_len = s_max
+    else:
+        check_tensor(kv_lens, "kv_lens", 1, (torch.int32,))
+        check(kv_lens.shape[0] == B, f"kv_lens must have B = {B} entries, got {kv_lens.shape[0]}.")
+        max_len = int(kv_lens.max())
+        check(int(kv_lens.min()) >= Lq and max_len <= s_max,
+              f"every kv_len must be in [q_len={Lq}, capacity={s_max}], got {int(kv_lens.min())}..{max_len}.")
+    if out is None:
+        out = torch.empty((B, Hq, Lq, D), dtype=q.dtype, device=q.device)
+    check(tuple(out.shape) == (B, Hq, Lq, D) and out.dtype == q.dtype and out.is_contiguous(),
+          f"out must be a contiguous {q.dtype} tensor of shape {(B, Hq, Lq, D)}.")
+    scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
+    interp = is_interpreter()
+    bn = block_n or (16 if interp else (64 if D <= 128 else 32))
+    if num_splits is None:
+        want = triton.cdiv(2 * _num_sms(q.device), B * Hkv)
+        num_splits = max(1, min(want, triton.cdiv(max_len, 256), 128))
+    chunk = triton.cdiv(triton.cdiv(max_len, num_splits), bn) * bn
+    num_splits = triton.cdiv(max_len, chunk)
+    single = num_splits == 1
+    if single:
+        op = lse = out  # unused
+    else:
+        op = torch.empty((B, Hq, Lq, num_splits, D), dtype=torch.float32, device=q.device)
+        lse = torch.empty((B, Hq, Lq, num_splits), dtype=torch.float32, device=q.device)
+    bt = block_table if paged else kv_lens
+    if paged:
+        ks, vs = (k.stride(0), k.stride(2), k.stride(1)), (v.stride(0), v.stride(2), v.stride(1))
+    else:
+        ks, vs = (k.stride(0), k.stride(1), k.stride(2)), (v.stride(0), v.stride(1), v.stride(2))
+    block_r = max(16, triton.next_power_of_2(G * Lq))
+    _decode_kernel[(B * Hkv, num_splits)](
+        q, k, v, bt, kv_lens, out, op, lse, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
+        float(v_scale), chunk, num_splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
+        bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
+        D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
+        num_warps=4, num_stages=1 if interp else 3)
+    if not single:
+        _combine_kernel[(B * Hq * Lq,)](op, lse, out, num_splits, D=D,
+                                        SPLITS_P2=triton.next_power_of_2(num_splits), num_warps=4)
+    return out
+
+
+def gather_paged(cache, block_table, kv_lens):
+    """Contiguous [B, Hkv, S_max, D] copy of a paged cache (for references and tests)."""
+    B = block_table.shape[0]
+    page, Hkv, D = cache.shape[1], cache.shape[2], cache.shape[3]
+    s_max = block_table.shape[1] * page
+    dense = cache[block_table.long()].reshape(B, s_max, Hkv, D)
+    return dense.permute(0, 2, 1, 3)
+
+
+def attention_decode_ref(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_scale=1.0, v_scale=1.0):
+    """fp32 reference (expands K/V per query head and masks by kv_lens)."""
+    if block_table is not None:
+        k, v = gather_paged(k, block_table, kv_lens), gather_paged(v, block_table, kv_lens)
+    B, Hq, Lq, D = q.shape
+    S = k.shape[2]
+    g = Hq // k.shape[1]
+    kf = k.float().repeat_interleave(g, dim=1) * k_scale
+    vf = v.float().repeat_interleave(g, dim=1) * v_scale
+    lens = torch.full((B,), S, device=q.device) if kv_lens is None else kv_lens.long()
+    scale = (1.0 / math.sqrt(D)) if sm_scale is None else sm_scale
+    s = (q.float() @ kf.transpose(-1, -2)) * scale
+    pos = lens[:, None] - Lq + torch.arange(Lq, device=q.device)[None, :]  # [B, Lq]
+    j = torch.arange(S, device=q.device)
+    mask = j[None, None, :] <= pos[:, :, None]  # [B, Lq, S]
+    s = s.masked_fill(~mask[:, None], float("-inf"))
+    return torch.softmax(s, dim=-1) @ vf
+
+
+def attention_decode_bytes(batch, num_q_heads, num_kv_heads, q_len, kv_len, head_dim,
+                           act_bytes_per_elem, kv_bytes_per_elem, page_size=None):
+    """Compulsory bytes of decode attention: llmperf's attention_io_bytes plus, when paged, the
+    block-table entries (4 bytes per page per sequence). kv_len may be an array (summed here)."""
+    from llmperf.ops.formulas import attention_io_bytes
+    import numpy as np
+
+    kv = np.asarray(kv_len, dtype=float)
+    base = attention_io_bytes(1, num_q_heads, num_kv_heads, q_len, kv, head_dim, head_dim,
+                              act_bytes_per_elem, kv_bytes_per_elem)
+    total = float(np.sum(base)) if kv.ndim else float(base) * batch
+    if page_size:
+        total += 4.0 * float(np.sum(np.ceil(kv / page_size))) * (1 if kv.ndim else batch)
+    return total

@@ -1,0 +1,25 @@
+"""Kernel tests run on the GPU when CUDA is present, else in Triton's CPU interpreter.
+
+TRITON_INTERPRET must be set before triton is imported anywhere, hence at conftest import.
+"""
+
+import os
+
+try:
+    import torch
+    _HAS_CUDA = torch.cuda.is_available()
+except ImportError:  # pragma: no cover - CI without torch skips the module below
+    _HAS_CUDA = False
+
+if not _HAS_CUDA:
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+
+pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+
+@pytest.fixture
+def device():
+    return "cuda" if _HAS_CUDA else "cpu"
