@@ -28,7 +28,8 @@ class Workload:
     arXiv:2405.04434 §2.1.2) or ``naive`` (per-head K/V cached, as in HF transformers).
     logits: ``last`` computes the lm_head for the last token of each sequence only (prefill).
     memory_utilization: fraction of device memory the engine may use (vLLM's
-    ``gpu_memory_utilization`` default 0.9).
+    ``gpu_memory_utilization`` default 0.9). fused_projections: q/k/v and gate/up as one GEMM
+    each (what vLLM, SGLang and TensorRT-LLM run) or as separate GEMMs (HF transformers).
     """
 
     weights: str = "bf16"
@@ -38,6 +39,7 @@ class Workload:
     attention: Literal["flash", "naive"] = "flash"
     mla: Literal["absorbed", "naive"] = "absorbed"
     logits: Literal["last", "all"] = "last"
+    fused_projections: bool = True
     memory_utilization: float = 0.9
     reserved_memory_bytes: float = 0.0
 

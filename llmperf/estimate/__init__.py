@@ -1,0 +1,1 @@
+"""Estimators: parameters, FLOPs/bytes per op, memory, latency, throughput and cost."""
