@@ -1,0 +1,127 @@
+"""GEMM family against fp32 references: bf16/fp16, fp8 (tensor/row/block scales), W8A16, W4A16.
+
+CPU (interpreter): fp16 only -- the triton 3.9 interpreter's tl.dot on bf16 tiles is wrong.
+GPU (@gpu): bf16 and fp16 at layer shapes of the benchmarked models, including skinny M.
+"""
+
+import pytest
+import torch
+
+from llmperf_kernels import (gemm, gemm_fp8, gemm_ref, gemm_w4a16, gemm_w4a16_ref, gemm_w8a16,
+                             gemm_w8a16_ref, quantize_w4, quantize_w8)
+from llmperf_kernels.gemm_fp8 import gemm_fp8_ref, quantize_fp8, quantize_fp8_weight_blocks
+
+from kernel_testutil import assert_close, poisoned
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _run_gemm(device, dtype, M, N, K):
+    x = torch.randn(M, K, dtype=dtype, device=device)
+    w = torch.randn(N, K, dtype=dtype, device=device) / K ** 0.5
+    y = gemm(x, w, out=poisoned((M, N), dtype, device))
+    assert_close(y, gemm_ref(x, w), dtype)
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 48, 64), (7, 33, 100), (37, 45, 200), (64, 64, 96)])
+def test_gemm_fp16_ragged(device, M, N, K):
+    _run_gemm(device, torch.float16, M, N, K)
+
+
+def _fp8_case(device, mode, M, N, K):
+    x = torch.randn(M, K, device=device)
+    w = torch.randn(N, K, device=device)
+    xq, sx = quantize_fp8(x, mode)  # "block": 1x128 activation slices
+    if mode == "block":
+        wq, sw = quantize_fp8_weight_blocks(w)
+    else:
+        wq, sw = quantize_fp8(w, mode)
+    y = gemm_fp8(xq, wq, sx, sw, mode, out=poisoned((M, N), torch.bfloat16, device))
+    ref = gemm_fp8_ref(xq, wq, sx, sw, mode)
+    assert_close(y, ref, torch.bfloat16)
+    # and the quantized product is close to the unquantized one (checks the scale layouts)
+    assert_close(y, x @ w.t(), torch.bfloat16, tol=0.1)
+
+
+@pytest.mark.parametrize("mode", ["tensor", "row", "block"])
+@pytest.mark.parametrize("M,N,K", [(5, 40, 256), (33, 130, 300)])
+def test_gemm_fp8(device, mode, M, N, K):
+    _fp8_case(device, mode, M, N, K)
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 40, 256), (19, 72, 384)])
+def test_gemm_w4a16(device, M, N, K):
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    w = torch.randn(N, K, dtype=torch.float16, device=device)
+    q, s = quantize_w4(w)
+    assert q.shape == (N, K // 2) and q.dtype == torch.uint8 and s.shape == (N, K // 128)
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device))
+    assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
+    assert_close(y, x.float() @ w.float().t(), torch.float16, tol=0.2)  # int4 error vs unquantized
+
+
+def test_w4_packing_layout():
+    """Low nibble = even k, high nibble = odd k, code = value / scale + 8."""
+    w = torch.zeros(1, 128)
+    w[0, 0], w[0, 1] = 7.0, -8.0 * 7.0 / 8.0  # scale = 1 (amax 7): codes 15 and 1
+    q, s = quantize_w4(w.half())
+    assert float(s[0, 0]) == 1.0
+    assert int(q[0, 0]) == (15 | (1 << 4))
+
+
+@pytest.mark.parametrize("M,N,K", [(3, 40, 100), (21, 64, 256)])
+def test_gemm_w8a16(device, M, N, K):
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    q, s = quantize_w8(torch.randn(N, K, dtype=torch.float16, device=device))
+    y = gemm_w8a16(x, q, s, out=poisoned((M, N), torch.float16, device))
+    assert_close(y, gemm_w8a16_ref(x, q, s), torch.float16)
+
+
+def test_gemm_rejects_bad_input():
+    x = torch.randn(4, 8, dtype=torch.float16)
+    with pytest.raises(ValueError, match="share K"):
+        gemm(x, torch.randn(5, 9, dtype=torch.float16))
+    with pytest.raises(ValueError, match="same dtype"):
+        gemm(x, torch.randn(5, 8, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="contiguous"):
+        gemm(torch.randn(8, 4, dtype=torch.float16).t(), torch.randn(5, 4, dtype=torch.float16))
+    with pytest.raises(ValueError, match="dtype"):
+        gemm(x.float(), torch.randn(5, 8))
+    with pytest.raises(ValueError, match="multiple of the group"):
+        gemm_w4a16(torch.randn(2, 100, dtype=torch.float16), torch.zeros(4, 50, dtype=torch.uint8),
+                   torch.ones(4, 1, dtype=torch.float16))
+
+
+# ---------------------------------------------------------------- GPU, realistic shapes
+SHAPES = [(4096, 4096), (6144, 4096), (3584, 18944), (3072, 2048)]
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("M", [1, 16, 300, 2048])
+@pytest.mark.parametrize("N,K", SHAPES)
+def test_gemm_gpu(dtype, M, N, K):
+    _run_gemm("cuda", dtype, M, N, K)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("mode", ["tensor", "row", "block"])
+@pytest.mark.parametrize("M", [1, 16, 1000])
+def test_gemm_fp8_gpu(mode, M):
+    _fp8_case("cuda", mode, M, 4096, 4096)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("M", [1, 16, 200])
+@pytest.mark.parametrize("N,K", [(14336, 4096), (4096, 14336)])
+def test_weight_only_gpu(dtype, M, N, K):
+    x = torch.randn(M, K, dtype=dtype, device="cuda")
+    w = torch.randn(N, K, dtype=dtype, device="cuda")
+    q, s = quantize_w4(w)
+    assert_close(gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda")), gemm_w4a16_ref(x, q, s), dtype)
+    q8, s8 = quantize_w8(w)
+    assert_close(gemm_w8a16(x, q8, s8, out=poisoned((M, N), dtype, "cuda")), gemm_w8a16_ref(x, q8, s8), dtype)
