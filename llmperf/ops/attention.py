@@ -142,4 +142,5 @@ def _fix_batched_heads(ctx: BuildContext, heads: int, t, k: int, n: int) -> None
 def _with_params(op, params: float):
     import dataclasses
 
-    return dataclasses.replace(op, params=float(params), active_params=float(params))
+    return dataclasses.replace(op, params=float(params), active_params=float(params),
+                               held_weight_bytes=op.held_weight_bytes * params / max(op.params, 1.0))

@@ -58,7 +58,8 @@ def _embedding(ctx: BuildContext) -> None:
     if ctx.tp > 1:  # vocab-parallel embedding: partial rows summed across ranks
         _all_reduce(ctx, "embed_all_reduce", "embedding", 1, t * h)
     if m.learned_position_embeddings:
-        ctx.gather("embed_positions", "embedding", m.learned_position_embeddings, h, t)
+        ctx.gather("embed_positions", "embedding", m.learned_position_embeddings, h, t,
+                   vocab_parallel=False)
         ctx.eltwise("embed_add_positions", "embedding", 1, 2 * t * h, t * h, "add")
     if m.scale_embeddings:
         ctx.eltwise("embed_scale", "embedding", 1, t * h, t * h, "scale")
@@ -102,7 +103,11 @@ def _head(ctx: BuildContext) -> None:
     rows = s.batch if ctx.workload.logits == "last" else ctx.tokens
     vocab = math.ceil(m.vocab_size / ctx.tp)  # vocab-parallel lm_head, padded to a multiple of tp
     params = 0 if m.tie_word_embeddings else m.vocab_size * h
-    ctx.gemm("lm_head", "head", 1, rows, vocab, h, params=params, fmt=ctx.w16)
+    lm_head = ctx.gemm("lm_head", "head", 1, rows, vocab, h, params=params, fmt=ctx.w16)
+    if m.tie_word_embeddings:  # shares the embedding table: stored once
+        import dataclasses
+
+        ctx.ops[-1] = dataclasses.replace(lm_head, held_weight_bytes=0.0)
     _all_gather(ctx, "logits_all_gather", "head", rows * m.vocab_size)
 
 

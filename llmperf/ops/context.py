@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -68,16 +69,19 @@ class BuildContext:
 
     def gemm(self, name: str, group: str, count: int, m, n: int, k: int, *, params: float,
              bias: bool = False, fmt: NumberFormat | None = None, active_params=None,
-             weight_rows_read=None, kernels: int = 1, extra_shape=None) -> Op:
+             weight_rows_read=None, held_copies: int = 1, kernels: int = 1,
+             extra_shape=None) -> Op:
         """``y[m, n] = x[m, k] @ W[n, k]^T (+ b)``; n and k are the per-device (sharded) sizes.
 
-        weight_rows_read: multiplier on the weight bytes (MoE: expected experts touched).
+        weight_rows_read: multiplier on the weight bytes read (MoE: expected experts touched).
+        held_copies: weight matrices of this shape stored (MoE: number of experts).
         Weight-only quantization adds 2 vector FLOPs per weight element (scale and shift) per call.
         """
         fmt = fmt or self.wfmt
         m = np.asarray(m, dtype=float)
         touched = 1.0 if weight_rows_read is None else weight_rows_read
-        w_bytes = touched * (fmt.bytes_for(n, k) + (n * self.w16.bits / 8.0 if bias else 0.0))
+        one_matrix = fmt.bytes_for(n, k) + (n * self.w16.bits / 8.0 if bias else 0.0)
+        w_bytes = touched * one_matrix
         dequant = 0.0
         if fmt.bits < self.workload.activation_format.bits:
             dequant = touched * VECTOR_FLOPS_PER_ELEMENT["dequant"] * n * k
@@ -88,7 +92,8 @@ class BuildContext:
             vector_flops=dequant + (m * n if bias else 0.0), weight_bytes=w_bytes,
             act_in_bytes=m * k * self.gemm_in_bytes, act_out_bytes=m * n * self.io_bytes,
             compute_dtype=self.compute_dtype, weight_dtype=fmt.name, params=params,
-            active_params=active_params, kernels=kernels, shape=shape))
+            active_params=active_params, held_weight_bytes=held_copies * one_matrix,
+            kernels=kernels, shape=shape))
 
     def norm(self, name: str, group: str, count: int, rows, width: int) -> Op:
         """RMSNorm/LayerNorm over ``rows`` vectors of ``width``: read, normalize, write."""
@@ -99,7 +104,8 @@ class BuildContext:
             name, NORM, group, count, self.grid, vector_flops=VECTOR_FLOPS_PER_ELEMENT[kind] * elems,
             weight_bytes=n_params * self.w16.bits / 8.0, act_in_bytes=elems * self.io_bytes,
             act_out_bytes=elems * self.io_bytes, compute_dtype="fp32", weight_dtype=self.w16.name,
-            params=n_params, shape={"elements": elems}))
+            params=n_params, held_weight_bytes=n_params * self.w16.bits / 8.0,
+            shape={"elements": elems}))
 
     def eltwise(self, name: str, group: str, count: int, elems_in, elems_out, flops_key: str,
                 flops_elems=None) -> Op:
@@ -113,12 +119,16 @@ class BuildContext:
             act_out_bytes=np.asarray(elems_out, dtype=float) * self.io_bytes,
             compute_dtype="fp32", shape={"elements": elems_in}))
 
-    def gather(self, name: str, group: str, rows_table: int, width: int, rows_read) -> Op:
-        """Embedding lookup: read ``rows_read`` rows (at most the table) and write them out."""
+    def gather(self, name: str, group: str, rows_table: int, width: int, rows_read,
+               vocab_parallel: bool = True) -> Op:
+        """Embedding lookup: read ``rows_read`` rows (at most the table) and write them out.
+
+        Token embeddings are vocab-parallel under TP (each rank holds rows_table / tp rows)."""
         rows_read = np.asarray(rows_read, dtype=float)
         touched = np.minimum(rows_read, rows_table)
         return self.add(make_op(
             name, EMBEDDING, group, 1, self.grid, weight_bytes=touched * width * self.w16.bits / 8.0,
             act_out_bytes=rows_read * width * self.io_bytes, compute_dtype="fp32",
             weight_dtype=self.w16.name, params=rows_table * width,
-            shape={"elements": rows_read * width}))
+            held_weight_bytes=(math.ceil(rows_table / self.tp) if vocab_parallel else rows_table)
+            * width * self.w16.bits / 8.0, shape={"elements": rows_read * width}))

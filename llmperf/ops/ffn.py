@@ -60,13 +60,14 @@ def moe_ops(ctx: BuildContext, group: str, count: int) -> None:
     up_params = (2 if m.gated_mlp else 1) * width * h
     ctx.gemm("experts_gate_up" if m.gated_mlp else "experts_fc1", group, count, routed, n_up, h,
              params=n_exp * up_params, active_params=k * up_params, weight_rows_read=touched,
+             held_copies=n_exp,
              extra_shape={"experts_touched": touched, "rows_per_expert": rows_per_expert})
     if m.gated_mlp:
         ctx.eltwise("experts_act_mul", group, count, 2 * routed * f, routed * f, "gated_act")
     else:
         ctx.eltwise("experts_act", group, count, routed * f, routed * f, "act")
     ctx.gemm("experts_down", group, count, routed, h, f, params=n_exp * width * h,
-             active_params=k * width * h, weight_rows_read=touched,
+             active_params=k * width * h, weight_rows_read=touched, held_copies=n_exp,
              extra_shape={"experts_touched": touched, "rows_per_expert": rows_per_expert})
     ctx.eltwise("experts_combine", group, count, routed * h, t * h, "combine",
                 flops_elems=routed * h)

@@ -40,6 +40,8 @@ class Op:
     comm_bytes: bytes each device sends over the scale-up link (communication ops).
     compute_dtype: which dense peak bounds ``flops`` (bf16, fp16, fp8, int8, tf32).
     params / active_params: parameters held / used per token by one instance (unsharded).
+    held_weight_bytes: bytes of the weights this device stores for one instance (its TP shard,
+    every expert), which differs from ``weight_bytes`` read per step (MoE, embeddings).
     kernels: kernel launches per instance (for the per-kernel overhead).
     shape: what calibration needs to look up an efficiency (GEMM m/n/k; attention lengths).
     """
@@ -60,6 +62,7 @@ class Op:
     weight_dtype: str
     params: float = 0.0
     active_params: float = 0.0
+    held_weight_bytes: float = 0.0
     kernels: int = 1
     shape: dict = dataclasses.field(default_factory=dict)
 
@@ -73,7 +76,8 @@ class Op:
 def make_op(name: str, kind: str, group: str, count: int, grid_shape: tuple, *, flops=0.0,
             vector_flops=0.0, weight_bytes=0.0, act_in_bytes=0.0, act_out_bytes=0.0,
             kv_read_bytes=0.0, kv_write_bytes=0.0, comm_bytes=0.0, compute_dtype="bf16",
-            weight_dtype="", params=0.0, active_params=None, kernels=1, shape=None) -> Op:
+            weight_dtype="", params=0.0, active_params=None, held_weight_bytes=0.0, kernels=1,
+            shape=None) -> Op:
     """Build an :class:`Op`, broadcasting every quantity to the grid shape as float arrays."""
 
     def arr(x):
@@ -85,4 +89,4 @@ def make_op(name: str, kind: str, group: str, count: int, grid_shape: tuple, *, 
               kv_read_bytes=arr(kv_read_bytes), kv_write_bytes=arr(kv_write_bytes),
               comm_bytes=arr(comm_bytes), compute_dtype=compute_dtype, weight_dtype=weight_dtype,
               params=float(params), active_params=float(params if active_params is None else active_params),
-              kernels=int(kernels), shape=shape or {})
+              held_weight_bytes=float(held_weight_bytes), kernels=int(kernels), shape=shape or {})

@@ -1,0 +1,119 @@
+"""Latency of steps and requests, throughput and cost.
+
+TTFT = the prefill step (batch x prompt tokens; it also yields the first output token).
+TPOT = one decode step with ``context`` tokens already cached.
+Request latency for prompt P and output O = TTFT + sum of O-1 decode steps at past = P .. P+O-2,
+summed in closed form: per op, FLOPs and bytes are affine in the cached length (window-capped
+for sliding layers), so each op's time is a maximum of affine functions whose sum over an
+integer range is a few arithmetic series. Efficiencies are taken at the middle decode step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmperf.calibration import IDEAL, Calibration
+from llmperf.cost import StepCost, cost_ops
+from llmperf.ops.builder import build_step_ops
+from llmperf.specs.hardware import HardwareSpec
+from llmperf.specs.model import ModelSpec
+from llmperf.specs.workload import Step, Workload
+
+
+def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
+              calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
+    """Build and cost every op of one step."""
+    return cost_ops(build_step_ops(model, workload, step), hardware, calibration, overlap)
+
+
+def _sum_max_affine(a: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """sum_{x=0}^{n-1} max_k (a[k] + s[k]·x), exactly, vectorized over trailing axes.
+
+    The maximum of K lines is convex piecewise linear with breakpoints among the pairwise
+    crossings; between consecutive breakpoints one line dominates and its integer points sum to
+    count·a + s·(first + last)·count/2.
+    """
+    k = a.shape[0]
+    n = np.broadcast_to(np.asarray(n, dtype=float), a.shape[1:])
+    cuts = [np.zeros_like(n), n]
+    for i in range(k):
+        for j in range(i + 1, k):
+            ds = s[i] - s[j]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.where(ds != 0, (a[j] - a[i]) / np.where(ds != 0, ds, 1.0), 0.0)
+            cuts.append(np.clip(x, 0.0, n))
+    cuts = np.sort(np.stack(cuts), axis=0)
+    total = np.zeros_like(n)
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        first, last = np.ceil(lo), np.ceil(hi) - 1  # integer x in [lo, hi)
+        count = np.maximum(last - first + 1, 0.0)
+        mid = (lo + hi) / 2
+        best = np.argmax(a + s * mid, axis=0)
+        a_b = np.take_along_axis(a, best[None], axis=0)[0]
+        s_b = np.take_along_axis(s, best[None], axis=0)[0]
+        total += np.where(count > 0, count * a_b + s_b * (first + last) * count / 2, 0.0)
+    return total
+
+
+def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch, prompt_len,
+                 output_len, calibration: Calibration = IDEAL, overlap: str = "max") -> np.ndarray:
+    """Total time of the O-1 decode steps of a request (closed form, no loop over tokens)."""
+    b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
+    n = np.maximum(o - 1, 0.0)
+    mid = p + np.floor(np.maximum(n - 1, 0.0) / 2)
+    eff_ops = build_step_ops(model, workload, Step.decode(b, mid))
+    c0 = cost_ops(build_step_ops(model, workload, Step.decode(b, p)), hardware, calibration,
+                  overlap, eff_ops)
+    c1 = cost_ops(build_step_ops(model, workload, Step.decode(b, p + 1)), hardware, calibration,
+                  overlap, eff_ops)
+    total = np.zeros_like(p)
+    for i, op in enumerate(c0.ops):
+        window = op.shape.get("window") or 0
+        # x = min(past, L) - P with L = max(W - 1, P): growth stops once the window is full.
+        limit = np.maximum(window - 1, p) if window else np.full_like(p, np.inf)
+        n_lin = np.clip(limit - p + 1, 0.0, n)
+        if overlap == "max":
+            a = np.stack([c0.compute_s[i], c0.memory_s[i], c0.comm_s[i]])
+            s = np.stack([c1.compute_s[i], c1.memory_s[i], c1.comm_s[i]]) - a
+            linear = _sum_max_affine(a, s, n_lin)
+            x_end = np.where(np.isfinite(limit), limit - p, 0.0)
+            flat = (n - n_lin) * np.max(a + s * x_end, axis=0)
+        else:
+            a = c0.compute_s[i] + c0.memory_s[i] + c0.comm_s[i]
+            s = c1.compute_s[i] + c1.memory_s[i] + c1.comm_s[i] - a
+            linear = n_lin * a + s * (n_lin - 1) * n_lin / 2
+            x_end = np.where(np.isfinite(limit), limit - p, 0.0)
+            flat = (n - n_lin) * (a + s * x_end)
+        total += c0.counts[i] * (linear + flat + n * c0.overhead_s[i])
+    return total
+
+
+def request_metrics(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch,
+                    prompt_len, output_len, calibration: Calibration = IDEAL,
+                    overlap: str = "max") -> dict:
+    """TTFT, mean TPOT over the request, request latency, throughput (arrays over the grid)."""
+    prefill = step_cost(model, hardware, workload, Step.prefill(batch, prompt_len), calibration,
+                        overlap)
+    ttft = prefill.step_time_s
+    decode_total = decode_sum_s(model, hardware, workload, batch, prompt_len, output_len,
+                                calibration, overlap)
+    o = np.asarray(output_len, dtype=float)
+    b = np.asarray(batch, dtype=float)
+    latency = ttft + decode_total
+    return {
+        "ttft_s": ttft,
+        "prefill_flops": prefill.total("flops"),
+        "prefill_bound": prefill.step_bound,
+        "decode_time_s": decode_total,
+        "mean_tpot_s": np.where(o > 1, decode_total / np.maximum(o - 1, 1), 0.0),
+        "request_latency_s": latency,
+        "throughput_tokens_per_s": b * o / latency,
+        "prefill_tokens_per_s": b * np.asarray(prompt_len, dtype=float) / ttft,
+    }
+
+
+def cost_per_million_tokens(price_usd_per_hour: float | None, devices: int, tokens_per_s):
+    """USD per 1M tokens for ``devices`` GPUs rented at ``price_usd_per_hour`` each (None: unknown)."""
+    if price_usd_per_hour is None:
+        return None
+    return price_usd_per_hour * devices / 3600.0 / np.asarray(tokens_per_s, dtype=float) * 1e6
