@@ -85,7 +85,7 @@ def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
         x_ptrs += BLOCK_K * sxk
         w_ptrs += BLOCK_K * swk
     y = acc.to(y_ptr.dtype.element_ty)
-    y_ptrs = y_ptr + offs_m[:, None] * sym + offs_n[None, :] * syn
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :] * syn  # M*N may exceed 2^31
     tl.store(y_ptrs, y, mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 

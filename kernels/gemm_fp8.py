@@ -90,7 +90,7 @@ def _gemm_fp8_kernel(x_ptr, w_ptr, y_ptr, sx_ptr, sw_ptr, M, N, K, sxm, swn, sym
         sa = tl.load(sx_ptr + rm * sx_sm)
         sb = tl.load(sw_ptr + rn * sw_sn)
         acc = acc * sa[:, None] * sb[None, :]
-    y_ptrs = y_ptr + offs_m[:, None] * sym + offs_n[None, :]
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 

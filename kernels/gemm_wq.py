@@ -69,7 +69,7 @@ def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
         xe_ptrs += BLOCK_K
         q_ptrs += BLOCK_K // 2
         s_ptrs += 1
-    y_ptrs = y_ptr + offs_m[:, None] * sym + offs_n[None, :]
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
@@ -99,7 +99,7 @@ def _w8_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, sym,
         q_ptrs += BLOCK_K
     s = tl.load(s_ptr + rn).to(tl.float32)
     acc = acc * s[None, :]
-    y_ptrs = y_ptr + offs_m[:, None] * sym + offs_n[None, :]
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 

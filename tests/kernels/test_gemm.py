@@ -98,11 +98,17 @@ SHAPES = [(4096, 4096), (6144, 4096), (3584, 18944), (3072, 2048)]
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("M", [1, 16, 300, 2048])
 @pytest.mark.parametrize("N,K", SHAPES)
-def test_gemm_gpu(dtype, M, N, K):
-    _run_gemm("cuda", dtype, M, N, K)
+def test_gemm_gpu(M, N, K):
+    _run_gemm("cuda", torch.bfloat16, M, N, K)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("M", [5, 1000])
+def test_gemm_gpu_fp16(M):
+    _run_gemm("cuda", torch.float16, M, 4096, 4096)
 
 
 @pytest.mark.gpu
@@ -115,9 +121,8 @@ def test_gemm_fp8_gpu(mode, M):
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("M", [1, 16, 200])
-@pytest.mark.parametrize("N,K", [(14336, 4096), (4096, 14336)])
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 16, 4096, 14336),
+                                         (torch.bfloat16, 200, 14336, 4096), (torch.float16, 16, 14336, 4096)])
 def test_weight_only_gpu(dtype, M, N, K):
     x = torch.randn(M, K, dtype=dtype, device="cuda")
     w = torch.randn(N, K, dtype=dtype, device="cuda")

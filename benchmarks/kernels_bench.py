@@ -1,0 +1,360 @@
+"""Side-by-side speed of llmperf's bundled Triton kernels against the best library kernels.
+
+One run measures, on one GPU: HBM copy bandwidth (torch device copy) and a large cuBLAS GEMM (the
+two ceilings); bf16 GEMM vs torch.matmul (cuBLAS) over the layer shapes of Llama-3.1-8B,
+Qwen2.5-7B and Llama-3.2-1B for M = 1..16384; fp8 GEMM vs torch._scaled_mm; W4A16/W8A16 at decode
+M vs bf16 cuBLAS; prefill attention vs torch SDPA (flash and cuDNN backends, the faster counts);
+decode attention (contiguous, paged, fp8 KV) vs the measured copy bandwidth; add+RMSNorm and the
+copy kernel vs the copy bandwidth. FLOPs/bytes come from llmperf.ops.formulas. Every row carries
+the device metadata. Prints a table per section and a summary of the targets last; writes
+``kernels_bench.csv`` and ``kernels_summary.csv`` under --out.
+
+    python benchmarks/kernels_bench.py --out out/            # on a GPU
+    TRITON_INTERPRET=1 python benchmarks/kernels_bench.py --smoke --out /tmp/x   # plumbing check on CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+
+import torch
+
+import llmperf_kernels as lk
+from llmperf.ops.formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
+from llmperf_kernels._common import m_bucket
+from llmperf_kernels.attention_decode import attention_decode_bytes
+from llmperf_kernels.attention_prefill import _tuner as prefill_tuner
+from llmperf_kernels.gemm import _tuner as gemm_tuner
+from llmperf_kernels.gemm_fp8 import quantize_fp8
+from llmperf_kernels.membound import add_rmsnorm_bytes, copy_bytes
+
+MODELS = {  # name: (hidden, q_dim, kv_dim, ffn, vocab)
+    "llama3.1-8b": (4096, 4096, 1024, 14336, 128256),
+    "qwen2.5-7b": (3584, 3584, 512, 18944, 152064),
+    "llama3.2-1b": (2048, 2048, 512, 8192, 128256),
+}
+M_LIST = [1, 16, 256, 1024, 4096, 16384]
+COLS = ["section", "name", "impl", "dtype", "m", "n", "k", "batch", "q_len", "kv_len", "time_s",
+        "flops", "bytes", "tflop_per_s", "gb_per_s", "ratio", "config"]
+
+
+def layer_shapes(model):
+    h, q, kv, ffn, vocab = MODELS[model]
+    return {"qkv": (q + 2 * kv, h), "o": (h, q), "gate_up": (2 * ffn, h), "down": (h, ffn), "lm_head": (vocab, h)}
+
+
+class Recorder:
+    def __init__(self, out_dir, meta):
+        os.makedirs(out_dir, exist_ok=True)
+        self.meta = meta
+        self.rows = []
+        self.path = os.path.join(out_dir, "kernels_bench.csv")
+        self.f = open(self.path, "w", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=COLS + sorted(meta))
+        self.w.writeheader()
+
+    def add(self, **kw):
+        row = {c: kw.get(c, "") for c in COLS}
+        t = kw["time_s"]
+        if kw.get("flops"):
+            row["tflop_per_s"] = kw["flops"] / t / 1e12
+        if kw.get("bytes"):
+            row["gb_per_s"] = kw["bytes"] / t / 1e9
+        row.update(self.meta)
+        self.rows.append(row)
+        self.w.writerow(row)
+        self.f.flush()
+        return row
+
+
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0 and math.isfinite(x)]
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
+
+
+def _min(xs):
+    xs = list(xs)
+    return min(xs) if xs else float("nan")
+
+
+def T(fn, rep_ms):
+    return lk.time_fn(fn, rep_ms=rep_ms)
+
+
+# ----------------------------------------------------------------------------- sections
+def bench_ceilings(rec, dev, smoke, rep):
+    n = (1 << 20) if smoke else (1 << 29)  # 1 GiB of bf16 per buffer
+    src = torch.randn(n, dtype=torch.bfloat16, device=dev)
+    dst = torch.empty_like(src)
+    t = T(lambda: dst.copy_(src), rep)
+    bw = copy_bytes(n, 2) / t
+    rec.add(section="ceiling", name="torch_copy_1GiB", impl="torch", dtype="bf16", time_s=t, bytes=copy_bytes(n, 2))
+    s = 256 if smoke else 8192
+    a = torch.randn(s, s, dtype=torch.bfloat16, device=dev)
+    b = torch.randn(s, s, dtype=torch.bfloat16, device=dev)
+    t = T(lambda: a @ b, rep)
+    rec.add(section="ceiling", name=f"cublas_bf16_{s}^3", impl="torch", dtype="bf16", m=s, n=s, k=s, time_s=t,
+            flops=float(gemm_flops(s, s, s)))
+    print(f"[ceiling] copy {bw / 1e12:.3f} TB/s (read+write), cuBLAS bf16 {gemm_flops(s, s, s) / t / 1e12:.0f} TFLOP/s")
+    del src, dst
+    return bw
+
+
+def bench_membound(rec, dev, smoke, rep, bw):
+    out = {}
+    for mb in ([1] if smoke else [64, 256, 1024]):
+        n = mb * 2**20 // 2
+        src = torch.randn(n, dtype=torch.bfloat16, device=dev)
+        dst = torch.empty_like(src)
+        t = T(lambda: lk.copy(src, out=dst), rep)
+        r = rec.add(section="membound", name=f"copy_{mb}MB", impl="triton", dtype="bf16", time_s=t,
+                    bytes=copy_bytes(n, 2), ratio=copy_bytes(n, 2) / t / bw)
+        out[f"copy_{mb}MB"] = r["ratio"]
+    for T_, H in ([(8, 256)] if smoke else [(8192, 4096), (16384, 4096), (4096, 14336)]):
+        x = torch.randn(T_, H, dtype=torch.bfloat16, device=dev)
+        res = torch.randn_like(x)
+        wt = torch.randn(H, dtype=torch.bfloat16, device=dev)
+        y, h = torch.empty_like(x), torch.empty_like(x)
+        t = T(lambda: lk.add_rmsnorm(x, res, wt, out=y, residual_out=h), rep)
+        nb = add_rmsnorm_bytes(T_, H, 2)
+        r = rec.add(section="membound", name=f"add_rmsnorm_{T_}x{H}", impl="triton", dtype="bf16", m=T_, k=H,
+                    time_s=t, bytes=nb, ratio=nb / t / bw)
+        out[f"add_rmsnorm_{T_}x{H}"] = r["ratio"]
+    for k, v in out.items():
+        print(f"[membound] {k:28s} {v * 100:5.1f}% of copy bandwidth")
+    return out
+
+
+def bench_gemm(rec, dev, smoke, rep):
+    ratios = {}
+    models = ["llama3.2-1b"] if smoke else list(MODELS)
+    mlist = [1, 16, 40] if smoke else M_LIST
+    for model in models:
+        for lname, (N, K) in layer_shapes(model).items():
+            if smoke:
+                N, K = 64, 128
+            w = torch.randn(N, K, dtype=torch.bfloat16, device=dev) / K ** 0.5
+            for M in mlist:
+                x = torch.randn(M, K, dtype=torch.bfloat16, device=dev)
+                y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+                lk.gemm(x, w, out=y)  # tune
+                cfg = gemm_tuner.cache.get((m_bucket(M), N, K, x.dtype))
+                t_ours = T(lambda: lk.gemm(x, w, out=y, config=cfg), rep)
+                t_ref = T(lambda: torch.matmul(x, w.t()), rep)
+                fl, by = float(gemm_flops(M, N, K)), float(gemm_bytes(M, N, K, 2, 2, 2))
+                name = f"{model}.{lname}"
+                rec.add(section="gemm_bf16", name=name, impl="torch", dtype="bf16", m=M, n=N, k=K, time_s=t_ref, flops=fl, bytes=by)
+                r = rec.add(section="gemm_bf16", name=name, impl="triton", dtype="bf16", m=M, n=N, k=K, time_s=t_ours,
+                            flops=fl, bytes=by, ratio=t_ref / t_ours, config=str(cfg))
+                ratios[(name, M)] = r["ratio"]
+                print(f"[gemm bf16] {name:22s} M={M:<6d} N={N:<7d} K={K:<6d} ours {t_ours * 1e6:9.1f} us "
+                      f"cuBLAS {t_ref * 1e6:9.1f} us ratio {r['ratio']:.3f} {cfg}")
+            del w
+    return ratios
+
+
+def bench_fp8(rec, dev, smoke, rep):
+    ratios, ratios_small = {}, {}
+    shapes = {"llama3.1-8b." + k: v for k, v in layer_shapes("llama3.1-8b").items()}
+    shapes.update({"qwen2.5-7b." + k: v for k, v in layer_shapes("qwen2.5-7b").items() if k != "lm_head"})
+    mlist = [16, 64] if smoke else [16, 256, 1024, 4096, 16384]
+    for name, (N, K) in shapes.items():
+        if smoke:
+            N, K = 128, 256
+        wq, sw = quantize_fp8(torch.randn(N, K, device=dev), "row")
+        for M in mlist:
+            xq, sx = quantize_fp8(torch.randn(M, K, device=dev), "row")
+            y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+            lk.gemm_fp8(xq, wq, sx, sw, "row", out=y)
+            t_ours = T(lambda: lk.gemm_fp8(xq, wq, sx, sw, "row", out=y), rep)
+            sa, sb = sx.view(M, 1), sw.view(1, N)
+            t_refs = {}
+            for fast in (False, True):
+                try:
+                    t_refs[fast] = T(lambda: torch._scaled_mm(xq, wq.t(), scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                                              use_fast_accum=fast), rep)
+                except Exception as e:  # noqa: BLE001 - e.g. no fp8 on this device
+                    print(f"[fp8] torch._scaled_mm failed: {e!r}"[:200])
+            t_ref = min(t_refs.values()) if t_refs else float("nan")
+            fl, by = float(gemm_flops(M, N, K)), float(gemm_bytes(M, N, K, 1, 1, 2))
+            for fast, tr in t_refs.items():
+                rec.add(section="gemm_fp8", name=name, impl=f"torch_scaled_mm_fastacc{int(fast)}", dtype="fp8e4m3", m=M, n=N,
+                        k=K, time_s=tr, flops=fl, bytes=by)
+            r = rec.add(section="gemm_fp8", name=name, impl="triton_row", dtype="fp8e4m3", m=M, n=N, k=K, time_s=t_ours,
+                        flops=fl, bytes=by, ratio=t_ref / t_ours)
+            (ratios if M >= 256 else ratios_small)[(name, M)] = r["ratio"]
+            print(f"[gemm fp8] {name:22s} M={M:<6d} ours {t_ours * 1e6:9.1f} us scaled_mm {t_ref * 1e6:9.1f} us "
+                  f"ratio {r['ratio']:.3f} ({fl / t_ours / 1e12:.0f} TFLOP/s)")
+    return ratios, ratios_small
+
+
+def bench_weight_only(rec, dev, smoke, rep):
+    ratios = {}
+    shapes = [(128, 256)] if smoke else [(14336, 4096), (4096, 14336), (28672, 4096), (18944, 3584)]
+    for N, K in shapes:
+        w = torch.randn(N, K, dtype=torch.bfloat16, device=dev)
+        q4, s4 = lk.quantize_w4(w)
+        q8, s8 = lk.quantize_w8(w)
+        for M in [1, 16]:
+            x = torch.randn(M, K, dtype=torch.bfloat16, device=dev)
+            t_ref = T(lambda: torch.matmul(x, w.t()), rep)
+            lk.gemm_w4a16(x, q4, s4)
+            lk.gemm_w8a16(x, q8, s8)
+            t4 = T(lambda: lk.gemm_w4a16(x, q4, s4), rep)
+            t8 = T(lambda: lk.gemm_w8a16(x, q8, s8), rep)
+            name = f"{N}x{K}"
+            rec.add(section="gemm_wq", name=name, impl="torch_bf16", dtype="bf16", m=M, n=N, k=K, time_s=t_ref,
+                    flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 2, 2)))
+            r4 = rec.add(section="gemm_wq", name=name, impl="triton_w4a16", dtype="int4g128", m=M, n=N, k=K, time_s=t4,
+                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 4.125 / 8, 2)), ratio=t_ref / t4)
+            r8 = rec.add(section="gemm_wq", name=name, impl="triton_w8a16", dtype="int8", m=M, n=N, k=K, time_s=t8,
+                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 1 + 2 / K, 2)), ratio=t_ref / t8)
+            ratios[(name, M)] = r4["ratio"]
+            print(f"[weight-only] {name:12s} M={M:<3d} bf16 cuBLAS {t_ref * 1e6:7.1f} us  W4A16 {t4 * 1e6:7.1f} us "
+                  f"({r4['ratio']:.2f}x, {r4['gb_per_s']:.0f} GB/s)  W8A16 {t8 * 1e6:7.1f} us ({r8['ratio']:.2f}x)")
+    return ratios
+
+
+def bench_prefill(rec, dev, smoke, rep):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    import torch.nn.functional as F
+    ratios = {}
+    cases = [(1, 4, 2, 64, 64, True)] if smoke else [
+        (8, 32, 8, 2048, 128, True), (4, 32, 8, 4096, 128, True), (2, 32, 8, 8192, 128, True),
+        (1, 32, 8, 16384, 128, True), (4, 32, 8, 4096, 128, False), (4, 32, 8, 4096, 64, True),
+        (2, 16, 16, 4096, 256, True)]
+    for B, Hq, Hkv, S, D, causal in cases:
+        q = torch.randn(B, Hq, S, D, dtype=torch.bfloat16, device=dev)
+        k = torch.randn(B, Hkv, S, D, dtype=torch.bfloat16, device=dev)
+        v = torch.randn(B, Hkv, S, D, dtype=torch.bfloat16, device=dev)
+        o = torch.empty_like(q)
+        lk.attention_prefill(q, k, v, causal, out=o)
+        t_ours = T(lambda: lk.attention_prefill(q, k, v, causal, out=o), rep)
+        ke, ve = k.repeat_interleave(Hq // Hkv, 1), v.repeat_interleave(Hq // Hkv, 1)  # SDPA gets MHA K/V
+        t_sdpa = {}
+        for be in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION):
+            try:
+                with sdpa_kernel([be]):
+                    t_sdpa[be.name] = T(lambda: F.scaled_dot_product_attention(q, ke, ve, is_causal=causal), rep)
+            except Exception as e:  # noqa: BLE001
+                print(f"[prefill] SDPA {be.name} unavailable: {e!r}"[:160])
+        fl = float(attention_flops(B, Hq, S, S, D, D, causal=causal))
+        by = float(attention_io_bytes(B, Hq, Hkv, S, S, D, D, 2, 2))
+        name = f"B{B}_H{Hq}/{Hkv}_S{S}_D{D}_{'causal' if causal else 'full'}"
+        for be, t in t_sdpa.items():
+            rec.add(section="prefill", name=name, impl=f"sdpa_{be.lower()}", dtype="bf16", batch=B, q_len=S, kv_len=S,
+                    time_s=t, flops=fl, bytes=by)
+        best = min(t_sdpa.values()) if t_sdpa else float("nan")
+        cfg = [v for kk, v in prefill_tuner.cache.items() if kk[0] == D and kk[1] == causal]
+        r = rec.add(section="prefill", name=name, impl="triton", dtype="bf16", batch=B, q_len=S, kv_len=S, time_s=t_ours,
+                    flops=fl, bytes=by, ratio=best / t_ours, config=str(cfg[-1] if cfg else ""))
+        ratios[name] = r["ratio"]
+        sd = " ".join(f"{kk} {fl / vv / 1e12:.0f}" for kk, vv in t_sdpa.items())
+        print(f"[prefill] {name:34s} ours {fl / t_ours / 1e12:5.0f} TFLOP/s | SDPA {sd} | ratio {r['ratio']:.3f}")
+    return ratios
+
+
+def bench_decode(rec, dev, smoke, rep, bw):
+    res = {}
+    Hq, Hkv, D = 32, 8, 128
+    cases = [(2, 64, None, "bf16"), (2, 64, 16, "bf16")] if smoke else [
+        (1, 32768, None, "bf16"), (1, 131072, None, "bf16"), (1, 131072, 16, "bf16"), (1, 4096, None, "bf16"),
+        (16, 4096, None, "bf16"), (32, 4096, None, "bf16"), (64, 4096, 16, "bf16"), (32, 8192, None, "bf16"),
+        (32, 8192, 16, "bf16"), (32, 8192, 32, "bf16"), (32, 8192, 64, "bf16"), (32, 8192, None, "fp8"),
+        (32, 8192, 16, "fp8"), (128, 2048, 16, "bf16")]
+    for B, L, page, kvd in cases:
+        kdt = torch.float8_e4m3fn if kvd == "fp8" else torch.bfloat16
+        q = torch.randn(B, Hq, 1, D, dtype=torch.bfloat16, device=dev)
+        lens = torch.full((B,), L, dtype=torch.int32, device=dev)
+        if page is None:
+            k = torch.randn(B, Hkv, L, D, device=dev).to(kdt)
+            v = torch.randn(B, Hkv, L, D, device=dev).to(kdt)
+            bt = None
+        else:
+            nb = L // page
+            k = torch.randn(B * nb, page, Hkv, D, device=dev).to(kdt)
+            v = torch.randn(B * nb, page, Hkv, D, device=dev).to(kdt)
+            bt = torch.randperm(B * nb, device=dev).view(B, nb).int()  # pages scattered over the pool
+        o = torch.empty_like(q)
+        lk.attention_decode(q, k, v, lens, bt, out=o)
+        t = T(lambda: lk.attention_decode(q, k, v, lens, bt, out=o), rep)
+        by = attention_decode_bytes(B, Hq, Hkv, 1, L, D, 2, k.element_size(), page_size=page)
+        name = f"B{B}_L{L}_{'paged' + str(page) if page else 'contig'}_{kvd}"
+        r = rec.add(section="decode", name=name, impl="triton", dtype=kvd, batch=B, q_len=1, kv_len=L, time_s=t,
+                    bytes=by, flops=float(attention_flops(B, Hq, 1, L, D, D)), ratio=by / t / bw)
+        res[(B, L, page, kvd)] = r["ratio"]
+        print(f"[decode] {name:28s} {t * 1e6:8.1f} us {by / t / 1e9:7.0f} GB/s = {r['ratio'] * 100:5.1f}% of copy BW "
+              f"(floor {by / bw * 1e6:.1f} us)")
+        del k, v
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="directory for kernels_bench.csv and kernels_summary.csv")
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes (plumbing check, runs on CPU)")
+    ap.add_argument("--only", default="ceiling,membound,gemm,fp8,wq,prefill,decode")
+    ap.add_argument("--rep-ms", type=float, default=50.0)
+    a = ap.parse_args(argv)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu" and not a.smoke:
+        sys.exit("kernels_bench: no CUDA device; use --smoke for a CPU plumbing check.")
+    meta = lk.device_metadata()
+    print("device:", {k: meta[k] for k in ("device_name", "driver_version", "torch_version", "triton_version", "date_utc")})
+    rec = Recorder(a.out, meta)
+    torch.manual_seed(0)
+    only = set(a.only.split(","))
+    t0 = time.time()
+    bw = bench_ceilings(rec, dev, a.smoke, a.rep_ms)
+    summary = []
+
+    def target(name, value, goal, note=""):
+        summary.append({"target": name, "measured": value, "goal": goal, "met": bool(value >= goal), "note": note})
+
+    if "membound" in only:
+        mb = bench_membound(rec, dev, a.smoke, a.rep_ms, bw)
+        target("copy kernel >= 64 MB, min fraction of copy BW", _min(v for k, v in mb.items() if k.startswith("copy")), 0.85)
+        target("add+RMSNorm >= 64 MB, min fraction of copy BW", _min(v for k, v in mb.items() if k.startswith("add")), 0.85)
+    if "gemm" in only:
+        g = bench_gemm(rec, dev, a.smoke, a.rep_ms)
+        target("bf16 GEMM geomean torch/ours, M >= 256", geomean([v for (n, m), v in g.items() if m >= 256]), 0.95)
+        target("bf16 GEMM geomean torch/ours, M <= 16", geomean([v for (n, m), v in g.items() if m <= 16]), 0.90)
+    if "fp8" in only:
+        f8, f8s = bench_fp8(rec, dev, a.smoke, a.rep_ms)
+        target("fp8 GEMM geomean scaled_mm/ours, M >= 256", geomean(list(f8.values())), 0.90)
+        target("(info) fp8 GEMM geomean scaled_mm/ours, M = 16", geomean(list(f8s.values())), 0.0)
+    if "wq" in only:
+        wq = bench_weight_only(rec, dev, a.smoke, a.rep_ms)
+        target("W4A16 speed-up vs bf16 cuBLAS, M <= 16, min", _min(wq.values()), 2.5)
+        target("W4A16 speed-up vs bf16 cuBLAS, M <= 16, geomean", geomean(list(wq.values())), 2.5)
+    if "prefill" in only:
+        pf = bench_prefill(rec, dev, a.smoke, a.rep_ms)
+        sel = [v for n, v in pf.items() if "_D128_causal" in n]
+        target("prefill causal D128 S>=2048 geomean best-SDPA/ours", geomean(sel), 1.0)
+        target("prefill causal D128 S>=2048 min best-SDPA/ours", _min(sel), 1.0)
+    if "decode" in only:
+        dc = bench_decode(rec, dev, a.smoke, a.rep_ms, bw)
+        big = [v for (B, L, p, kd), v in dc.items() if B * L >= 65536 or a.smoke]
+        target("decode B*L >= 64k tokens, min fraction of copy BW", _min(big), 0.85)
+        b1 = [v for (B, L, p, kd), v in dc.items() if B == 1 and (L >= 32768 or a.smoke)]
+        target("decode batch 1 (L >= 32k), min fraction of copy BW (>= 1/1.1 = within 10% of floor)", _min(b1), 1 / 1.1)
+    rec.f.close()
+    spath = os.path.join(a.out, "kernels_summary.csv")
+    with open(spath, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["target", "measured", "goal", "met", "note"] + sorted(meta))
+        w.writeheader()
+        for s in summary:
+            w.writerow({**s, **meta})
+    print(f"\n=== summary ({meta['device_name']}, {meta['date_utc']}, {time.time() - t0:.0f} s) ===")
+    for s in summary:
+        print(f"{'MET ' if s['met'] else 'MISS'} {s['measured']:8.3f} (goal {s['goal']:.2f})  {s['target']}")
+    print("wrote", rec.path, spath)
+
+
+if __name__ == "__main__":
+    main()
