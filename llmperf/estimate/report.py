@@ -1,0 +1,122 @@
+"""The estimate report and the per-op table as tidy pandas DataFrames.
+
+``estimate_frame`` is vectorized: every scenario input may be an array (they broadcast), and
+the result has one row per scenario with the columns of :data:`ESTIMATE_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from llmperf.calibration import IDEAL, Calibration
+from llmperf.columns import ESTIMATE_COLUMNS, OP_COLUMNS
+from llmperf.cost import BOUNDS
+from llmperf.errors import LlmperfError
+from llmperf.estimate.latency import cost_per_million_tokens, request_metrics, step_cost
+from llmperf.estimate.memory import memory_breakdown
+from llmperf.estimate.params import parameter_counts
+from llmperf.ops.kv import kv_bytes_per_token
+from llmperf.specs.hardware import HardwareSpec
+from llmperf.specs.model import ModelSpec
+from llmperf.specs.workload import Step, Workload
+
+
+def check_context(model: ModelSpec, longest_tokens, allow_long_context: bool) -> None:
+    """Refuse contexts beyond ``max_position_embeddings`` unless explicitly allowed."""
+    longest = float(np.max(longest_tokens))
+    if longest > model.max_position_embeddings and not allow_long_context:
+        raise LlmperfError(
+            f"context of {longest:.0f} tokens exceeds {model.name}'s max_position_embeddings "
+            f"({model.max_position_embeddings}); shorten prompt/output/context or pass "
+            f"--allow-long-context")
+
+
+def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(),
+                   batch=1, prompt_len=1024, output_len=256, context_len=None,
+                   calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
+                   overlap: str = "max", allow_long_context: bool = False) -> pd.DataFrame:
+    """One row per scenario: params, memory and fit, TTFT, TPOT, request latency, throughput,
+    cost and the bound of each phase.
+
+    context_len: cached tokens of the decode step reported as ``tpot_s`` (default: prompt +
+    output - 1, the last step of the request). Memory is sized for prompt + output tokens.
+    """
+    b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
+    Step.of(b, p)  # validates batch >= 1, prompt >= 1
+    if np.any(o < 1) or np.any(o != np.floor(o)):
+        raise LlmperfError("output length must be a whole number >= 1")
+    ctx = p + o - 1 if context_len is None else np.broadcast_to(np.asarray(context_len, dtype=float), b.shape)
+    check_context(model, np.maximum(p + o, ctx + 1), allow_long_context)
+    price = hardware.price_usd_per_hour if price_usd_per_hour is None else price_usd_per_hour
+    if price is not None and price < 0:
+        raise LlmperfError("price per hour must not be negative")
+
+    req = request_metrics(model, hardware, workload, b, p, o, calibration, overlap)
+    decode = step_cost(model, hardware, workload, Step.decode(b, ctx), calibration, overlap)
+    mem = memory_breakdown(model, hardware, workload, b, p, p + o)
+    params = parameter_counts(model)
+    devices = workload.tensor_parallel
+    tpot = decode.step_time_s
+    out = {
+        "model": model.name, "hardware": hardware.name, "calibration": calibration.name,
+        "weights": workload.weights, "activations": workload.activations,
+        "kv_cache": workload.kv_cache, "tensor_parallel": devices,
+        "batch": b, "prompt_len": p, "output_len": o, "context_len": ctx,
+        "params_total": params["params_total"], "params_active": params["params_active"],
+        **{k: mem[k] for k in ("weight_bytes", "kv_cache_bytes", "activation_bytes",
+                               "total_memory_bytes", "usable_memory_bytes",
+                               "memory_capacity_bytes", "fits")},
+        "kv_cache_bytes_per_token": kv_bytes_per_token(model, workload.kv_format, workload.mla),
+        "prefill_flops": req["prefill_flops"], "decode_flops": decode.total("flops"),
+        "ttft_s": req["ttft_s"], "tpot_s": tpot, "mean_tpot_s": req["mean_tpot_s"],
+        "request_latency_s": req["request_latency_s"],
+        "throughput_tokens_per_s": req["throughput_tokens_per_s"],
+        "decode_tokens_per_s": b / tpot, "prefill_tokens_per_s": req["prefill_tokens_per_s"],
+        "prefill_bound": req["prefill_bound"], "decode_bound": decode.step_bound,
+        "price_usd_per_hour": price,
+        "cost_usd_per_1m_input_tokens": cost_per_million_tokens(price, devices, req["prefill_tokens_per_s"]),
+        "cost_usd_per_1m_output_tokens": cost_per_million_tokens(price, devices, req["throughput_tokens_per_s"]),
+    }
+    n = b.size
+    frame = pd.DataFrame({k: (np.broadcast_to(v, b.shape).ravel() if isinstance(v, np.ndarray)
+                              else [v] * n) for k, v in out.items()})
+    return frame[ESTIMATE_COLUMNS]
+
+
+def estimate(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(), **kwargs) -> dict:
+    """The estimate of one scenario as a plain dict (the JSON contract)."""
+    row = estimate_frame(model, hardware, workload, **kwargs).iloc[0].to_dict()
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def ops_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
+              calibration: Calibration = IDEAL, overlap: str = "max") -> pd.DataFrame:
+    """One row per op of one step (scalar step shapes), in execution order."""
+    if step.batch.size != 1:
+        raise LlmperfError("ops_frame needs a single scenario (scalar batch and lengths)")
+    cost = step_cost(model, hardware, workload, step, calibration, overlap)
+    rows = []
+    step_total = float(cost.step_time_s)
+    for i, op in enumerate(cost.ops):
+        flops, mem = float(op.flops), float(op.memory_bytes)
+        time = float(cost.time_s[i])
+        rows.append({
+            "model": model.name, "hardware": hardware.name, "calibration": cost.calibration,
+            "group": op.group, "op": op.name, "kind": op.kind, "count": op.count,
+            "compute_dtype": op.compute_dtype, "weight_dtype": op.weight_dtype,
+            "m": float(op.shape["m"]) if "m" in op.shape else np.nan,
+            "n": float(op.shape.get("n", np.nan)), "k": float(op.shape.get("k", np.nan)),
+            "flops": flops, "vector_flops": float(op.vector_flops),
+            "weight_bytes": float(op.weight_bytes), "act_in_bytes": float(op.act_in_bytes),
+            "act_out_bytes": float(op.act_out_bytes), "kv_read_bytes": float(op.kv_read_bytes),
+            "kv_write_bytes": float(op.kv_write_bytes), "comm_bytes": float(op.comm_bytes),
+            "memory_bytes": mem,
+            "arithmetic_intensity_flop_per_byte": (flops + float(op.vector_flops)) / mem if mem else np.nan,
+            "compute_time_s": float(cost.compute_s[i]), "memory_time_s": float(cost.memory_s[i]),
+            "comm_time_s": float(cost.comm_s[i]), "overhead_s": float(cost.overhead_s[i]),
+            "time_s": time, "total_time_s": time * op.count,
+            "time_share": time * op.count / step_total if step_total else 0.0,
+            "bound": BOUNDS[int(cost.bound_index[i])],
+        })
+    return pd.DataFrame(rows, columns=OP_COLUMNS)
