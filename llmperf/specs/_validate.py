@@ -36,7 +36,9 @@ def validate_spec(model: type[BaseModel], data: dict, where: str):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelled key shows up as "extra" plus "missing": report the misspelling first.
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             parent = model
