@@ -198,7 +198,7 @@ def test_family_field_names_from_config_json(tmp_path):
 
 @pytest.mark.parametrize("cfg,match", [
     ({"num_attention_heads": 5}, "multiple of"),
-    ({"hidden_size": -4}, "must not be negative"),
+    ({"hidden_size": -4}, "must be positive"),
     ({"num_hidden_layers": "many"}, "whole number"),
 ])
 def test_inconsistent_configs(tmp_path, cfg, match):

@@ -42,6 +42,51 @@ ep_size aux_loss_alpha seq_aux
 """.split())
 
 
+_INT_KEYS = frozenset("""
+hidden_size num_hidden_layers num_attention_heads num_key_value_heads head_dim vocab_size
+max_position_embeddings intermediate_size sliding_window max_window_layers sliding_window_pattern
+num_local_experts num_experts n_routed_experts num_experts_per_tok moe_intermediate_size
+n_shared_experts shared_expert_intermediate_size first_k_dense_replace moe_layer_freq
+decoder_sparse_step q_lora_rank kv_lora_rank qk_nope_head_dim qk_rope_head_dim v_head_dim n_embd
+n_layer n_head n_positions n_inner ffn_dim word_embed_proj_dim num_kv_heads ffn_hidden_size
+num_ln_in_parallel_attn
+""".split())
+_BOOL_KEYS = frozenset("""attention_bias mlp_bias tie_word_embeddings use_sliding_window
+enable_bias do_layer_norm_before multi_query parallel_attn bias new_decoder_architecture alibi
+""".split())
+_STR_KEYS = frozenset("model_type hidden_act hidden_activation activation_function topk_method".split())
+_LIST_KEYS = frozenset("architectures layer_types mlp_only_layers".split())
+_POSITIVE = frozenset("""hidden_size num_hidden_layers num_attention_heads num_key_value_heads
+head_dim vocab_size max_position_embeddings sliding_window_pattern num_experts_per_tok
+moe_layer_freq decoder_sparse_step n_embd n_layer n_head n_positions num_kv_heads""".split())
+
+
+def _clean(cfg: dict, where: str) -> dict:
+    """Drop nulls (HF writes ``null`` for "not set") and type-check every key we read."""
+    out = {}
+    for key, value in cfg.items():
+        if value is None:
+            continue
+        if key in _INT_KEYS:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SpecError(f"{where}: field '{key}' must be a whole number, got {value!r}")
+            if value < 0 or (value == 0 and key in _POSITIVE):
+                raise SpecError(f"{where}: field '{key}' must be "
+                                f"{'positive' if key in _POSITIVE else 'non-negative'}, got {value}")
+        elif key in _BOOL_KEYS and not isinstance(value, bool):
+            raise SpecError(f"{where}: field '{key}' must be true or false, got {value!r}")
+        elif key in _STR_KEYS and not isinstance(value, str):
+            raise SpecError(f"{where}: field '{key}' must be a string, got {value!r}")
+        elif key in _LIST_KEYS and not isinstance(value, list):
+            raise SpecError(f"{where}: field '{key}' must be a list, got {value!r}")
+        elif key == "mlp_only_layers" and not all(isinstance(i, int) for i in value):
+            raise SpecError(f"{where}: field 'mlp_only_layers' must list layer indices")
+        out[key] = value
+    return out
+
+
 def _need(cfg: dict, keys, where: str):
     missing = [k for k in keys if cfg.get(k) is None]
     if missing:
@@ -117,6 +162,9 @@ def model_spec_from_hf(raw: dict, name: str, where: str, strict: bool = False,
     if strict:
         check_yaml_keys(raw, where)
     cfg = _flatten_text_config({k: v for k, v in raw.items() if k != "llmperf"})
+    if "text_config" in raw and not isinstance(raw["text_config"], dict):
+        raise SpecError(f"{where}: field 'text_config' must be a mapping")
+    cfg = _clean(cfg, where)
     family = str(cfg.get("model_type") or "llama")
     arch = (cfg.get("architectures") or [family])[0]
     assumptions: list[str] = []

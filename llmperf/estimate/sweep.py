@@ -1,0 +1,136 @@
+"""Scenario grids: the estimate over models x hardware x dtypes x batch x lengths, one row each.
+
+Vectorized (DESIGN.md rule 5): Python loops run only over the spec combinations (model,
+hardware, weights, activations, KV dtype, tensor parallelism); the batch/prompt/output/context
+grid of each combination goes to :func:`llmperf.estimate_frame` as numpy arrays in one call.
+
+Semantics of the lengths: ``prompt_len`` P is the prefill (TTFT); ``output_len`` O the generated
+tokens (request latency, throughput); ``context_len`` C, when given, is the decode step reported
+as ``tpot_s``: one new token with C tokens already in the KV cache. Memory is sized for the
+longer of the request (P + O tokens) and that decode step (C + 1 tokens).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmperf.calibration import IDEAL, Calibration
+from llmperf.catalog import load_hardware, load_model
+from llmperf.columns import ESTIMATE_COLUMNS
+from llmperf.errors import LlmperfError
+from llmperf.estimate.memory import memory_breakdown
+from llmperf.estimate.report import estimate_frame
+from llmperf.specs.hardware import HardwareSpec
+from llmperf.specs.model import ModelSpec
+from llmperf.specs.workload import Workload
+
+# One row per scenario: the scenario inputs (model ... context_len) come first, then the results.
+SWEEP_COLUMNS = list(ESTIMATE_COLUMNS)
+
+_MEMORY_KEYS = ("weight_bytes", "kv_cache_bytes", "activation_bytes", "total_memory_bytes",
+                "usable_memory_bytes", "memory_capacity_bytes", "fits")
+
+
+def resolve_calibration(name: str, hardware: HardwareSpec) -> Calibration:
+    """``ideal`` (pure roofline) or ``auto`` (the GPU's calibration file when one can be loaded).
+
+    Loading measured calibrations is not implemented yet, so ``auto`` is ``ideal`` for now and
+    a path is refused with a one-line error. The name used is recorded in every row.
+    """
+    key = str(name).strip().lower()
+    if key in ("ideal", "auto"):
+        return IDEAL
+    raise LlmperfError(f"calibration files are not supported yet (got '{name}'); "
+                       f"use --calibration ideal or auto")
+
+
+def as_model(model: str | ModelSpec) -> ModelSpec:
+    return model if isinstance(model, ModelSpec) else load_model(str(model))
+
+
+def as_hardware(hardware: str | HardwareSpec) -> HardwareSpec:
+    return hardware if isinstance(hardware, HardwareSpec) else load_hardware(str(hardware))
+
+
+def scenario_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(),
+                   batch=1, prompt_len=1024, output_len=256, context_len=None,
+                   calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
+                   allow_long_context: bool = False) -> pd.DataFrame:
+    """:func:`llmperf.estimate_frame` with memory sized for the decode step at ``context_len``.
+
+    estimate_frame sizes the KV cache for prompt + output tokens even when ``context_len`` asks
+    for a longer decode step; a row that reports TPOT with C cached tokens must also report the
+    memory of holding them, so the memory columns are recomputed for max(P + O, C + 1) tokens.
+    (A no-op once the core sizes memory that way itself.)
+    """
+    frame = estimate_frame(model, hardware, workload, batch=batch, prompt_len=prompt_len,
+                           output_len=output_len, context_len=context_len,
+                           calibration=calibration, price_usd_per_hour=price_usd_per_hour,
+                           allow_long_context=allow_long_context)
+    if context_len is None:
+        return frame
+    b, p, o, c = (frame[k].to_numpy(dtype=float) for k in
+                  ("batch", "prompt_len", "output_len", "context_len"))
+    held = np.maximum(p + o, c + 1)
+    if np.all(held == p + o):
+        return frame
+    mem = memory_breakdown(model, hardware, workload, b, p, held)
+    for key in _MEMORY_KEYS:
+        frame[key] = np.asarray(mem[key])
+    return frame
+
+
+def _grid(batch, prompt_len, output_len, context_len) -> dict:
+    """Cartesian product of the length lists as flat float arrays (batch varies slowest)."""
+    axes = [np.atleast_1d(np.asarray(x, dtype=float)) for x in (batch, prompt_len, output_len)]
+    if context_len is not None:
+        axes.append(np.atleast_1d(np.asarray(context_len, dtype=float)))
+    if any(a.size == 0 for a in axes):
+        raise LlmperfError("every list of batch sizes and lengths needs at least one value")
+    mesh = [m.ravel() for m in np.meshgrid(*axes, indexing="ij")]
+    names = ["batch", "prompt_len", "output_len", "context_len"]
+    out = dict(zip(names, mesh))
+    out.setdefault("context_len", None)
+    return out
+
+
+def _as_list(values) -> list:
+    if isinstance(values, (str, int, float, ModelSpec, HardwareSpec)):
+        return [values]
+    return list(values)
+
+
+def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
+                prompt_len: Sequence = (1024,), output_len: Sequence = (256,),
+                context_len: Sequence | None = None, weights: Sequence = ("bf16",),
+                activations: Sequence = ("bf16",), kv_cache: Sequence = ("bf16",),
+                tensor_parallel: Sequence = (1,), attention: str = "flash",
+                calibration: str = "ideal", price_usd_per_hour: float | None = None,
+                allow_long_context: bool = False) -> pd.DataFrame:
+    """The estimate over the cartesian grid of every argument given as a list.
+
+    models / hardware: bundled names, spec file paths or loaded specs. batch and the lengths:
+    token counts (ints). context_len None: TPOT at the last step of the request (P + O - 1).
+    calibration: ``ideal`` or ``auto`` (see :func:`resolve_calibration`). Returns one row per
+    scenario with :data:`SWEEP_COLUMNS`, ordered model, hardware, dtypes, tp, batch, lengths.
+    """
+    grid = _grid(batch, prompt_len, output_len, context_len)
+    model_specs = [as_model(m) for m in _as_list(models)]
+    hw_specs = [as_hardware(h) for h in _as_list(hardware)]
+    combos = itertools.product(_as_list(weights), _as_list(activations), _as_list(kv_cache),
+                               _as_list(tensor_parallel))
+    workloads = [Workload(weights=w, activations=a, kv_cache=k, tensor_parallel=int(tp),
+                          attention=attention) for w, a, k, tp in combos]
+    frames = []
+    for model, hw, workload in itertools.product(model_specs, hw_specs, workloads):
+        frames.append(scenario_frame(model, hw, workload, **grid,
+                                     calibration=resolve_calibration(calibration, hw),
+                                     price_usd_per_hour=price_usd_per_hour,
+                                     allow_long_context=allow_long_context))
+    if not frames:
+        raise LlmperfError("nothing to sweep: give at least one model and one GPU")
+    return pd.concat(frames, ignore_index=True)[SWEEP_COLUMNS]

@@ -1,0 +1,236 @@
+"""Charts of llmperf's DataFrames on a matplotlib ``ax``: roofline, time breakdown, memory vs
+context, throughput-latency frontier.
+
+Every helper takes the ``ax`` to draw on and a frame from the library (``ops_table``,
+``memory_table``, ``sweep_frame``); nothing is estimated here. Only this module imports
+matplotlib, and :func:`figure` builds figures without pyplot (the Agg canvas), so the CLI never
+touches a GUI backend; in a notebook pass ``plt.subplots()`` axes instead.
+
+Roofline: Williams, Waterman, Patterson, "Roofline: an insightful visual performance model for
+multicore architectures", CACM 52(4), 2009: attainable FLOP/s = min(peak, bandwidth x intensity).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+KIND_COLORS = {
+    "gemm": "#1f77b4", "attention": "#d62728", "norm": "#2ca02c", "elementwise": "#9467bd",
+    "embedding": "#8c564b", "communication": "#ff7f0e",
+}
+CEILING_STYLES = {"fp32": ":", "tf32": "-.", "bf16": "-", "fp16": "-", "fp8": "--",
+                  "int8": "--", "int4": (0, (5, 1)), "fp4": (0, (5, 1))}
+MEMORY_COLORS = {"weight_bytes": "#4c72b0", "kv_cache_bytes": "#dd8452",
+                 "activation_bytes": "#55a868"}
+
+
+def figure(ncols: int = 1, width_in: float = 7.5, height_in: float = 5.0, sharey=False):
+    """A figure with ``ncols`` axes side by side, on the Agg canvas (no pyplot, no GUI)."""
+    fig = Figure(figsize=(width_in * ncols, height_in), layout="constrained")
+    axes = fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def save(fig, path) -> Path:
+    """Save ``fig`` to ``path`` (png, svg or pdf by suffix) through a temporary file beside it,
+    so the file appears only once it is complete."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{kind}", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=kind, dpi=150)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _eng(unit: str) -> EngFormatter:
+    return EngFormatter(unit=unit, places=0, sep=" ")
+
+
+def roofline_points(ops):
+    """Plottable ops: x = (tensor + vector FLOPs) / bytes, y = those FLOPs / op time (FLOP/s).
+
+    Ops without FLOPs or without memory traffic (embedding gathers, cache writes, collectives)
+    have no place on log axes; they are returned separately so the chart can name them.
+    """
+    work = ops["flops"].to_numpy(float) + ops["vector_flops"].to_numpy(float)
+    mem = ops["memory_bytes"].to_numpy(float)
+    time = ops["time_s"].to_numpy(float)
+    ok = (work > 0) & (mem > 0) & (time > 0)
+    shown = ops[ok].assign(intensity=work[ok] / mem[ok], achieved_flop_per_s=work[ok] / time[ok])
+    return shown, ops[~ok]
+
+
+def ceilings(ops, hardware) -> dict[str, float]:
+    """Peak FLOP/s per relevant dtype: bf16, every tensor dtype the ops compute in, fp32 vector."""
+    dtypes = ["bf16"] + sorted({d for d in ops["compute_dtype"] if d not in ("bf16", "fp32")})
+    out = {d: hardware.peak_flop_per_s(d) for d in dtypes}
+    out["fp32"] = hardware.vector_flop_per_s
+    return out
+
+
+def roofline(ax, ops, hardware, label_top: int = 5, title: str | None = None):
+    """Log-log roofline of one step: the memory slope, one ceiling per dtype with its ridge
+    point, and every op as a point (colour = kind, area = share of step time)."""
+    points, hidden = roofline_points(ops)
+    bw = hardware.memory_bandwidth_bytes_per_s
+    peaks = ceilings(ops, hardware)
+    ridges = {d: p / bw for d, p in peaks.items()}
+    xs = np.concatenate([points["intensity"].to_numpy(), list(ridges.values())])
+    x_lo, x_hi = 10 ** np.floor(np.log10(xs.min() / 3)), 10 ** np.ceil(np.log10(xs.max() * 5))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    top = max(peaks.values())
+    ax.plot([x_lo, top / bw], [bw * x_lo, top], color="black", lw=1.6,
+            label=f"memory: {bw / 1e12:.3g} TB/s", gid="memory")
+    for dtype, peak in sorted(peaks.items(), key=lambda kv: -kv[1]):
+        r = ridges[dtype]
+        ax.plot([r, x_hi], [peak, peak], color="black", lw=1.2, ls=CEILING_STYLES.get(dtype, "-"),
+                label=f"{dtype} peak", gid=f"ceiling:{dtype}")
+        ax.plot([r], [peak], marker="o", ms=5, mfc="white", mec="black", zorder=4,
+                gid=f"ridge:{dtype}")
+        name = f"{dtype} vector" if dtype == "fp32" else dtype
+        ax.annotate(f"{name} {peak / 1e12:.4g} TFLOP/s · ridge {r:.3g} FLOP/B", (x_hi, peak),
+                    xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
+                    fontsize=8)
+    for kind, group in points.groupby("kind", sort=False):
+        ax.scatter(group["intensity"], group["achieved_flop_per_s"],
+                   s=25 + 900 * group["time_share"].to_numpy(), c=KIND_COLORS.get(kind, "grey"),
+                   alpha=0.75, edgecolors="black", linewidths=0.5, zorder=5, label=kind,
+                   gid=f"ops:{kind}")
+    _label_heaviest(ax, points, label_top)
+    y_lo = min(points["achieved_flop_per_s"].min(), bw * x_lo) / 3 if len(points) else bw * x_lo
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, top * 3)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("attained performance (FLOP/s)")
+    ax.yaxis.set_major_formatter(_eng("FLOP/s"))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, markerscale=0.6)
+    ax.set_title(title or _roofline_title(ops), fontsize=10)
+    if len(hidden):
+        names = ", ".join(hidden["op"].unique())
+        ax.text(0.01, 0.99, f"not shown (no FLOPs or bytes): {names}", transform=ax.transAxes,
+                fontsize=7, va="top", color="dimgrey", wrap=True)
+    return ax
+
+
+def _label_heaviest(ax, points, n: int) -> None:
+    for _, row in points.nlargest(n, "time_share").iterrows():
+        ax.annotate(f"{row['op']} {100 * row['time_share']:.0f}%",
+                    (row["intensity"], row["achieved_flop_per_s"]), xytext=(6, -10),
+                    textcoords="offset points", fontsize=8, zorder=6)
+
+
+def _roofline_title(ops) -> str:
+    first = ops.iloc[0]
+    phase = f" · {first['phase']}" if "phase" in ops else ""
+    total = ops["total_time_s"].sum()
+    return f"{first['model']} on {first['hardware']}{phase} step: {total * 1e3:.3g} ms"
+
+
+def breakdown(ax, steps: dict):
+    """Stacked bars of step time by op kind (percent), one bar per step; ``steps`` maps a label
+    (``prefill``, ``decode``) to its per-op frame. The step time is written on each bar."""
+    kinds = [k for k in KIND_COLORS if any((f["kind"] == k).any() for f in steps.values())]
+    labels = list(steps)
+    shares = {k: [] for k in kinds}
+    for frame in steps.values():
+        by_kind = frame.groupby("kind")["total_time_s"].sum()
+        total = by_kind.sum()
+        for k in kinds:
+            shares[k].append(100 * by_kind.get(k, 0.0) / total if total else 0.0)
+    bottom = np.zeros(len(labels))
+    for k in kinds:
+        ax.bar(labels, shares[k], bottom=bottom, color=KIND_COLORS[k], label=k, width=0.6,
+               edgecolor="white", gid=f"kind:{k}")
+        for i, v in enumerate(shares[k]):
+            if v >= 4:
+                ax.text(i, bottom[i] + v / 2, f"{v:.0f}%", ha="center", va="center",
+                        fontsize=8, color="white")
+        bottom += shares[k]
+    for i, frame in enumerate(steps.values()):
+        ax.text(i, 101, f"{frame['total_time_s'].sum() * 1e3:.3g} ms", ha="center",
+                va="bottom", fontsize=9)
+    ax.set_ylim(0, 110)
+    ax.set_ylabel("share of step time (%)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    first = next(iter(steps.values())).iloc[0]
+    ax.set_title(f"{first['model']} on {first['hardware']}: time by op kind", fontsize=10)
+    return ax
+
+
+def memory(ax, frame):
+    """Stacked areas of weights, KV cache and activations over context for one batch, with the
+    usable-memory and capacity lines; ``frame`` is a ``memory_table`` of a single batch."""
+    frame = frame.sort_values("context_len")
+    ctx = frame["context_len"].to_numpy(float)
+    layers = [frame[k].to_numpy(float) / 1e9 for k in MEMORY_COLORS]
+    ax.stackplot(ctx, *layers, colors=list(MEMORY_COLORS.values()), alpha=0.85,
+                 labels=["weights", "KV cache", "activations"])
+    usable = frame["usable_memory_bytes"].iloc[0] / 1e9
+    capacity = frame["memory_capacity_bytes"].iloc[0] / 1e9
+    ax.axhline(capacity, color="black", lw=1.2, label=f"capacity {capacity:.3g} GB",
+               gid="capacity")
+    ax.axhline(usable, color="black", lw=1.0, ls="--", label=f"usable {usable:.3g} GB",
+               gid="usable")
+    limit = frame["max_context_len"].iloc[0]
+    if ctx.min() <= limit <= ctx.max():
+        ax.axvline(limit, color="red", lw=1, ls=":", label=f"max context {limit:,.0f}")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(_eng(""))
+    ax.set_xlim(ctx.min(), ctx.max())
+    ax.set_ylim(0, max(capacity, (sum(layers)).max()) * 1.1)
+    ax.set_xlabel("context (tokens per sequence)")
+    ax.set_ylabel("memory per device (GB)")
+    ax.legend(loc="upper left", fontsize=8)
+    first = frame.iloc[0]
+    ax.set_title(f"{first['model']} on {first['hardware']}: batch {first['batch']:.0f}, "
+                 f"weights {first['weights']}, KV {first['kv_cache']}", fontsize=10)
+    return ax
+
+
+FRONTIER_KEYS = ["model", "hardware", "weights", "activations", "kv_cache", "tensor_parallel"]
+
+
+def frontier(ax, frame):
+    """Throughput per device vs TPOT over batch, one line per (model, GPU, dtypes, TP);
+    points that do not fit in memory are hollow. ``frame`` is a ``sweep_frame``."""
+    varying = [k for k in FRONTIER_KEYS if frame[k].astype(str).nunique() > 1] or ["hardware"]
+    for key, group in frame.groupby(FRONTIER_KEYS, sort=False):
+        group = group.sort_values("batch")
+        x = group["tpot_s"].to_numpy(float) * 1e3
+        y = group["throughput_tokens_per_s"].to_numpy(float) / group["tensor_parallel"].to_numpy(float)
+        label = " ".join(str(dict(zip(FRONTIER_KEYS, key))[k]) for k in varying)
+        (line,) = ax.plot(x, y, lw=1.2, label=label)
+        fits = group["fits"].to_numpy(bool)
+        ax.scatter(x[fits], y[fits], color=line.get_color(), s=18, zorder=3)
+        ax.scatter(x[~fits], y[~fits], facecolors="none", edgecolors=line.get_color(), s=18,
+                   zorder=3)
+        for xi, yi, b in zip(x, y, group["batch"]):
+            ax.annotate(f"{b:.0f}", (xi, yi), xytext=(3, 3), textcoords="offset points",
+                        fontsize=7, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("TPOT (ms per output token, per user)")
+    ax.set_ylabel("output throughput per device (tokens/s)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, title="labels = batch; hollow = does not fit", title_fontsize=7)
+    first = frame.iloc[0]
+    ax.set_title(f"{first['model']}: prompt {first['prompt_len']:.0f}, output "
+                 f"{first['output_len']:.0f}", fontsize=10)
+    return ax
