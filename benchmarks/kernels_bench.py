@@ -112,6 +112,9 @@ def bench_membound(rec, dev, smoke, rep, bw):
         src = torch.randn(n, dtype=torch.bfloat16, device=dev)
         dst = torch.empty_like(src)
         t = T(lambda: lk.copy(src, out=dst), rep)
+        tt = T(lambda: dst.copy_(src), rep)
+        rec.add(section="membound", name=f"copy_{mb}MB", impl="torch", dtype="bf16", time_s=tt,
+                bytes=copy_bytes(n, 2), ratio=copy_bytes(n, 2) / tt / bw)
         r = rec.add(section="membound", name=f"copy_{mb}MB", impl="triton", dtype="bf16", time_s=t,
                     bytes=copy_bytes(n, 2), ratio=copy_bytes(n, 2) / t / bw)
         out[f"copy_{mb}MB"] = r["ratio"]
@@ -281,8 +284,8 @@ def bench_decode(rec, dev, smoke, rep, bw):
             v = torch.randn(B * nb, page, Hkv, D, device=dev).to(kdt)
             bt = torch.randperm(B * nb, device=dev).view(B, nb).int()  # pages scattered over the pool
         o = torch.empty_like(q)
-        lk.attention_decode(q, k, v, lens, bt, out=o)
-        t = T(lambda: lk.attention_decode(q, k, v, lens, bt, out=o), rep)
+        lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L)
+        t = T(lambda: lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L), rep)
         by = attention_decode_bytes(B, Hq, Hkv, 1, L, D, 2, k.element_size(), page_size=page)
         name = f"B{B}_L{L}_{'paged' + str(page) if page else 'contig'}_{kvd}"
         r = rec.add(section="decode", name=name, impl="triton", dtype=kvd, batch=B, q_len=1, kv_len=L, time_s=t,
@@ -344,6 +347,13 @@ def main(argv=None):
         b1 = [v for (B, L, p, kd), v in dc.items() if B == 1 and (L >= 32768 or a.smoke)]
         target("decode batch 1 (L >= 32k), min fraction of copy BW (>= 1/1.1 = within 10% of floor)", _min(b1), 1 / 1.1)
     rec.f.close()
+    with open(os.path.join(a.out, "kernels_tuning.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["tuner", "key", "config", "time_s", "error", "chosen"])
+        for tu in lk.harness.Tuner.registry:
+            for key, rows in tu.log.items():
+                for cfg, t, err in rows:
+                    w.writerow([tu.name, str(key), str(cfg), "" if t is None else t, err, cfg == tu.cache.get(key)])
     spath = os.path.join(a.out, "kernels_summary.csv")
     with open(spath, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["target", "measured", "goal", "met", "note"] + sorted(meta))

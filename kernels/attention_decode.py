@@ -21,7 +21,8 @@ the rows of one tile, so each KV head is read from HBM exactly once for its whol
 aware); it runs the FA2 online softmax over its slice and writes a partial output and its
 log-sum-exp (base 2). A second small kernel combines the splits with the LSE weights. When the
 grid is already large (many sequences x KV heads) one split is used and the kernel writes the
-final output directly (no second launch). splits ~= 2 * #SMs / (B*Hkv), slices >= 256 tokens.
+final output directly (no second launch). splits ~= 2 * #SMs / (B*Hkv), slices >= 256 tokens;
+(BLOCK_N, warps, stages) are tuned per shape key.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_tensor
-from .harness import is_interpreter
+from .harness import Tuner, is_interpreter
+
+_tuner = Tuner("attention_decode")
+# (BLOCK_N, num_warps, num_stages)
+_CANDS = [(64, 4, 3), (128, 4, 3), (64, 4, 4), (32, 4, 4), (128, 8, 2)]
+_CANDS_D256 = [(32, 4, 3), (64, 4, 2), (64, 8, 2), (16, 4, 4)]
 
 FP8 = torch.float8_e4m3fn
 
@@ -119,8 +125,13 @@ def _num_sms(device) -> int:
 
 
 def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_scale: float = 1.0,
-                     v_scale: float = 1.0, num_splits: int | None = None, out=None, block_n: int | None = None):
-    """Flash-decoding. Contiguous: k, v [B, Hkv, S, D]. Paged: k, v [blocks, block_size, Hkv, D] + block_table."""
+                     v_scale: float = 1.0, num_splits: int | None = None, out=None, block_n: int | None = None,
+                     max_kv_len: int | None = None):
+    """Flash-decoding. Contiguous: k, v [B, Hkv, S, D]. Paged: k, v [blocks, block_size, Hkv, D] + block_table.
+
+    ``max_kv_len`` (host int, an upper bound of kv_lens) avoids reading kv_lens back to the host --
+    a device sync that would dominate a ~10 us kernel; kv_lens is then trusted (not range-checked).
+    """
     dts = (torch.bfloat16, torch.float16)
     check_tensor(q, "q", 4, dts)
     paged = block_table is not None
@@ -150,42 +161,55 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
     else:
         check_tensor(kv_lens, "kv_lens", 1, (torch.int32,))
         check(kv_lens.shape[0] == B, f"kv_lens must have B = {B} entries, got {kv_lens.shape[0]}.")
-        max_len = int(kv_lens.max())
-        check(int(kv_lens.min()) >= Lq and max_len <= s_max,
-              f"every kv_len must be in [q_len={Lq}, capacity={s_max}], got {int(kv_lens.min())}..{max_len}.")
+        if max_kv_len is None:
+            max_len, min_len = int(kv_lens.max()), int(kv_lens.min())
+            check(min_len >= Lq and max_len <= s_max,
+                  f"every kv_len must be in [q_len={Lq}, capacity={s_max}], got {min_len}..{max_len}.")
+        else:
+            max_len = int(max_kv_len)
+            check(Lq <= max_len <= s_max, f"max_kv_len must be in [q_len={Lq}, capacity={s_max}], got {max_len}.")
     if out is None:
         out = torch.empty((B, Hq, Lq, D), dtype=q.dtype, device=q.device)
     check(tuple(out.shape) == (B, Hq, Lq, D) and out.dtype == q.dtype and out.is_contiguous(),
           f"out must be a contiguous {q.dtype} tensor of shape {(B, Hq, Lq, D)}.")
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
     interp = is_interpreter()
-    bn = block_n or (16 if interp else (64 if D <= 128 else 32))
     if num_splits is None:
         want = triton.cdiv(2 * _num_sms(q.device), B * Hkv)
         num_splits = max(1, min(want, triton.cdiv(max_len, 256), 128))
-    chunk = triton.cdiv(triton.cdiv(max_len, num_splits), bn) * bn
-    num_splits = triton.cdiv(max_len, chunk)
-    single = num_splits == 1
-    if single:
-        op = lse = out  # unused
-    else:
-        op = torch.empty((B, Hq, Lq, num_splits, D), dtype=torch.float32, device=q.device)
-        lse = torch.empty((B, Hq, Lq, num_splits), dtype=torch.float32, device=q.device)
     bt = block_table if paged else kv_lens
     if paged:
         ks, vs = (k.stride(0), k.stride(2), k.stride(1)), (v.stride(0), v.stride(2), v.stride(1))
     else:
         ks, vs = (k.stride(0), k.stride(1), k.stride(2)), (v.stride(0), v.stride(1), v.stride(2))
     block_r = max(16, triton.next_power_of_2(G * Lq))
-    _decode_kernel[(B * Hkv, num_splits)](
-        q, k, v, bt, kv_lens, out, op, lse, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
-        float(v_scale), chunk, num_splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
-        bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
-        D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
-        num_warps=4, num_stages=1 if interp else 3)
-    if not single:
-        _combine_kernel[(B * Hq * Lq,)](op, lse, out, num_splits, D=D,
-                                        SPLITS_P2=triton.next_power_of_2(num_splits), num_warps=4)
+
+    def launch(c):
+        bn, nw, ns = c
+        chunk = triton.cdiv(triton.cdiv(max_len, num_splits), bn) * bn
+        splits = triton.cdiv(max_len, chunk)
+        single = splits == 1
+        if single:
+            op = lse = out  # unused
+        else:
+            op = torch.empty((B, Hq, Lq, splits, D), dtype=torch.float32, device=q.device)
+            lse = torch.empty((B, Hq, Lq, splits), dtype=torch.float32, device=q.device)
+        _decode_kernel[(B * Hkv, splits)](
+            q, k, v, bt, kv_lens, out, op, lse, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
+            float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
+            bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
+            D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
+            num_warps=nw, num_stages=ns)
+        if not single:
+            _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D,
+                                            SPLITS_P2=triton.next_power_of_2(splits), num_warps=4)
+
+    if block_n is not None or interp:
+        cfg = (block_n or 16, 4, 1 if interp else 3)
+    else:
+        key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length())
+        cfg = _tuner.pick(key, _CANDS_D256 if D > 128 else _CANDS, launch)
+    launch(cfg)
     return out
 
 

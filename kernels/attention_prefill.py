@@ -17,7 +17,8 @@ divides by l once at the end. The softmax scale is folded with log2(e) into Q so
 uses exp2. The key range of a query tile is split into fully-visible tiles (no mask arithmetic)
 and boundary tiles (causal diagonal, window edge, ragged end), and tiles that are fully masked are
 never visited, so causal costs ~half of non-causal (FA2 §3.1). Causal programs are launched
-heaviest-first for load balance.
+heaviest-first for load balance. On Hopper, candidates that fetch K/V tiles through tensor
+descriptors (TMA; the approach of Triton's fused-attention tutorial) join the autotuned set.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_tensor
+from .gemm_tma import TensorDescriptor, tma_ok
 from .harness import Tuner, is_interpreter
 
 # (BLOCK_M, BLOCK_N, num_warps, num_stages) per head dim
@@ -38,15 +40,27 @@ _CONFIGS = {
     256: [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 2)],
 }
 _INTERP = [(16, 16, 4, 1)]
+# K/V through tensor descriptors (Hopper copy engine); needs contiguous k/v (a [B*Hkv*Skv, D] view)
+_TMA_CONFIGS = {
+    64: [(128, 64, 4, 3, "tma"), (128, 128, 8, 3, "tma")],
+    128: [(128, 64, 8, 3, "tma"), (128, 128, 8, 3, "tma"), (64, 64, 4, 3, "tma"), (128, 64, 4, 3, "tma")],
+    256: [(64, 64, 4, 2, "tma"), (128, 64, 8, 2, "tma")],
+}
 
 
 @triton.jit
 def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, offs_d, Skv, WINDOW,
-           MASKED: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, BLOCK_N: tl.constexpr):
+           k_desc, v_desc, row0,
+           MASKED: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, BLOCK_N: tl.constexpr,
+           USE_TMA: tl.constexpr):
     for s in range(start, end, BLOCK_N):
         kn = s + offs_n
         if MASKED:
             inb = kn < Skv
+        if USE_TMA:  # rows past Skv belong to the next head (finite) or are zero-filled: masked below
+            k = k_desc.load([row0 + s, 0])
+            v = v_desc.load([row0 + s, 0])
+        elif MASKED:
             k = tl.load(k_base + kn[:, None] * skn + offs_d[None, :], mask=inb[:, None], other=0.0)
             v = tl.load(v_base + kn[:, None] * svn + offs_d[None, :], mask=inb[:, None], other=0.0)
         else:
@@ -75,10 +89,10 @@ def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, 
 
 
 @triton.jit
-def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, GROUP, qk_scale, WINDOW,
+def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv, GROUP, qk_scale, WINDOW,
                     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr):
+                    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, USE_TMA: tl.constexpr):
     if CAUSAL:
         pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     else:
@@ -97,6 +111,8 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, GROUP, qk_scale, WI
     k_base = k_ptr + b * skb + hk * skh
     v_base = v_ptr + b * svb + hk * svh
     pos = offs_m + (Skv - Sq)
+    # first row of this KV head in the [B*Hkv*Skv, D] view (int32: TMA coordinates)
+    row0 = ((bh // Hq) * Hkv + (bh % Hq) // GROUP) * Skv
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
@@ -118,11 +134,11 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, GROUP, qk_scale, WI
     a = tl.minimum(tl.maximum(tl.cdiv(ulo, BLOCK_N) * BLOCK_N, lo_b), hi_b)
     z = tl.minimum(tl.maximum((uhi // BLOCK_N) * BLOCK_N, a), hi_b)
     acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, a, pos, offs_n, offs_d,
-                           Skv, WINDOW, True, CAUSAL, HAS_WINDOW, BLOCK_N)
+                           Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA)
     acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, a, z, pos, offs_n, offs_d,
-                           Skv, WINDOW, False, CAUSAL, HAS_WINDOW, BLOCK_N)
+                           Skv, WINDOW, k_desc, v_desc, row0, False, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA)
     acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, z, hi_b, pos, offs_n, offs_d,
-                           Skv, WINDOW, True, CAUSAL, HAS_WINDOW, BLOCK_N)
+                           Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA)
     o = acc / l_i[:, None]
     tl.store(o_ptr + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :],
              o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < Sq)
@@ -158,17 +174,25 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
           f"out must be a {q.dtype} tensor of shape {(B, Hq, Sq, D)} contiguous in D.")
 
     def launch(c):
-        bm, bn, nw, ns = c
+        bm, bn, nw, ns = c[:4]
+        tma = len(c) > 4
+        if tma:
+            kd = TensorDescriptor.from_tensor(k.view(B * Hkv * Skv, D), [bn, D])
+            vd = TensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D])
+        else:
+            kd, vd = k, v
         grid = (triton.cdiv(Sq, bm), B * Hq)
-        _prefill_kernel[grid](q, k, v, out, Sq, Skv, Hq, Hq // Hkv, scale * 1.4426950408889634,
+        _prefill_kernel[grid](q, k, v, out, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
                               0 if window is None else int(window),
                               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                               v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
                               D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal, HAS_WINDOW=window is not None,
-                              num_warps=nw, num_stages=ns)
+                              USE_TMA=tma, num_warps=nw, num_stages=ns)
 
     if config is None:
-        cands = _INTERP if is_interpreter() else _CONFIGS.get(D, _CONFIGS[128 if D > 64 else 64])
+        cands = _INTERP if is_interpreter() else list(_CONFIGS.get(D, _CONFIGS[128 if D > 64 else 64]))
+        if not is_interpreter() and k.is_contiguous() and v.is_contiguous() and tma_ok(k.view(-1, D), v.view(-1, D)):
+            cands += _TMA_CONFIGS.get(D, [])
         key = (D, causal, window is not None, q.dtype, _bucket(Sq), _bucket(Skv))
         config = _tuner.pick(key, cands, launch)
     launch(config)

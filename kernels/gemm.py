@@ -12,7 +12,8 @@ Small M (decode, M <= 16) is memory-bound on W: a "skinny" family with BLOCK_M =
 BLOCK_N (16-64) gives N/BLOCK_N >= #SMs programs, each streaming a contiguous slab of W with deep
 pipelining, so no split-K reduction is needed for the layer shapes of 1-8B models.
 
-Configs are chosen per (M bucket, N, K, dtype) by :class:`harness.Tuner` (M buckets: powers of two
+On Hopper, tensor-descriptor (TMA) and persistent variants (gemm_tma.py) join the candidates for
+M > 64. Configs are chosen per (M bucket, N, K, dtype) by :class:`harness.Tuner` (M buckets: powers of two
 16..4096, so M = 1...16384 map onto 9 keys per weight shape).
 """
 
@@ -23,6 +24,7 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_out, check_tensor, m_bucket
+from .gemm_tma import TMA_BF16, TMA_BF16_MID, launch_tma, tma_ok
 from .harness import Tuner, is_interpreter
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages), by M bucket.
@@ -37,8 +39,9 @@ _LARGE = [(128, 256, 64, 8, 8, 3), (128, 256, 64, 8, 8, 4), (256, 128, 64, 8, 8,
 _INTERP = [(16, 16, 32, 2, 4, 1)]
 
 
-def configs_for(m: int):
-    """Candidate configs for a token count m (pruned by M bucket to keep autotuning short)."""
+def configs_for(m: int, tma: bool = False):
+    """Candidate configs for a token count m (pruned by M bucket to keep autotuning short);
+    ``tma`` adds the tensor-descriptor configs of gemm_tma.py (Hopper+, aligned operands)."""
     if is_interpreter():
         return _INTERP
     b = m_bucket(m)
@@ -46,9 +49,9 @@ def configs_for(m: int):
         return _SKINNY
     if b <= 64:
         return _SMALL
-    if b <= 128:
-        return _MEDIUM
-    return _LARGE
+    if b <= 512:
+        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] if tma else [])
+    return _LARGE[:3] + (TMA_BF16 if tma else [])
 
 
 @triton.jit
@@ -93,6 +96,8 @@ _tuner = Tuner("gemm")
 
 
 def _launch(x, w, y, cfg):
+    if len(cfg) > 6:
+        return launch_tma(x, w, y, cfg)
     bm, bn, bk, gm, nw, ns = cfg
     M, K = x.shape
     N = w.shape[0]
@@ -119,7 +124,7 @@ def gemm(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None, conf
     y = check_out(out, (M, N), x.dtype, x.device)
     if config is None:
         key = (m_bucket(M), N, x.shape[1], x.dtype)
-        config = _tuner.pick(key, configs_for(M), lambda c: _launch(x, w, y, c))
+        config = _tuner.pick(key, configs_for(M, tma_ok(x, w, y)), lambda c: _launch(x, w, y, c))
     _launch(x, w, y, config)
     return y
 

@@ -13,7 +13,8 @@ Scale layouts (all float32):
     128-wide K step's MMA partial is scaled and added to the fp32 accumulator in registers
     ("promotion" to CUDA cores every 128 K, as DeepGEMM does).
 
-Algorithm otherwise as gemm.py (tiled, pipelined, grouped program order). Per-tensor uses the row
+Algorithm otherwise as gemm.py (tiled, pipelined, grouped program order; TMA/persistent
+candidates from gemm_tma.py on Hopper for the tensor/row modes). Per-tensor uses the row
 path with a zero stride, so it is one kernel specialisation less.
 """
 
@@ -24,6 +25,7 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_out, check_tensor, m_bucket
+from .gemm_tma import TMA_FP8, TMA_FP8_MID, launch_tma, tma_ok
 from .harness import Tuner, is_interpreter
 
 FP8 = torch.float8_e4m3fn
@@ -38,13 +40,19 @@ _BLOCK_SKINNY = [(16, 128, 128, 1, 4, 4), (16, 64, 128, 1, 4, 5)]
 _INTERP = [(16, 32, 128, 2, 4, 1)]
 
 
-def configs_for(m: int, block_scaled: bool):
+def configs_for(m: int, block_scaled: bool, tma: bool = False):
     if is_interpreter():
         return _INTERP
     b = m_bucket(m)
     if block_scaled:
         return _BLOCK_SKINNY if b <= 16 else _BLOCK
-    return _SKINNY if b <= 16 else _SMALL if b <= 128 else _LARGE
+    if b <= 16:
+        return _SKINNY
+    if b <= 64:
+        return _SMALL
+    if b <= 512:
+        return _SMALL + _LARGE[:2] + (TMA_FP8_MID + TMA_FP8[:2] if tma else [])
+    return _LARGE[:3] + (TMA_FP8 if tma else [])
 
 
 @triton.jit
@@ -98,6 +106,8 @@ _tuner = Tuner("gemm_fp8")
 
 
 def _launch(x, w, y, sx, sw, mode, cfg):
+    if len(cfg) > 6:
+        return launch_tma(x, w, y, cfg, sx, sw, int(mode == "row"), int(mode == "row"))
     bm, bn, bk, gm, nw, ns = cfg
     M, K = x.shape
     N = w.shape[0]
@@ -130,7 +140,8 @@ def gemm_fp8(x, w, sx, sw, mode: str = "row", out_dtype=torch.bfloat16, out=None
     y = check_out(out, (M, N), out_dtype, x.device)
     if config is None:
         key = (m_bucket(M), N, K, mode, out_dtype)
-        config = _tuner.pick(key, configs_for(M, mode == "block"), lambda c: _launch(x, w, y, sx, sw, mode, c))
+        cands = configs_for(M, mode == "block", mode != "block" and tma_ok(x, w, y))
+        config = _tuner.pick(key, cands, lambda c: _launch(x, w, y, sx, sw, mode, c))
     if mode == "block":
         check(config[2] == 128 and 128 % config[1] == 0, "block-scaled mode needs BLOCK_K == 128 and BLOCK_N dividing 128.")
     _launch(x, w, y, sx, sw, mode, config)

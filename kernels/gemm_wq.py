@@ -15,11 +15,14 @@ Layouts (documented here and in kernels/README.md):
 Algorithm: the tiled GEMM of gemm.py with BLOCK_K == G, so each K step covers one quantization
 group. The int4 byte tile [BLOCK_N, BLOCK_K/2] is split into low/high nibbles, which pair with the
 even/odd columns of x (two stride-2 loads of the small activation tile), so no interleave is needed.
-The codes q (0..15, exact in bf16/fp16) go straight into tensor-core MMAs; the zero point and the
-group scale are applied once per group on the fp32 partial: ``acc += (x_e q_lo^T + x_o q_hi^T -
-8 * rowsum(x)) * s[n]`` -- BLOCK_M*BLOCK_N multiplies per group instead of BLOCK_N*BLOCK_K (the
-same "dequantize after the MMA" idea as Marlin, Frantar et al. arXiv:2408.11743, which also
-motivates streaming W once with deep pipelining at M <= 16).
+Nibbles become bf16/fp16 (q - 8) with the magic-number trick (OR the code into the mantissa of
+128.0 / 1024.0 and subtract; no int->float converts), and the group scale is applied once per
+group to the fp32 partial: ``acc += (W_lo x_e^T + W_hi x_o^T) * s[n]`` -- BLOCK_M*BLOCK_N
+multiplies per group instead of BLOCK_N*BLOCK_K (both ideas as in Marlin, Frantar et al.
+arXiv:2408.11743). The product is computed transposed, y^T = W x^T, so the dequantized weight tile
+is the A operand (from registers) and the tiny activation tile is B. When N / BLOCK_N programs
+cannot fill the GPU (e.g. the 4096 x 14336 down projection), SPLIT_K programs share the K range
+and add fp32 partials atomically into a zeroed workspace that is then cast to the output dtype.
 """
 
 from __future__ import annotations
@@ -32,45 +35,66 @@ from ._common import check, check_out, check_tensor, m_bucket
 from .harness import Tuner, is_interpreter
 
 GROUP = 128
-# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages); W4 uses BLOCK_K = GROUP always.
-_W4_SKINNY = [(16, 64, 128, 4, 6), (16, 32, 128, 4, 8), (16, 128, 128, 4, 5), (16, 64, 128, 4, 4)]
-_W4_LARGE = [(64, 64, 128, 4, 4), (64, 128, 128, 4, 4), (128, 128, 128, 8, 3)]
+# W4: (BLOCK_M, BLOCK_N, BLOCK_K = GROUP, num_warps, num_stages, SPLIT_K); W8: the first five.
+_W4_SKINNY = [(16, 64, 128, 4, 4, 1), (16, 128, 128, 4, 4, 1), (16, 64, 128, 4, 4, 2), (16, 128, 128, 4, 4, 2),
+              (16, 64, 128, 4, 4, 4), (16, 128, 128, 8, 3, 1)]
+_W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _W8_SKINNY = [(16, 64, 256, 4, 4), (16, 32, 256, 4, 5), (16, 128, 128, 4, 5)]
 _W8_LARGE = [(64, 128, 64, 4, 4), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3)]
-_INTERP4 = [(16, 16, GROUP, 4, 1)]
+_INTERP4 = [(16, 16, GROUP, 4, 1, 2)]
 _INTERP8 = [(16, 16, 32, 4, 1)]
 
 
 @triton.jit
 def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+               SPLIT_K: tl.constexpr, IS_BF16: tl.constexpr):
+    # Computes the transposed tile y^T[BLOCK_N, BLOCK_M] = W[BLOCK_N, :] @ x^T so that the
+    # dequantized weights (in registers) are the MMA's A operand (wgmma reads A from registers on
+    # Hopper) and the tiny activation tile is B (N = BLOCK_M >= 16).
     pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    pid_k = tl.program_id(1)
+    pid_m = tl.program_id(2)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_h = tl.arange(0, BLOCK_K // 2)
     rm = offs_m % M
     rn = offs_n % N
-    xe_ptrs = x_ptr + rm[:, None] * sxm + 2 * offs_h[None, :]
-    q_ptrs = q_ptr + rn[:, None] * sqn + offs_h[None, :]
-    s_ptrs = s_ptr + rn * ssn
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for kt in range(0, K // BLOCK_K):
+    k_tiles = K // BLOCK_K
+    per = tl.cdiv(k_tiles, SPLIT_K)
+    kt0 = pid_k * per
+    kt1 = tl.minimum(kt0 + per, k_tiles)
+    q_ptrs = q_ptr + rn[:, None] * sqn + kt0 * (BLOCK_K // 2) + offs_h[None, :]
+    xe_ptrs = x_ptr + rm[None, :] * sxm + kt0 * BLOCK_K + 2 * offs_h[:, None]
+    s_ptrs = s_ptr + rn * ssn + kt0
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for kt in range(kt0, kt1):
+        p = tl.load(q_ptrs)
         xe = tl.load(xe_ptrs)
         xo = tl.load(xe_ptrs + 1)
-        p = tl.load(q_ptrs)
         s = tl.load(s_ptrs).to(tl.float32)
-        lo = (p & 15).to(xe.dtype)
-        hi = (p >> 4).to(xe.dtype)
-        part = tl.dot(xe, tl.trans(lo))
-        part = tl.dot(xo, tl.trans(hi), part)
-        xsum = tl.sum(xe.to(tl.float32), axis=1) + tl.sum(xo.to(tl.float32), axis=1)
-        acc += (part - 8.0 * xsum[:, None]) * s[None, :]
-        xe_ptrs += BLOCK_K
+        lo = (p & 15).to(tl.int16)
+        hi = (p >> 4).to(tl.int16)
+        # Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the
+        # bf16 number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8.
+        if IS_BF16:
+            wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+            wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+        else:
+            wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+            wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+        part = tl.dot(wl, xe)
+        part = tl.dot(wh, xo, part)
+        acc += part * s[:, None]
         q_ptrs += BLOCK_K // 2
+        xe_ptrs += BLOCK_K
         s_ptrs += 1
-    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    y_ptrs = y_ptr + offs_m[None, :].to(tl.int64) * sym + offs_n[:, None]
+    ymask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
+    if SPLIT_K == 1:
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
+    else:  # y is an fp32 workspace zeroed by the wrapper
+        tl.atomic_add(y_ptrs, acc, mask=ymask, sem="relaxed")
 
 
 @triton.jit
@@ -125,10 +149,14 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
     y = check_out(out, (M, N), x.dtype, x.device)
 
     def launch(c):
-        bm, bn, bk, nw, ns = c
-        grid = (triton.cdiv(N, bn), triton.cdiv(M, bm))
-        _w4_kernel[grid](x, qweight, scales, y, M, N, K, x.stride(0), qweight.stride(0), scales.stride(0),
-                         y.stride(0), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=nw, num_stages=ns)
+        bm, bn, bk, nw, ns, sk = c
+        grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
+        dst = y if sk == 1 else torch.zeros((M, N), dtype=torch.float32, device=x.device)
+        _w4_kernel[grid](x, qweight, scales, dst, M, N, K, x.stride(0), qweight.stride(0), scales.stride(0),
+                         dst.stride(0), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk,
+                         IS_BF16=x.dtype == torch.bfloat16, num_warps=nw, num_stages=ns)
+        if sk > 1:
+            y.copy_(dst)
 
     if config is None:
         cands = _INTERP4 if is_interpreter() else (_W4_SKINNY if M <= 16 else _W4_LARGE)

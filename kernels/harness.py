@@ -117,9 +117,13 @@ class Tuner:
     dropped. In the CPU interpreter, or when only one candidate is given, no timing is done.
     """
 
+    registry: list = []
+
     def __init__(self, name: str):
         self.name = name
         self.cache: dict = {}
+        self.log: dict = {}  # key -> [(config, seconds or None if it failed)]
+        Tuner.registry.append(self)
 
     def pick(self, key, candidates, launch):
         if key in self.cache:
@@ -128,11 +132,14 @@ class Tuner:
             self.cache[key] = candidates[0]
             return candidates[0]
         best, best_t = None, float("inf")
+        self.log[key] = []
         for cfg in candidates:
             try:
                 t = time_fn(lambda: launch(cfg), warmup_ms=3, rep_ms=15, min_reps=5, max_reps=200)
-            except Exception:  # noqa: BLE001 - e.g. out of shared memory: skip this candidate
+            except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: skip this candidate
+                self.log[key].append((cfg, None, repr(e)[:120]))
                 continue
+            self.log[key].append((cfg, t, ""))
             if t < best_t:
                 best, best_t = cfg, t
         if best is None:

@@ -6,7 +6,8 @@ pass: each program owns one row of H elements, loads x and residual once, reduce
 writes both outputs. Compulsory bytes: 4*T*H + H elements (see :func:`add_rmsnorm_bytes`).
 
 ``copy``: a streaming copy, flat over the elements, BLOCK elements per program with 16-byte
-vector accesses (the pointers are 16-byte aligned and the block is a multiple of 8 elements).
+vector accesses (the pointers are 16-byte aligned and the block is a multiple of 8 elements); the
+block size and warps are tuned per size bucket (8-64 KB per program).
 Bytes moved: 2 * numel * itemsize (read + write), the same count used for torch's device copy.
 """
 
@@ -17,7 +18,10 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_out, check_tensor
-from .harness import is_interpreter
+from .harness import Tuner, is_interpreter
+
+_copy_tuner = Tuner("copy")
+_COPY_CANDS = [(16384, 8), (32768, 8), (8192, 4), (65536, 16), (16384, 4)]  # (bytes per program, warps)
 
 
 @triton.jit
@@ -81,15 +85,26 @@ def _copy_kernel(src_ptr, dst_ptr, n, BLOCK: tl.constexpr):
 
 
 def copy(src: torch.Tensor, out: torch.Tensor | None = None, block: int | None = None, num_warps: int = 8):
-    """Streaming copy of a contiguous tensor (any dtype); returns ``out``."""
+    """Streaming copy of a contiguous tensor (any dtype); returns ``out``. ``block`` (elements per
+    program) forces a config; otherwise (bytes per program, warps) is tuned per power-of-two size."""
     check(isinstance(src, torch.Tensor) and src.is_contiguous(), "src must be a contiguous torch.Tensor.")
     dst = check_out(out, tuple(src.shape), src.dtype, src.device)
     n = src.numel()
-    if block is None:
-        block = 1024 if is_interpreter() else 16384 // src.element_size()
-    if n:
-        _copy_kernel[(triton.cdiv(n, block),)](src.reshape(-1), dst.reshape(-1), n, BLOCK=block,
-                                               num_warps=1 if is_interpreter() else num_warps)
+    if n == 0:
+        return dst
+
+    def launch(c):
+        blk = c[0] // src.element_size()
+        _copy_kernel[(triton.cdiv(n, blk),)](src.reshape(-1), dst.reshape(-1), n, BLOCK=blk, num_warps=c[1])
+
+    if block is not None:
+        cfg = (block * src.element_size(), num_warps)
+    elif is_interpreter():
+        cfg = (1024 * src.element_size(), 1)
+    else:
+        nbytes = n * src.element_size()
+        cfg = _copy_tuner.pick((1 << max(nbytes - 1, 1).bit_length(),), _COPY_CANDS, launch)
+    launch(cfg)
     return dst
 
 

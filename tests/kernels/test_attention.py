@@ -47,6 +47,17 @@ def test_prefill_does_not_expand_kv_and_reads_right_head(device):
         assert_close(o[:, h:h + 1], ref, F16)
 
 
+@pytest.mark.parametrize("causal,window", [(False, None), (True, None), (True, 9)])
+def test_prefill_tma_variant(device, causal, window):
+    """K/V via tensor descriptors (forced config); ragged Skv so tiles read past a head's end."""
+    cfg = (16, 16, 4, 1, "tma") if device == "cpu" else (128, 64, 8, 3, "tma")
+    q = torch.randn(2, 4, 45, 64, dtype=F16, device=device)
+    k = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
+    v = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
+    o = attention_prefill(q, k, v, causal, window, out=poisoned(q.shape, F16, device), config=cfg)
+    assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
+
+
 def test_prefill_rejects_bad_input():
     q = torch.randn(1, 6, 8, 32, dtype=F16)
     kv = torch.randn(1, 4, 8, 32, dtype=F16)

@@ -28,6 +28,27 @@ def test_gemm_fp16_ragged(device, M, N, K):
     _run_gemm(device, torch.float16, M, N, K)
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_gemm_tma_variant(device, persistent):
+    """The tensor-descriptor kernel (gemm_tma.py), forced, on ragged M and an N tail."""
+    cfg = (16, 16, 32, 2, 4, 1, "tma", persistent, persistent) if device == "cpu" else \
+        (64, 128, 64, 8, 4, 3, "tma", persistent, persistent)
+    M, N, K = 37, 200, 96
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    w = torch.randn(N, K, dtype=torch.float16, device=device)
+    y = gemm(x, w, out=poisoned((M, N), torch.float16, device), config=cfg)
+    assert_close(y, gemm_ref(x, w), torch.float16)
+
+
+def test_fp8_tma_variant(device):
+    cfg = (16, 16, 32, 2, 4, 1, "tma", True, True) if device == "cpu" else (64, 128, 128, 8, 4, 3, "tma", True, True)
+    M, N, K = 33, 136, 256
+    xq, sx = quantize_fp8(torch.randn(M, K, device=device), "row")
+    wq, sw = quantize_fp8(torch.randn(N, K, device=device), "row")
+    y = gemm_fp8(xq, wq, sx, sw, "row", out=poisoned((M, N), torch.bfloat16, device), config=cfg)
+    assert_close(y, gemm_fp8_ref(xq, wq, sx, sw, "row"), torch.bfloat16)
+
+
 def _fp8_case(device, mode, M, N, K):
     x = torch.randn(M, K, device=device)
     w = torch.randn(N, K, device=device)
