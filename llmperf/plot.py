@@ -24,6 +24,8 @@ KIND_COLORS = {
 }
 CEILING_STYLES = {"fp32": ":", "tf32": "-.", "bf16": "-", "fp16": "-", "fp8": "--",
                   "int8": "--", "int4": (0, (5, 1)), "fp4": (0, (5, 1))}
+CEILING_COLORS = {"fp32": "#7f7f7f", "tf32": "#7f7f7f", "bf16": "#b22222", "fp16": "#b22222",
+                  "fp8": "#6a3d9a", "int8": "#6a3d9a", "int4": "#b8860b", "fp4": "#b8860b"}
 MEMORY_COLORS = {"weight_bytes": "#4c72b0", "kv_cache_bytes": "#dd8452",
                  "activation_bytes": "#55a868"}
 
@@ -89,58 +91,128 @@ def roofline(ax, ops, hardware, label_top: int = 5, title: str | None = None):
     points, hidden = roofline_points(ops)
     bw = hardware.memory_bandwidth_bytes_per_s
     peaks = ceilings(ops, hardware)
-    ridges = {d: p / bw for d, p in peaks.items()}
-    xs = np.concatenate([points["intensity"].to_numpy(), list(ridges.values())])
+    xs = np.concatenate([points["intensity"].to_numpy(), [p / bw for p in peaks.values()]])
     x_lo, x_hi = 10 ** np.floor(np.log10(xs.min() / 3)), 10 ** np.ceil(np.log10(xs.max() * 5))
     ax.set_xscale("log")
     ax.set_yscale("log")
     top = max(peaks.values())
-    ax.plot([x_lo, top / bw], [bw * x_lo, top], color="black", lw=1.6,
-            label=f"memory: {bw / 1e12:.3g} TB/s", gid="memory")
+    ax.plot([x_lo, top / bw], [bw * x_lo, top], color="black", lw=2.0,
+            label=f"memory {bw / 1e12:.3g} TB/s", gid="memory")
     for dtype, peak in sorted(peaks.items(), key=lambda kv: -kv[1]):
-        r = ridges[dtype]
-        ax.plot([r, x_hi], [peak, peak], color="black", lw=1.2, ls=CEILING_STYLES.get(dtype, "-"),
-                label=f"{dtype} peak", gid=f"ceiling:{dtype}")
-        ax.plot([r], [peak], marker="o", ms=5, mfc="white", mec="black", zorder=4,
-                gid=f"ridge:{dtype}")
-        name = f"{dtype} vector" if dtype == "fp32" else dtype
-        ax.annotate(f"{name} {peak / 1e12:.4g} TFLOP/s · ridge {r:.3g} FLOP/B", (x_hi, peak),
-                    xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
-                    fontsize=8)
+        _ceiling(ax, dtype, peak, peak / bw, x_lo, x_hi)
     for kind, group in points.groupby("kind", sort=False):
         ax.scatter(group["intensity"], group["achieved_flop_per_s"],
                    s=25 + 900 * group["time_share"].to_numpy(), c=KIND_COLORS.get(kind, "grey"),
                    alpha=0.75, edgecolors="black", linewidths=0.5, zorder=5, label=kind,
                    gid=f"ops:{kind}")
-    _label_heaviest(ax, points, label_top)
     y_lo = min(points["achieved_flop_per_s"].min(), bw * x_lo) / 3 if len(points) else bw * x_lo
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, top * 3)
+    _label_heaviest(ax, points, label_top, n_legend=1 + len(peaks) + points["kind"].nunique())
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     ax.set_ylabel("attained performance (FLOP/s)")
     ax.yaxis.set_major_formatter(_eng("FLOP/s"))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, markerscale=0.6)
+    legend = ax.legend(loc="lower right", fontsize=8)
+    for handle in legend.legend_handles:
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([30])
     ax.set_title(title or _roofline_title(ops), fontsize=10)
     if len(hidden):
-        names = ", ".join(hidden["op"].unique())
-        ax.text(0.01, 0.99, f"not shown (no FLOPs or bytes): {names}", transform=ax.transAxes,
-                fontsize=7, va="top", color="dimgrey", wrap=True)
+        ax.text(0.01, 0.01, _hidden_note(hidden), transform=ax.transAxes, fontsize=7,
+                ha="left", va="bottom", color="dimgrey")
     return ax
 
 
-def _label_heaviest(ax, points, n: int) -> None:
+def _hidden_note(hidden) -> str:
+    """``not on the chart: embed_tokens, kv_cache_write (no FLOPs); 3 collectives (link-bound)``."""
+    comm = hidden["kind"] == "communication"
+    parts = []
+    if (~comm).any():
+        parts.append(", ".join(hidden.loc[~comm, "op"].unique()) + " (no FLOPs)")
+    if comm.any():
+        parts.append(f"{comm.sum()} collectives (link-bound)")
+    return "not on the chart: " + "; ".join(parts)
+
+
+def _ceiling(ax, dtype: str, peak: float, ridge: float, x_lo: float, x_hi: float) -> None:
+    """One compute ceiling from its ridge point to the right edge, labelled at the left (the
+    region above the memory slope, where no op can be) with a faint guide to the axis."""
+    style = CEILING_STYLES.get(dtype, "-")
+    color = CEILING_COLORS.get(dtype, "black")
+    name = "fp32 vector" if dtype == "fp32" else dtype
+    ax.plot([ridge, x_hi], [peak, peak], color=color, lw=1.5, ls=style,
+            label=f"{name} peak", gid=f"ceiling:{dtype}")
+    ax.plot([x_lo, ridge], [peak, peak], color=color, lw=0.6, ls=style, alpha=0.35)
+    ax.plot([ridge], [peak], marker="o", ms=5, mfc="white", mec=color, zorder=4,
+            ls="none", gid=f"ridge:{dtype}")
+    ax.annotate(f"{name} {peak / 1e12:.4g} TFLOP/s · ridge {ridge:.3g} FLOP/B", (x_lo, peak),
+                xytext=(4, 2), textcoords="offset points", ha="left", va="bottom", fontsize=8,
+                color=color)
+
+
+def _clusters(points, n: int) -> list[list]:
+    """The ``n`` ops with the largest time share, grouped when drawn at (almost) one spot."""
+    clusters: list[list] = []
     for _, row in points.nlargest(n, "time_share").iterrows():
-        ax.annotate(f"{row['op']} {100 * row['time_share']:.0f}%",
-                    (row["intensity"], row["achieved_flop_per_s"]), xytext=(6, -10),
-                    textcoords="offset points", fontsize=8, zorder=6)
+        xy = np.log10([row["intensity"], row["achieved_flop_per_s"]])
+        for cluster in clusters:
+            if np.all(np.abs(cluster[0] - xy) < 0.12):
+                cluster[1].append(row)
+                break
+        else:
+            clusters.append([xy, [row]])
+    return [rows for _, rows in clusters]
+
+
+def _label_heaviest(ax, points, n: int, n_legend: int) -> None:
+    """Name the heaviest ops; one boxed label per cluster, placed under the roof (below the
+    points, where no op can sit above the roofline) at the first spot that overlaps neither an
+    earlier label nor the legend. Positions are worked out in points on the axes."""
+    fig_w, fig_h = ax.figure.get_size_inches()
+    pos = ax.get_position()
+    w_pt, h_pt = fig_w * 72 * pos.width, fig_h * 72 * pos.height
+    (x0, x1), (y0, y1) = np.log10(ax.get_xlim()), np.log10(ax.get_ylim())
+    taken = [(w_pt - 125, 0, w_pt, 12.5 * n_legend + 8)]  # legend, lower right
+    for rows in _clusters(points, n):
+        text = "\n".join(f"{r['op']} {100 * r['time_share']:.0f}%" for r in rows)
+        px = (np.log10(rows[0]["intensity"]) - x0) / (x1 - x0) * w_pt
+        py = (np.log10(rows[0]["achieved_flop_per_s"]) - y0) / (y1 - y0) * h_pt
+        box_w = 4.4 * max(len(t) for t in text.split("\n")) + 8
+        box_h = 10.5 * len(rows) + 6
+        side = -1 if px > 0.6 * w_pt else 1
+        dx, dy = side * 28, -26
+        for cand_dy in (-26, -56, -86, -116, -146, 30, 60):
+            left = px + dx - (box_w if side < 0 else 0)
+            box = (left, py + cand_dy - box_h, left + box_w, py + cand_dy)
+            inside = box[0] >= 0 and box[2] <= w_pt and box[1] >= 0 and box[3] <= h_pt
+            if inside and not any(_overlap(box, t) for t in taken):
+                dy = cand_dy
+                break
+        left = px + dx - (box_w if side < 0 else 0)
+        taken.append((left, py + dy - box_h, left + box_w, py + dy))
+        ax.annotate(text, (rows[0]["intensity"], rows[0]["achieved_flop_per_s"]),
+                    xytext=(dx, dy), textcoords="offset points", fontsize=7.5, va="top",
+                    ha="right" if side < 0 else "left", zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="lightgrey", alpha=0.9),
+                    arrowprops=dict(arrowstyle="-", color="grey", lw=0.6))
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _roofline_title(ops) -> str:
+    """``model on hardware · decode step (batch 8, 1,279 cached tokens): 4.53 ms``."""
     first = ops.iloc[0]
-    phase = f" · {first['phase']}" if "phase" in ops else ""
     total = ops["total_time_s"].sum()
-    return f"{first['model']} on {first['hardware']}{phase} step: {total * 1e3:.3g} ms"
+    step = ""
+    if "phase" in ops:
+        if first["phase"] == "prefill":
+            step = f" · prefill step (batch {first['batch']:.0f} x {first['q_len']:,.0f} tokens)"
+        else:
+            step = f" · decode step (batch {first['batch']:.0f}, {first['past_len']:,.0f} cached tokens)"
+    return f"{first['model']} on {first['hardware']}{step}: {total * 1e3:.3g} ms"
 
 
 def breakdown(ax, steps: dict):

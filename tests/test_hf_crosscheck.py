@@ -329,15 +329,6 @@ def test_sliding_window_prefill_longer_than_window(name):
     assert ours == pytest.approx(H.hf_prefill_flops(model), **EXACT)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "llmperf bug: llmperf/ops/attention.py _core, naive branch, counts attention FLOPs (and "
-    "score bytes) over the full kv_len on sliding-window layers: attention_flops(..., kv, "
-    "causal=False). transformers' sliding-window cache (DynamicSlidingWindowLayer) keeps only "
-    "the last window-1 tokens, so eager attention in a decode step sees min(kv_len, window) "
-    "keys, the kv_vis that _core already uses for kv_read_bytes. Tiny Mistral, window 16, "
-    "decode at context 63, batch 2: llmperf 688,128 vs transformers 589,824 FLOPs (+98,304 = "
-    "4 layers x 2 x 2 x 4 heads x (64 - 16) x 32); Gemma-2-shaped (every other layer "
-    "sliding): +49,152."))
 @pytest.mark.parametrize("name", SWA_TINY)
 def test_sliding_window_decode_longer_than_window(name):
     """Decode at context 63 with a 16-token window: transformers keeps only the window in its

@@ -81,7 +81,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
                                context_len=parse_optional_length(context, "--context"),
                                calibration=sweep.resolve_calibration(calibration, g),
                                allow_long_context=allow_long_context) for p in phases]
-    fig, axes = plot.figure(len(frames), width_in=8.0, height_in=5.5)
+    fig, axes = plot.figure(len(frames), width_in=8.0, height_in=5.5, sharey=True)
     for ax, frame in zip(axes, frames):
         plot.roofline(ax, frame, g, label_top=labels)
     data = pd.concat(frames, ignore_index=True)

@@ -144,7 +144,8 @@ def ops_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Wor
               phase: str = "decode", batch: float = 1, prompt_len: float = 1024,
               context_len: float | None = None, output_len: float = 256,
               calibration: Calibration = IDEAL, allow_long_context: bool = False) -> pd.DataFrame:
-    """The per-op table of one step (:func:`llmperf.ops_frame`) with a leading ``phase`` column.
+    """The per-op table of one step (:func:`llmperf.ops_frame`) with the step beside each op:
+    ``phase``, ``batch``, ``q_len`` (new tokens per sequence), ``past_len`` (cached tokens).
 
     phase ``prefill``: batch x prompt_len new tokens, empty cache. phase ``decode``: one new
     token per sequence with context_len cached tokens (default prompt + output - 1, the last
@@ -160,5 +161,8 @@ def ops_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Wor
         check_context(model, float(ctx) + 1, allow_long_context)
         step = Step.decode(batch, ctx)
     frame = ops_frame(model, hardware, workload, step, calibration)
-    frame.insert(3, "phase", phase)
+    for i, (key, value) in enumerate((("phase", phase), ("batch", float(step.batch)),
+                                      ("q_len", float(step.q_len)),
+                                      ("past_len", float(step.past_len)))):
+        frame.insert(3 + i, key, value)
     return frame

@@ -1,9 +1,11 @@
 """Attention-block ops: projections, RoPE, KV-cache write, the attention core, output projection.
 
 GQA/MHA/MQA follow Ainslie et al. (arXiv:2305.13245); MLA follows DeepSeek-V2
-(arXiv:2405.04434 §2.1, "naive" = per-head K/V cached as in HF transformers and DeepSeek's
+(arXiv:2405.04434 §2.1): "naive" = per-head K/V cached and attended as MHA, as DeepSeek's
 reference ``attn_impl="naive"``; "absorbed" = latent cache with W_UK folded into the query and
-W_UV into the output, DeepSeek reference ``attn_impl="absorb"``).
+W_UV into the output, DeepSeek reference ``attn_impl="absorb"`` and vLLM/SGLang decode.
+(transformers 5.x does a third thing: it caches the latent and re-expands all of it through
+kv_b_proj every step; tests/test_hf_crosscheck.py checks that difference in closed form.)
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def _core(ctx: BuildContext, group: str, count: int, heads: int, kv_heads: int, 
         flops = attention_flops(b, heads, q, kv, qk_dim, v_dim, causal=True, window=window)
         scores_bytes, kernels = 0.0, 1
     else:
-        flops = attention_flops(b, heads, q, kv, qk_dim, v_dim, causal=False)
-        scores_bytes, kernels = 4.0 * b * heads * q * kv * ctx.io_bytes, 3
+        # HF's sliding-window cache holds only the window, so eager attention multiplies the
+        # full q x kv_vis score matrix (prefill: kv_vis = kv, masked but computed).
+        flops = attention_flops(b, heads, q, kv_vis, qk_dim, v_dim, causal=False)
+        scores_bytes, kernels = 4.0 * b * heads * q * kv_vis * ctx.io_bytes, 3
     compute = "fp16" if ctx.compute_dtype == "fp16" else "bf16"  # attention runs in 16-bit
     ctx.add(make_op(
         "attention", ATTENTION, group, count, ctx.grid, flops=flops, act_in_bytes=q_bytes + scores_bytes / 2,
