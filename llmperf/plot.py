@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter
+from matplotlib.ticker import EngFormatter, FuncFormatter, NullFormatter
 
 KIND_COLORS = {
     "gemm": "#1f77b4", "attention": "#d62728", "norm": "#2ca02c", "elementwise": "#9467bd",
@@ -61,6 +61,19 @@ def save(fig, path) -> Path:
 
 def _eng(unit: str) -> EngFormatter:
     return EngFormatter(unit=unit, places=0, sep=" ")
+
+
+def _tokens(value: float, _pos=None) -> str:
+    """Token counts as model cards write them: 65536 -> ``64k``, 1048576 -> ``1M``."""
+    if value >= 2**20 and value % 2**20 == 0:
+        return f"{value / 2**20:g}M"
+    if value >= 1024 and value % 1024 == 0:
+        return f"{value / 1024:g}k"
+    return f"{value:g}"
+
+
+def _plain(value: float, _pos=None) -> str:
+    return f"{value:g}"
 
 
 def roofline_points(ops):
@@ -219,7 +232,7 @@ def breakdown(ax, steps: dict):
     """Stacked bars of step time by op kind (percent), one bar per step; ``steps`` maps a label
     (``prefill``, ``decode``) to its per-op frame. The step time is written on each bar."""
     kinds = [k for k in KIND_COLORS if any((f["kind"] == k).any() for f in steps.values())]
-    labels = list(steps)
+    labels = [_step_label(name, frame) for name, frame in steps.items()]
     shares = {k: [] for k in kinds}
     for frame in steps.values():
         by_kind = frame.groupby("kind")["total_time_s"].sum()
@@ -246,6 +259,16 @@ def breakdown(ax, steps: dict):
     return ax
 
 
+def _step_label(name: str, frame) -> str:
+    """``prefill\nbatch 8 x 2,048`` / ``decode\nbatch 8, 8,192 cached`` when the frame says."""
+    if not {"batch", "q_len", "past_len"} <= set(frame.columns):
+        return name
+    first = frame.iloc[0]
+    if first["past_len"] == 0:
+        return f"{name}\nbatch {first['batch']:.0f} x {first['q_len']:,.0f} tokens"
+    return f"{name}\nbatch {first['batch']:.0f}, {first['past_len']:,.0f} cached"
+
+
 def memory(ax, frame):
     """Stacked areas of weights, KV cache and activations over context for one batch, with the
     usable-memory and capacity lines; ``frame`` is a ``memory_table`` of a single batch."""
@@ -264,7 +287,7 @@ def memory(ax, frame):
     if ctx.min() <= limit <= ctx.max():
         ax.axvline(limit, color="red", lw=1, ls=":", label=f"max context {limit:,.0f}")
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(_eng(""))
+    ax.xaxis.set_major_formatter(FuncFormatter(_tokens))
     ax.set_xlim(ctx.min(), ctx.max())
     ax.set_ylim(0, max(capacity, (sum(layers)).max()) * 1.1)
     ax.set_xlabel("context (tokens per sequence)")
@@ -298,6 +321,10 @@ def frontier(ax, frame):
                         fontsize=7, color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+    ax.xaxis.set_minor_formatter(FuncFormatter(_plain))
+    ax.yaxis.set_major_formatter(_eng(""))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("TPOT (ms per output token, per user)")
     ax.set_ylabel("output throughput per device (tokens/s)")
     ax.grid(True, which="both", alpha=0.25)
