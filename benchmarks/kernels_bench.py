@@ -25,7 +25,7 @@ import time
 import torch
 
 import llmperf_kernels as lk
-from llmperf.ops.formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
+from llmperf_kernels._formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
 from llmperf_kernels._common import m_bucket
 from llmperf_kernels.attention_decode import attention_decode_bytes
 from llmperf_kernels.attention_prefill import _tuner as prefill_tuner

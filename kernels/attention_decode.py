@@ -245,7 +245,7 @@ def attention_decode_bytes(batch, num_q_heads, num_kv_heads, q_len, kv_len, head
                            act_bytes_per_elem, kv_bytes_per_elem, page_size=None):
     """Compulsory bytes of decode attention: llmperf's attention_io_bytes plus, when paged, the
     block-table entries (4 bytes per page per sequence). kv_len may be an array (summed here)."""
-    from llmperf.ops.formulas import attention_io_bytes
+    from ._formulas import attention_io_bytes
     import numpy as np
 
     kv = np.asarray(kv_len, dtype=float)
