@@ -12,6 +12,7 @@ longer of the request (P + O tokens) and that decode step (C + 1 tokens).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Iterable, Sequence
 
@@ -53,7 +54,40 @@ def as_model(model: str | ModelSpec) -> ModelSpec:
 
 
 def as_hardware(hardware: str | HardwareSpec) -> HardwareSpec:
-    return hardware if isinstance(hardware, HardwareSpec) else load_hardware(str(hardware))
+    """A spec as is, or a bundled name/alias/prefix or YAML path through the catalog."""
+    if isinstance(hardware, HardwareSpec):
+        return hardware
+    bundled = _bundled_hardware_file(str(hardware))
+    return load_hardware(str(bundled) if bundled else str(hardware))
+
+
+@functools.lru_cache(maxsize=None)
+def _alias_files() -> dict:
+    """alias or id -> bundled hardware YAML, read with libyaml's C loader when present.
+
+    Startup shortcut: ``catalog.load_hardware`` builds its alias table with the pure-Python
+    YAML loader (~40 ms for 27 files, most of a CLI call's compute); the C loader takes ~5 ms.
+    Anything this table does not resolve exactly (prefixes, typos, paths) goes to the catalog,
+    which owns the matching rules and the error messages. Remove once the catalog is fast.
+    """
+    import yaml
+
+    from llmperf.catalog import hardware_dir
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    ids, aliases = {}, {}
+    for path in sorted(hardware_dir().glob("*.yaml")):
+        ids[path.stem.lower()] = path
+        data = yaml.load(path.read_text(), Loader=loader) or {}
+        for alias in data.get("aliases") or ():
+            aliases[str(alias).lower()] = path
+    return {**aliases, **ids}  # an id wins over an alias, as in the catalog
+
+
+def _bundled_hardware_file(name: str):
+    if "/" in name or name.endswith((".yaml", ".yml", ".json")):
+        return None
+    return _alias_files().get(name.strip().lower())
 
 
 def scenario_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(),
