@@ -12,9 +12,8 @@ from llmperf.cli import options as o
 from llmperf.cli._common import (choice, cli_errors, output_format, parse_length, parse_lengths,
                                  parse_names, parse_optional_length, parse_price, workload)
 
-MODEL_TABLE = ["model", "params_total", "params_active", "num_layers", "hidden_size",
-               "num_attention_heads", "num_kv_heads", "num_experts", "kv_cache_bytes_per_token",
-               "max_position_embeddings"]
+MODEL_TABLE = ["model", "params_total", "params_active", "num_layers", "num_attention_heads",
+               "num_kv_heads", "num_experts", "kv_cache_bytes_per_token", "max_position_embeddings"]
 HARDWARE_TABLE = ["hardware", "vendor", "memory_capacity_bytes", "memory_bandwidth_bytes_per_s",
                   "peak_bf16_flop_per_s", "peak_fp8_flop_per_s", "ridge_bf16_flop_per_byte",
                   "interconnect_bytes_per_s"]
@@ -36,8 +35,10 @@ def list_(what: Annotated[str, typer.Argument(help="models or hardware")],
     kind = choice(what, ("models", "hardware"), "llmperf list")
     frame = tables.models_table() if kind == "models" else tables.hardware_table()
     columns = MODEL_TABLE if kind == "models" else HARDWARE_TABLE
+    title = (f"{len(frame)} models (KV cache per token: all layers, bf16)" if kind == "models"
+             else f"{len(frame)} accelerators (dense peaks; link bandwidth per direction)")
     emit(frame, output_format(format, out), out,
-         lambda: frame_table(frame, columns, fold_constants=False))
+         lambda: frame_table(frame, columns, title=title, fold_constants=False))
 
 
 def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt = "1024",

@@ -18,7 +18,7 @@ from llmperf.cli._common import write_text
 # Short headers for the table view (cells carry their units).
 LABELS = {
     "throughput_tokens_per_s": "throughput", "decode_tokens_per_s": "decode tok/s",
-    "prefill_tokens_per_s": "prefill tok/s", "kv_cache_bytes_per_token": "KV/token",
+    "prefill_tokens_per_s": "prefill tok/s", "kv_cache_bytes_per_token": "KV cache",
     "cost_usd_per_1m_output_tokens": "$/1M out", "cost_usd_per_1m_input_tokens": "$/1M in",
     "total_memory_bytes": "memory", "weight_bytes": "weights", "kv_cache_bytes": "KV cache",
     "activation_bytes": "activations", "memory_capacity_bytes": "capacity",
@@ -28,7 +28,7 @@ LABELS = {
     "price_usd_per_hour": "price", "max_position_embeddings": "max pos",
     "arithmetic_intensity_flop_per_byte": "FLOP/B", "request_latency_s": "latency",
     "max_context_len": "max context", "params_total": "params", "params_active": "active",
-    "num_attention_heads": "heads", "num_kv_heads": "kv heads", "num_layers": "layers",
+    "num_attention_heads": "heads", "num_experts": "experts", "num_kv_heads": "kv heads", "num_layers": "layers",
     "tensor_parallel": "tp", "prompt_len": "prompt", "output_len": "output",
     "context_len": "context", "ttft_s": "TTFT", "tpot_s": "TPOT", "time_s": "time",
     "total_time_s": "time", "time_share": "share", "compute_dtype": "dtype", "count": "n",
