@@ -40,13 +40,13 @@ class IdealCalibration:
     name = "ideal"
 
     def compute_efficiency(self, op: Op, hardware: HardwareSpec) -> np.ndarray:
-        return np.ones_like(op.flops)
+        return 1.0
 
     def memory_efficiency(self, op: Op, hardware: HardwareSpec) -> np.ndarray:
-        return np.ones_like(op.flops)
+        return 1.0
 
     def communication_efficiency(self, op: Op, hardware: HardwareSpec) -> np.ndarray:
-        return np.ones_like(op.flops)
+        return 1.0
 
     def kernel_overhead_s(self, op: Op, hardware: HardwareSpec) -> float:
         return 0.0
@@ -68,13 +68,13 @@ class ConstantCalibration:
         self.name = name or f"constant:compute={compute:g},memory={memory:g},overhead={overhead_s:g}s"
 
     def compute_efficiency(self, op, hardware):
-        return np.full_like(op.flops, self.compute)
+        return self.compute
 
     def memory_efficiency(self, op, hardware):
-        return np.full_like(op.flops, self.memory)
+        return self.memory
 
     def communication_efficiency(self, op, hardware):
-        return np.full_like(op.flops, self.communication)
+        return self.communication
 
     def kernel_overhead_s(self, op, hardware):
         return self.overhead_s

@@ -22,48 +22,42 @@ from llmperf.ops.op import COMMUNICATION, Op
 from llmperf.specs.hardware import HardwareSpec
 
 BOUNDS = ("compute", "memory", "communication", "overhead")
+_FIELDS = ("flops", "vector_flops", "weight_bytes", "act_in_bytes", "act_out_bytes",
+           "kv_read_bytes", "kv_write_bytes", "comm_bytes")
 
 
 @dataclasses.dataclass(frozen=True)
 class StepCost:
-    """Per-op arrays stacked on axis 0 (shape [n_ops, *grid]) plus the ops they describe."""
+    """Per-op times (lists, one array per op, broadcastable to the grid) and step totals.
+
+    Per-op arrays are not stacked: over a million-scenario grid a stack of every op would cost
+    gigabytes, while the step totals are accumulated op by op.
+    """
 
     ops: list
     counts: np.ndarray          # [n_ops] instances per step
-    compute_s: np.ndarray       # per instance
-    memory_s: np.ndarray
-    comm_s: np.ndarray
-    overhead_s: np.ndarray
-    time_s: np.ndarray
-    bound_index: np.ndarray     # index into BOUNDS
+    compute_s: list             # per instance, one array per op
+    memory_s: list
+    comm_s: list
+    overhead_s: list
+    time_s: list
+    bound_index: list           # index into BOUNDS, one array per op
+    step_time_s: np.ndarray     # sum over ops of count x time, over the grid
+    bound_time_s: np.ndarray    # [len(BOUNDS), *grid] step time attributed to each bound
     calibration: str
-
-    def _total(self, per_instance: np.ndarray) -> np.ndarray:
-        return np.tensordot(self.counts, per_instance, axes=(0, 0))
-
-    @property
-    def step_time_s(self) -> np.ndarray:
-        """Time of the whole step over the grid."""
-        return self._total(self.time_s)
 
     def total(self, field: str) -> np.ndarray:
         """Step total of an op field (``flops``, ``weight_bytes`` ...) over the grid."""
-        return self._total(np.stack([getattr(o, field) for o in self.ops]))
+        return sum(getattr(o, field) * o.count for o in self.ops) + np.zeros(self.step_time_s.shape)
 
     def time_by_bound(self) -> dict[str, np.ndarray]:
         """Step time attributed to each bound (op times summed by their bound)."""
-        out = {}
-        weighted = self.counts.reshape((-1,) + (1,) * (self.time_s.ndim - 1)) * self.time_s
-        for i, name in enumerate(BOUNDS):
-            out[name] = np.where(self.bound_index == i, weighted, 0.0).sum(axis=0)
-        return out
+        return {name: self.bound_time_s[i] for i, name in enumerate(BOUNDS)}
 
     @property
     def step_bound(self) -> np.ndarray:
         """The bound that accounts for most of the step time, per grid point (strings)."""
-        by = self.time_by_bound()
-        stacked = np.stack([by[b] for b in BOUNDS])
-        return np.asarray(BOUNDS, dtype=object)[np.argmax(stacked, axis=0)]
+        return np.asarray(BOUNDS, dtype=object)[np.argmax(self.bound_time_s, axis=0)]
 
 
 def _peak(hardware: HardwareSpec, dtype: str) -> float:
@@ -80,31 +74,39 @@ def cost_ops(ops: list[Op], hardware: HardwareSpec, calibration: Calibration = I
     """
     if overlap not in ("max", "sum"):
         raise LlmperfError(f"overlap must be 'max' or 'sum', got '{overlap}'")
+    grid = np.broadcast_shapes(*(np.shape(getattr(o, f)) for o in ops for f in _FIELDS))
     bw = hardware.memory_bandwidth_bytes_per_s
     link = hardware.interconnect.per_direction_bytes_per_s if hardware.interconnect else None
-    rows = {k: [] for k in ("compute", "memory", "comm", "overhead")}
+    out = {k: [] for k in ("compute", "memory", "comm", "overhead", "time", "bound")}
+    step_time = np.zeros(grid)
+    bound_time = np.zeros((len(BOUNDS),) + grid)
     for op, eff_op in zip(ops, efficiency_ops or ops):
         e_c = calibration.compute_efficiency(eff_op, hardware)
         e_m = calibration.memory_efficiency(eff_op, hardware)
         tensor = op.flops / (_peak(hardware, op.compute_dtype) * e_c) if np.any(op.flops) else 0.0
-        vector = op.vector_flops / (hardware.vector_flop_per_s * e_c)
-        rows["compute"].append(np.broadcast_to(tensor + vector, op.flops.shape))
-        rows["memory"].append(op.memory_bytes / (bw * e_m))
+        vector = op.vector_flops / (hardware.vector_flop_per_s * e_c) if np.any(op.vector_flops) else 0.0
+        compute = np.asarray(tensor + vector, dtype=float)
+        memory = np.asarray(op.memory_bytes / (bw * e_m), dtype=float)
+        comm = np.zeros(())
         if op.kind == COMMUNICATION:
             if not link:
                 raise LlmperfError(f"{hardware.name} states no interconnect bandwidth; "
                                    f"use --tp 1 or add interconnect.bandwidth to its YAML")
-            e_l = calibration.communication_efficiency(eff_op, hardware)
-            rows["comm"].append(op.comm_bytes / (link * e_l))
-        else:
-            rows["comm"].append(np.zeros_like(op.flops))
-        rows["overhead"].append(np.full_like(op.flops, op.kernels * calibration.kernel_overhead_s(op, hardware)))
-    compute, memory, comm, overhead = (np.stack(rows[k]) for k in ("compute", "memory", "comm", "overhead"))
-    work = np.maximum(np.maximum(compute, memory), comm) if overlap == "max" else compute + memory + comm
-    time = work + overhead
-    terms = np.stack([compute, memory, comm, np.where(overhead > work, overhead, -1.0)])
-    bound = np.argmax(terms, axis=0)
-    if not np.all(np.isfinite(time)) or np.any(time < 0):
+            comm = np.asarray(op.comm_bytes / (link * calibration.communication_efficiency(eff_op, hardware)))
+        overhead = np.asarray(op.kernels * calibration.kernel_overhead_s(op, hardware), dtype=float)
+        work = np.maximum(np.maximum(compute, memory), comm) if overlap == "max" else compute + memory + comm
+        time = work + overhead
+        bound = np.argmax(np.stack(np.broadcast_arrays(compute, memory, comm,
+                                                       np.where(overhead > work, overhead, -1.0))), axis=0)
+        weighted = op.count * time
+        step_time = step_time + weighted
+        for i in range(len(BOUNDS)):
+            bound_time[i] += np.where(bound == i, weighted, 0.0)
+        for key, value in (("compute", compute), ("memory", memory), ("comm", comm),
+                           ("overhead", overhead), ("time", time), ("bound", bound)):
+            out[key].append(value)
+    if not np.all(np.isfinite(step_time)) or np.any(step_time < 0):
         raise LlmperfError("cost model produced a non-finite or negative time; check the specs")
     counts = np.asarray([o.count for o in ops], dtype=float)
-    return StepCost(ops, counts, compute, memory, comm, overhead, time, bound, calibration.name)
+    return StepCost(ops, counts, out["compute"], out["memory"], out["comm"], out["overhead"],
+                    out["time"], out["bound"], step_time, bound_time, calibration.name)

@@ -12,6 +12,10 @@ import difflib
 class LlmperfError(ValueError):
     """Bad user input (spec, name, workload). The message is one line, ready to print."""
 
+    def __init__(self, message: str):
+        # user-supplied values quoted in the message must not break it over several lines
+        super().__init__(" ".join(str(message).split()))
+
 
 class SpecError(LlmperfError):
     """A hardware/model/workload spec is malformed; the message names the file and the field."""

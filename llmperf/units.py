@@ -67,14 +67,14 @@ def parse_quantity(value: object, dimension: str) -> float:
                          f" (accepted: {allowed_units(dimension)})")
     m = _QUANTITY.match(value)
     if not m or m.group(2) is None:
-        raise ValueError(f"'{value}' needs a unit (accepted: {allowed_units(dimension)})")
+        raise ValueError(f"{value!r} needs a unit (accepted: {allowed_units(dimension)})")
     number, unit = float(m.group(1)), m.group(2).strip()
     factor = _unit_factor(unit, dimension)
     if factor is None:
-        raise ValueError(f"unknown unit '{unit}' in '{value}' (accepted: {allowed_units(dimension)})")
+        raise ValueError(f"unknown unit {unit!r} in {value!r} (accepted: {allowed_units(dimension)})")
     result = number * factor
     if not (result >= 0.0) or result == float("inf"):
-        raise ValueError(f"'{value}' must be a finite, non-negative quantity")
+        raise ValueError(f"{value!r} must be a finite, non-negative quantity")
     return result
 
 

@@ -134,4 +134,10 @@ def test_grid_shapes_broadcast():
     b = np.array([[1.0], [8.0]])
     ctx = np.array([[100.0, 1000.0, 10000.0]])
     ops = build_step_ops(m, Workload(), Step.decode(b, ctx))
-    assert all(o.flops.shape == (2, 3) for o in ops)
+    assert all(np.broadcast_shapes(o.flops.shape, (2, 3)) == (2, 3) for o in ops)
+    from llmperf import load_hardware
+    from llmperf.cost import cost_ops
+
+    cost = cost_ops(ops, load_hardware("h100-sxm"))
+    assert len(cost.time_s) == len(ops) and cost.step_time_s.shape == (2, 3)
+    assert cost.total("weight_bytes").shape == (2, 3)

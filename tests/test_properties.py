@@ -49,9 +49,10 @@ def test_times_finite_nonnegative_and_at_least_the_roofline(name, hw_name, batch
     m, hw = load_model(name), load_hardware(hw_name)
     cal = ConstantCalibration(e_c, e_m, overhead)
     cost = cost_ops(build_step_ops(m, Workload(), Step.of(batch, q_len, past)), hw, cal, overlap)
-    assert np.all(np.isfinite(cost.time_s)) and np.all(cost.time_s >= 0)
-    assert np.all(cost.time_s >= np.maximum(cost.compute_s, cost.memory_s) * (1 - 1e-12))
-    assert np.all(cost.compute_s >= 0) and np.all(cost.memory_s >= 0)
+    for t, c, mem in zip(cost.time_s, cost.compute_s, cost.memory_s):
+        assert np.all(np.isfinite(t)) and np.all(t >= 0)
+        assert np.all(t >= np.maximum(c, mem) * (1 - 1e-12))
+        assert np.all(c >= 0) and np.all(mem >= 0)
     assert np.isfinite(cost.step_time_s) and cost.step_time_s > 0
 
 

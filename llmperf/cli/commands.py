@@ -26,9 +26,12 @@ SWEEP_TABLE = ["model", "hardware", "weights", "activations", "kv_cache", "tenso
                "cost_usd_per_1m_output_tokens"]
 
 
-def list_(what: Annotated[str, typer.Argument(help="models or hardware")],
+def list_(what: Annotated[str, typer.Argument(metavar="models|hardware", help="What to list.")],
           format: o.Format = None, out: o.Out = None):
-    """List bundled models (params, layers, KV/token) or hardware (memory, bandwidth, peaks)."""
+    """List bundled models or hardware with their key figures.
+
+    models: params, layers, heads, KV-cache bytes per token; hardware: memory, bandwidth,
+    dense bf16/fp8 peaks, ridge point, link bandwidth."""
     from llmperf.cli.render import emit, frame_table
     from llmperf.estimate import tables
 
@@ -49,7 +52,10 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
              ops: Annotated[bool, typer.Option("--ops", help="Also show the per-op table of "
                                                "one step (csv/json: the per-op rows instead).")] = False,
              phase: o.Phase = "decode", format: o.Format = None, out: o.Out = None):
-    """One scenario: params, memory and fit, TTFT, TPOT, latency, throughput, cost.
+    """Estimate one scenario: memory, TTFT, TPOT, throughput, cost.
+
+    The report: params, memory breakdown and fit, TTFT, TPOT, request latency, throughput,
+    cost and the bound of each phase.
 
     The JSON output is the stable contract: exactly the keys of llmperf.columns.ESTIMATE_COLUMNS
     (SI units in the key names; null where a value does not apply)."""
@@ -80,15 +86,15 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
 
 def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
            context: Annotated[str, typer.Option(
-               "--context", help="KV-cache lengths, comma-separated [default: 1k, 4k, 16k, ... "
+               "--context", metavar="LIST", help="KV-cache lengths, comma-separated [default: 1k, 4k, 16k, ... "
                                  "up to the model's max_position_embeddings].")] = None,
            prompt: Annotated[str, typer.Option(
-               "--prompt", help="Tokens prefilled in one step, for the activation peak "
+               "--prompt", metavar="TOKENS", help="Tokens prefilled in one step, for the activation peak "
                                 "[default: decode only, as with chunked prefill].")] = None,
            weights: o.Weights = "bf16", activations: o.Activations = "bf16", kv: o.Kv = "bf16",
            tp: o.Tp = "1", allow_long_context: o.AllowLong = False,
            format: o.Format = None, out: o.Out = None):
-    """Memory per device over batch x context, max batch and max context that fit.
+    """Memory vs batch and context, with max batch and context.
 
     Weights, KV cache, activations and the fit verdict per (batch, context); max_batch is the
     largest batch that fits at the row's context, max_context_len the longest context that fits
@@ -128,7 +134,9 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
           kv: o.KvList = "bf16", tp: o.TpList = "1", attention: o.Attention = "flash",
           calibration: o.Calibration = "auto", price: o.Price = None,
           allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
-    """Estimates over the grid of every comma-separated option, one row per scenario.
+    """Estimate a grid of scenarios, one tidy row each.
+
+    The grid spans every comma-separated option.
 
     Rows hold the scenario inputs, then the estimate keys (as estimate's JSON). Write them with
     --out FILE.csv."""
@@ -146,7 +154,9 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
             kv: o.KvList = "bf16", tp: o.Tp = "1", attention: o.Attention = "flash",
             calibration: o.Calibration = "auto", price: o.Price = None,
             allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
-    """One model side by side on several GPUs (and dtypes): metrics x GPUs.
+    """One model on several GPUs (or dtypes), side by side.
+
+    Rows are metrics, columns GPUs.
 
     csv/json give the tidy rows (one per GPU, the estimate keys)."""
     from llmperf.cli.render import emit

@@ -10,54 +10,54 @@ from typing import Annotated, Optional
 import typer
 
 Model = Annotated[str, typer.Option(
-    "-m", "--model", help="Bundled model name (see `llmperf list models`) or a path to a "
+    "-m", "--model", metavar="NAME|PATH", help="Bundled model name (see `llmperf list models`) or a path to a "
                           "Hugging Face config.json / model YAML.")]
 Models = Annotated[str, typer.Option(
-    "-m", "--model", help="Comma-separated model names or spec paths.")]
+    "-m", "--model", metavar="NAMES", help="Comma-separated model names or spec paths.")]
 Gpu = Annotated[str, typer.Option(
-    "-g", "--gpu", help="Bundled accelerator name or alias (see `llmperf list hardware`) or a "
+    "-g", "--gpu", metavar="NAME|PATH", help="Bundled accelerator name or alias (see `llmperf list hardware`) or a "
                         "hardware YAML path.")]
 Gpus = Annotated[str, typer.Option(
-    "-g", "--gpu", help="Comma-separated accelerator names or hardware YAML paths.")]
+    "-g", "--gpu", metavar="NAMES", help="Comma-separated accelerator names or hardware YAML paths.")]
 
-Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per step.")]
-Batches = Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma-separated: 1,8,64.")]
+Batch = Annotated[str, typer.Option("--batch", "-b", metavar="N", help="Sequences per step.")]
+Batches = Annotated[str, typer.Option("--batch", "-b", metavar="LIST", help="Batch sizes, comma-separated: 1,8,64.")]
 Prompt = Annotated[str, typer.Option(
-    "--prompt", help="Prompt tokens prefilled per sequence (TTFT); 2048, 2k, 32K.")]
-Prompts = Annotated[str, typer.Option("--prompt", help="Prompt lengths, comma-separated.")]
+    "--prompt", metavar="TOKENS", help="Prompt tokens prefilled per sequence (TTFT); 2048, 2k, 32K.")]
+Prompts = Annotated[str, typer.Option("--prompt", metavar="LIST", help="Prompt lengths, comma-separated.")]
 Output = Annotated[str, typer.Option(
-    "--output", help="Generated tokens per sequence (request latency, throughput).")]
-Outputs = Annotated[str, typer.Option("--output", help="Output lengths, comma-separated.")]
+    "--output", metavar="TOKENS", help="Generated tokens per sequence (request latency, throughput).")]
+Outputs = Annotated[str, typer.Option("--output", metavar="LIST", help="Output lengths, comma-separated.")]
 Context = Annotated[Optional[str], typer.Option(
-    "--context", help="Tokens in the KV cache at the decode step reported as TPOT "
+    "--context", metavar="TOKENS", help="Tokens in the KV cache at the decode step reported as TPOT "
                             "[default: prompt + output - 1, the last step].")]
 Contexts = Annotated[Optional[str], typer.Option(
-    "--context", help="Decode contexts, comma-separated: 1k,8k,32k (TPOT at each).")]
+    "--context", metavar="LIST", help="Decode contexts, comma-separated: 1k,8k,32k (TPOT at each).")]
 
 Weights = Annotated[str, typer.Option(
-    "--weights", help="Weight dtype: bf16, fp16, fp8, fp8-block, int8, int4, int4-g64, nvfp4, mxfp4.")]
-WeightsList = Annotated[str, typer.Option("--weights", help="Weight dtypes, comma-separated.")]
+    "--weights", metavar="DTYPE", help="Weight dtype: bf16, fp16, fp8, fp8-block, int8, int4, int4-g64, nvfp4, mxfp4.")]
+WeightsList = Annotated[str, typer.Option("--weights", metavar="DTYPES", help="Weight dtypes, comma-separated.")]
 Activations = Annotated[str, typer.Option(
-    "--activations", help="Activation/compute dtype: bf16, fp16, fp8, int8, fp32.")]
+    "--activations", metavar="DTYPE", help="Activation/compute dtype: bf16, fp16, fp8, int8, fp32.")]
 ActivationsList = Annotated[str, typer.Option(
-    "--activations", help="Activation dtypes, comma-separated.")]
-Kv = Annotated[str, typer.Option("--kv", help="KV-cache dtype: bf16, fp16, fp8, int8, int4.")]
-KvList = Annotated[str, typer.Option("--kv", help="KV-cache dtypes, comma-separated.")]
-Tp = Annotated[str, typer.Option("--tp", help="Tensor-parallel devices per model replica.")]
-TpList = Annotated[str, typer.Option("--tp", help="Tensor-parallel sizes, comma-separated.")]
+    "--activations", metavar="DTYPES", help="Activation dtypes, comma-separated.")]
+Kv = Annotated[str, typer.Option("--kv", metavar="DTYPE", help="KV-cache dtype: bf16, fp16, fp8, int8, int4.")]
+KvList = Annotated[str, typer.Option("--kv", metavar="DTYPES", help="KV-cache dtypes, comma-separated.")]
+Tp = Annotated[str, typer.Option("--tp", metavar="N", help="Tensor-parallel devices per model replica.")]
+TpList = Annotated[str, typer.Option("--tp", metavar="LIST", help="Tensor-parallel sizes, comma-separated.")]
 Attention = Annotated[str, typer.Option(
-    "--attention", help="flash (fused, scores stay on chip) or naive (scores in memory).")]
+    "--attention", metavar="flash|naive", help="flash (fused, scores stay on chip) or naive (scores in memory).")]
 Calibration = Annotated[str, typer.Option(
-    "--calibration", help="ideal (pure roofline) or auto (the GPU's calibration when "
+    "--calibration", metavar="ideal|auto", help="ideal (pure roofline) or auto (the GPU's calibration when "
                           "available; ideal for now).")]
 Price = Annotated[Optional[float], typer.Option(
-    "--price", help="USD per device-hour, for the cost columns [default: the spec's price].")]
+    "--price", metavar="USD", help="USD per device-hour, for the cost columns [default: the spec's price].")]
 AllowLong = Annotated[bool, typer.Option(
     "--allow-long-context", help="Allow lengths beyond the model's max_position_embeddings.")]
 Phase = Annotated[str, typer.Option(
-    "--phase", help="Step to analyse: decode (at --context) or prefill (of --prompt).")]
+    "--phase", metavar="decode|prefill", help="Step to analyse: decode (at --context) or prefill (of --prompt).")]
 
 Format = Annotated[Optional[str], typer.Option(
-    "--format", "-f", help="table, csv or json [default: from the --out suffix, else table].")]
+    "--format", "-f", metavar="table|csv|json", help="table, csv or json [default: from the --out suffix, else table].")]
 Out = Annotated[Optional[Path], typer.Option(
-    "--out", help="Write to this file (created only on success) instead of stdout.")]
+    "--out", metavar="FILE", help="Write to this file (created only on success) instead of stdout.")]

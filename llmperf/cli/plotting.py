@@ -15,10 +15,10 @@ from llmperf.cli._common import (choice, cli_errors, parse_length, parse_lengths
                                  parse_optional_length, workload)
 
 ChartOut = Annotated[Path, typer.Option(
-    "--out", help="Chart file: .png, .svg or .pdf (created only on success).")]
+    "--out", metavar="FILE", help="Chart file: .png, .svg or .pdf (created only on success).")]
 DataFormat = Annotated[Optional[str], typer.Option(
-    "--format", "-f", help="Also print the plotted data: table, csv or json.")]
-Labels = Annotated[int, typer.Option("--labels", help="Name the N ops with the most time.")]
+    "--format", "-f", metavar="table|csv|json", help="Also print the plotted data: table, csv or json.")]
+Labels = Annotated[int, typer.Option("--labels", metavar="N", help="Name the N ops with the most time.")]
 FRONTIER_BATCHES = "1,2,4,8,16,32,64,128,256"
 
 
@@ -52,7 +52,7 @@ def _specs(model: str, gpu: str):
 
 def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
              phase: Annotated[str, typer.Option(
-                 "--phase", help="decode (at --context), prefill (of --prompt) or both "
+                 "--phase", metavar="decode|prefill|both", help="decode (at --context), prefill (of --prompt) or both "
                                  "(two panels).")] = "decode",
              batch: o.Batch = "1", prompt: o.Prompt = "1024", output: o.Output = "256",
              context: o.Context = None, weights: o.Weights = "bf16",
@@ -60,7 +60,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
              attention: o.Attention = "flash", calibration: o.Calibration = "auto",
              allow_long_context: o.AllowLong = False, labels: Labels = 5,
              format: DataFormat = None):
-    """Log-log roofline chart of one step, every op a point.
+    """Roofline chart of one step, every op a point.
 
     The memory slope, a ceiling per dtype (bf16, the compute dtype in use, fp32 vector) with
     its ridge point, and every op of the step at (FLOP/byte, attained FLOP/s)."""
@@ -94,7 +94,7 @@ def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
               tp: o.Tp = "1", attention: o.Attention = "flash",
               calibration: o.Calibration = "auto", allow_long_context: o.AllowLong = False,
               format: DataFormat = None):
-    """Stacked bars of step time by op kind for the prefill and the decode step."""
+    """Time by op kind, prefill vs decode (stacked bars)."""
     _check_chart_path(out)
     import pandas as pd
 
@@ -119,11 +119,11 @@ def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
 
 def memory(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
            max_context: Annotated[Optional[str], typer.Option(
-               "--max-context", help="Right end of the context axis [default: the model's "
+               "--max-context", metavar="TOKENS", help="Right end of the context axis [default: the model's "
                                      "max_position_embeddings].")] = None,
            weights: o.Weights = "bf16", activations: o.Activations = "bf16", kv: o.Kv = "bf16",
            tp: o.Tp = "1", allow_long_context: o.AllowLong = False, format: DataFormat = None):
-    """Memory per device vs context, stacked, with the capacity line.
+    """Memory vs context (stacked) against the capacity.
 
     Weights, KV cache and activations for one batch size."""
     _check_chart_path(out)
@@ -147,7 +147,7 @@ def frontier(model: o.Models, gpu: o.Gpus, out: ChartOut, batch: o.Batches = FRO
              kv: o.KvList = "bf16", tp: o.Tp = "1", attention: o.Attention = "flash",
              calibration: o.Calibration = "auto", allow_long_context: o.AllowLong = False,
              format: DataFormat = None):
-    """Throughput-latency frontier over batch, one line per GPU / dtype.
+    """Throughput vs TPOT over batch, one line per GPU/dtype.
 
     Output tokens/s per device against TPOT; hollow points do not fit in memory."""
     _check_chart_path(out)
@@ -173,7 +173,8 @@ def frontier(model: o.Models, gpu: o.Gpus, out: ChartOut, batch: o.Batches = FRO
 def register(app: typer.Typer) -> None:
     """Add ``roofline`` and the ``plot`` group to ``app``."""
     app.command()(cli_errors(roofline))
-    group = typer.Typer(no_args_is_help=True, help="Charts: breakdown, memory, frontier.")
+    group = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Charts: breakdown, memory, frontier.")
     for fn in (breakdown, memory, frontier):
         group.command()(cli_errors(fn))
     app.add_typer(group, name="plot")

@@ -73,8 +73,8 @@ def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, b
         limit = np.maximum(window - 1, p) if window else np.full_like(p, np.inf)
         n_lin = np.clip(limit - p + 1, 0.0, n)
         if overlap == "max":
-            a = np.stack([c0.compute_s[i], c0.memory_s[i], c0.comm_s[i]])
-            s = np.stack([c1.compute_s[i], c1.memory_s[i], c1.comm_s[i]]) - a
+            a = np.stack(np.broadcast_arrays(c0.compute_s[i], c0.memory_s[i], c0.comm_s[i], p)[:3])
+            s = np.stack(np.broadcast_arrays(c1.compute_s[i], c1.memory_s[i], c1.comm_s[i], p)[:3]) - a
             linear = _sum_max_affine(a, s, n_lin)
             x_end = np.where(np.isfinite(limit), limit - p, 0.0)
             flat = (n - n_lin) * np.max(a + s * x_end, axis=0)

@@ -1,7 +1,7 @@
 """One operation of a forward step: its work (FLOPs), its traffic (bytes by role) and its shape.
 
-Every numeric field is a float numpy array with the shape of the workload grid (a 0-d array for
-one scenario); ``count`` says how many identical instances run per step (the layers of a group),
+Every numeric field is a float numpy array broadcastable to the workload grid (scalars where a
+quantity does not vary, e.g. weight bytes); ``count`` says how many identical instances run per step (the layers of a group),
 so identical layers are computed once.
 """
 
@@ -78,10 +78,14 @@ def make_op(name: str, kind: str, group: str, count: int, grid_shape: tuple, *, 
             kv_read_bytes=0.0, kv_write_bytes=0.0, comm_bytes=0.0, compute_dtype="bf16",
             weight_dtype="", params=0.0, active_params=None, held_weight_bytes=0.0, kernels=1,
             shape=None) -> Op:
-    """Build an :class:`Op`, broadcasting every quantity to the grid shape as float arrays."""
+    """Build an :class:`Op`; every quantity is a float array broadcastable to ``grid_shape``."""
 
     def arr(x):
-        return np.broadcast_to(np.asarray(x, dtype=float), grid_shape)
+        # Kept at its own (broadcastable) shape: a weight size stays a scalar, so sweeps of a
+        # million scenarios only pay for the quantities that really vary over the grid.
+        a = np.asarray(x, dtype=float)
+        np.broadcast_shapes(a.shape, grid_shape)  # fails loudly on a shape bug
+        return a
 
     return Op(name=name, kind=kind, group=group, count=int(count), flops=arr(flops),
               vector_flops=arr(vector_flops), weight_bytes=arr(weight_bytes),
