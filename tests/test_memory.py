@@ -47,3 +47,13 @@ def test_vectorized_memory():
     out = memory_breakdown(m, hw, Workload(), np.array([1, 8, 64]), 512, np.array([1024, 1024, 1024]))
     assert out["kv_cache_bytes"].shape == (3,)
     assert np.all(np.diff(out["total_memory_bytes"]) > 0)
+
+
+def test_require_fit_gives_one_actionable_line():
+    from llmperf import estimate
+    from llmperf.errors import LlmperfError
+
+    m, hw = load_model("llama-3.1-405b"), load_hardware("h100-sxm")
+    with pytest.raises(LlmperfError, match=r"does not fit on h100-sxm5-80gb: needs .* GB.*--tp"):
+        estimate(m, hw, require_fit=True)
+    assert estimate(m, hw)["fits"] is False  # without require_fit the row says so

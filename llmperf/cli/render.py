@@ -109,8 +109,10 @@ def frame_table(frame, columns: list[str] | None = None, title: str | None = Non
         if frame[col].dtype.kind in "fiu":  # numbers never truncate; names may
             width = max([len(label)] + [len(t) for t in cells[col]])
             table.add_column(label, justify="right", no_wrap=True, min_width=width)
-        else:
-            table.add_column(label, no_wrap=True, overflow="ellipsis")
+        else:  # short words (kind, dtype, bound) stay whole; long names may be cut
+            longest = max([len(label)] + [len(t) for t in cells[col]])
+            table.add_column(label, no_wrap=True, overflow="ellipsis",
+                             min_width=longest if longest <= 14 else None)
     for i in range(len(frame)):
         table.add_row(*(cells[c][i] for c in shown))
     return table

@@ -115,12 +115,13 @@ def compare_table(frame):
     return table
 
 
-OPS_COLUMNS = ["group", "op", "kind", "count", "compute_dtype", "flops", "memory_bytes",
+OPS_COLUMNS = ["group", "op", "kind", "count", "compute_dtype", "memory_bytes",
                "arithmetic_intensity_flop_per_byte", "total_time_s", "time_share", "bound"]
 
 
 def ops_table(frame):
-    """The per-op table of one step (columns of :data:`OPS_COLUMNS`)."""
+    """The per-op table of one step (columns of :data:`OPS_COLUMNS`; the group only when an op
+    name repeats across groups, e.g. sliding vs full attention layers). time = time x count."""
     phase = frame["phase"].iloc[0] if "phase" in frame and len(frame) else ""
     total = frame["total_time_s"].sum()
     columns = OPS_COLUMNS if frame["op"].duplicated().any() else OPS_COLUMNS[1:]

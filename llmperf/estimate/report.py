@@ -35,12 +35,15 @@ def check_context(model: ModelSpec, longest_tokens, allow_long_context: bool) ->
 def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(),
                    batch=1, prompt_len=1024, output_len=256, context_len=None,
                    calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
-                   overlap: str = "max", allow_long_context: bool = False) -> pd.DataFrame:
+                   overlap: str = "max", allow_long_context: bool = False,
+                   require_fit: bool = False) -> pd.DataFrame:
     """One row per scenario: params, memory and fit, TTFT, TPOT, request latency, throughput,
     cost and the bound of each phase.
 
     context_len: cached tokens of the decode step reported as ``tpot_s`` (default: prompt +
     output - 1, the last step of the request). Memory is sized for prompt + output tokens.
+    require_fit: raise a one-line LlmperfError when a scenario does not fit in device memory
+    (the CLI's default for a single estimate; sweeps keep such rows with ``fits`` False).
     """
     b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
     Step.of(b, p)  # validates batch >= 1, prompt >= 1
@@ -52,9 +55,18 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     if price is not None and price < 0:
         raise LlmperfError("price per hour must not be negative")
 
+    mem = memory_breakdown(model, hardware, workload, b, p, p + o)
+    if require_fit and not np.all(mem["fits"]):
+        i = int(np.argmin(mem["fits"]))
+        need, have = mem["total_memory_bytes"].ravel()[i], mem["usable_memory_bytes"].ravel()[i]
+        raise LlmperfError(
+            f"{model.name} does not fit on {hardware.name}: needs {need / 1e9:.1f} GB per device "
+            f"(weights {mem['weight_bytes'].ravel()[i] / 1e9:.1f} GB, KV cache "
+            f"{mem['kv_cache_bytes'].ravel()[i] / 1e9:.1f} GB) but {have / 1e9:.1f} GB is usable; "
+            f"raise --tp, quantize (--weights int4/fp8, --kv fp8), lower --batch or the context, "
+            f"or pass --ignore-memory to estimate anyway")
     req = request_metrics(model, hardware, workload, b, p, o, calibration, overlap)
     decode = step_cost(model, hardware, workload, Step.decode(b, ctx), calibration, overlap)
-    mem = memory_breakdown(model, hardware, workload, b, p, p + o)
     params = parameter_counts(model)
     devices = workload.tensor_parallel
     tpot = decode.step_time_s
