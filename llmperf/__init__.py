@@ -18,7 +18,7 @@ from llmperf.estimate.latency import request_metrics, step_cost
 from llmperf.estimate.memory import (activation_bytes, kv_bytes, max_batch, max_context,
                                      memory_breakdown, weight_bytes)
 from llmperf.estimate.params import parameter_counts, parameter_table
-from llmperf.estimate.report import estimate, estimate_frame, ops_frame
+from llmperf.estimate.report import estimate, estimate_frame, layers_frame, ops_frame
 from llmperf.ops.builder import build_step_ops
 from llmperf.ops.kv import kv_bytes_per_token
 from llmperf.specs import HardwareSpec, ModelSpec, Workload
@@ -30,6 +30,6 @@ __all__ = [
     "IDEAL", "ConstantCalibration", "HardwareSpec", "LlmperfError", "ModelSpec", "Step",
     "Workload", "activation_bytes", "build_step_ops", "bundled_hardware_names",
     "bundled_model_names", "estimate", "estimate_frame", "kv_bytes", "kv_bytes_per_token",
-    "load_hardware", "load_model", "max_batch", "max_context", "memory_breakdown", "ops_frame",
+    "layers_frame", "load_hardware", "load_model", "max_batch", "max_context", "memory_breakdown", "ops_frame",
     "parameter_counts", "parameter_table", "request_metrics", "step_cost", "weight_bytes",
 ]

@@ -141,3 +141,15 @@ def test_grid_shapes_broadcast():
     cost = cost_ops(ops, load_hardware("h100-sxm"))
     assert len(cost.time_s) == len(ops) and cost.step_time_s.shape == (2, 3)
     assert cost.total("weight_bytes").shape == (2, 3)
+
+
+def test_layers_frame_sums_to_the_step():
+    from llmperf import layers_frame, load_hardware, ops_frame
+
+    m, hw = load_model("gemma-2-9b"), load_hardware("h100-sxm")
+    step = Step.decode(4, 5000)
+    layers = layers_frame(m, hw, Workload(), step)
+    ops = ops_frame(m, hw, Workload(), step)
+    assert list(layers["group"]) == ["embedding", "layers.sliding.dense", "layers.full.dense", "head"]
+    assert (layers["time_s"] * layers["layers"]).sum() == pytest.approx(ops["total_time_s"].sum())
+    assert layers["time_share"].sum() == pytest.approx(1.0)

@@ -89,8 +89,12 @@ def console(file=None, width: int | None = None):
 
 
 def frame_table(frame, columns: list[str] | None = None, title: str | None = None,
-                fold_constants: bool = True):
-    """A rich Table of ``frame``; columns constant over every row move into the caption."""
+                fold_constants: bool = True, sections: str | None = None):
+    """A rich Table of ``frame``; columns constant over every row move into the caption.
+
+    sections: a column whose value, when it changes, opens a titled section of rows (shown as
+    a bold row instead of a repeated column).
+    """
     from rich import box
     from rich.table import Table
 
@@ -112,8 +116,13 @@ def frame_table(frame, columns: list[str] | None = None, title: str | None = Non
         else:  # short words (kind, dtype, bound) stay whole; long names may be cut
             longest = max([len(label)] + [len(t) for t in cells[col]])
             table.add_column(label, no_wrap=True, overflow="ellipsis",
-                             min_width=longest if longest <= 14 else None)
+                             min_width=longest if longest <= 14 else None,
+                             max_width=None if longest <= 24 else 24)
+    previous = None
     for i in range(len(frame)):
+        if sections is not None and frame[sections].iloc[i] != previous:
+            previous = frame[sections].iloc[i]
+            table.add_row(f"[bold]{previous}[/bold]", *[""] * (len(shown) - 1))
         table.add_row(*(cells[c][i] for c in shown))
     return table
 

@@ -124,6 +124,7 @@ def ops_table(frame):
     name repeats across groups, e.g. sliding vs full attention layers). time = time x count."""
     phase = frame["phase"].iloc[0] if "phase" in frame and len(frame) else ""
     total = frame["total_time_s"].sum()
-    columns = OPS_COLUMNS if frame["op"].duplicated().any() else OPS_COLUMNS[1:]
-    return frame_table(frame, columns, fold_constants=False,
+    grouped = bool(frame["op"].duplicated().any())
+    return frame_table(frame, OPS_COLUMNS[1:], fold_constants=False,
+                       sections="group" if grouped else None,
                        title=f"{phase} step: {len(frame)} ops, {fmt.seconds(total)}")

@@ -132,3 +132,18 @@ def ops_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step
             "bound": BOUNDS[int(cost.bound_index[i])],
         })
     return pd.DataFrame(rows, columns=OP_COLUMNS)
+
+
+def layers_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
+                 calibration: Calibration = IDEAL, overlap: str = "max") -> pd.DataFrame:
+    """One row per layer group: FLOPs, bytes and time of ONE layer of the group, its count and
+    the group's share of the step (embedding and head are groups of one)."""
+    ops = ops_frame(model, hardware, workload, step, calibration, overlap)
+    per_layer = ["flops", "vector_flops", "weight_bytes", "act_in_bytes", "act_out_bytes",
+                 "kv_read_bytes", "kv_write_bytes", "comm_bytes", "memory_bytes", "time_s"]
+    frame = ops.groupby("group", sort=False).agg(
+        {**{c: "sum" for c in per_layer}, "count": "first", "total_time_s": "sum", "time_share": "sum"})
+    frame = frame.rename(columns={"count": "layers"}).reset_index()
+    frame.insert(0, "model", model.name)
+    frame.insert(1, "hardware", hardware.name)
+    return frame
