@@ -39,7 +39,7 @@ MODELS = {  # name: (hidden, q_dim, kv_dim, ffn, vocab)
     "llama3.2-1b": (2048, 2048, 512, 8192, 128256),
 }
 M_LIST = [1, 16, 256, 1024, 4096, 16384]
-COLS = ["section", "name", "impl", "dtype", "m", "n", "k", "batch", "q_len", "kv_len", "time_s",
+COLS = ["section", "name", "impl", "dtype", "m", "n", "k", "batch", "q_len", "kv_len", "time_s", "timing",
         "flops", "bytes", "tflop_per_s", "gb_per_s", "ratio", "config"]
 
 
@@ -61,6 +61,7 @@ class Recorder:
     def add(self, **kw):
         row = {c: kw.get(c, "") for c in COLS}
         t = kw["time_s"]
+        row["timing"] = _METHOD.get(t, "")
         if kw.get("flops"):
             row["tflop_per_s"] = kw["flops"] / t / 1e12
         if kw.get("bytes"):
@@ -82,8 +83,13 @@ def _min(xs):
     return min(xs) if xs else float("nan")
 
 
+_METHOD = {}  # time value -> "graph"/"eager" (how it was measured)
+
+
 def T(fn, rep_ms):
-    return lk.time_fn(fn, rep_ms=rep_ms)
+    t = lk.time_fn(fn, rep_ms=rep_ms)
+    _METHOD[t] = lk.harness.LAST_METHOD
+    return t
 
 
 # ----------------------------------------------------------------------------- sections

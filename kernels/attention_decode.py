@@ -49,7 +49,7 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
                    Hq, Hkv, Lq, G, qk_scale, v_scale, chunk, SPLITS,
                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
                    D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
-                   PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr):
+                   PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr, KV_FP8: tl.constexpr):
     bhk = tl.program_id(0)
     split = tl.program_id(1)
     b = bhk // Hkv
@@ -64,7 +64,9 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
     offs_d = tl.arange(0, D)
     q = tl.load(q_ptr + b64 * sqb + h[:, None] * sqh + i[:, None] * sqm + offs_d[None, :],
                 mask=rvalid[:, None], other=0.0)
-    q = (q * qk_scale).to(q.dtype)
+    # fp8 KV: compute in fp16 (e4m3 -> fp16 is one cvt per pair; -> bf16 would go through fp32)
+    cdt = tl.float16 if KV_FP8 else q.dtype
+    q = (q * qk_scale).to(cdt)
     pos = kv_len - Lq + i
     start = split * chunk
     end = tl.minimum(start + chunk, kv_len)
@@ -82,8 +84,8 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
         else:
             koff = b64 * skb + hk * skh + kn.to(tl.int64) * skn
             voff = b64 * svb + hk * svh + kn.to(tl.int64) * svn
-        k = tl.load(k_ptr + koff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(q.dtype)
-        v = tl.load(v_ptr + voff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(q.dtype)
+        k = tl.load(k_ptr + koff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(cdt)
+        v = tl.load(v_ptr + voff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(cdt)
         qk = tl.dot(q, tl.trans(k))
         qk = tl.where(inb[None, :] & (kn[None, :] <= pos[:, None]), qk, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(qk, 1))
@@ -91,7 +93,7 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
         p = tl.exp2(qk - m_sub[:, None])
         alpha = tl.exp2(m_i - m_sub)
         l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v).to(tl.float32)
+        acc = acc * alpha[:, None] + tl.dot(p.to(cdt), v).to(tl.float32)
         m_i = m_new
     has = l_i > 0
     o = tl.where(has[:, None], acc / tl.where(has, l_i, 1.0)[:, None], 0.0) * v_scale
@@ -199,7 +201,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
             bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
             D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
-            num_warps=nw, num_stages=ns)
+            KV_FP8=k.dtype == FP8, num_warps=nw, num_stages=ns)
         if not single:
             _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D,
                                             SPLITS_P2=triton.next_power_of_2(splits), num_warps=4)

@@ -22,6 +22,7 @@ import time
 import torch
 import triton
 
+LAST_METHOD = ""  # "graph" or "eager": how the last time_fn call measured
 _FLUSH_BYTES = 256 * 1024 * 1024  # > L2 of any current GPU (H100 50 MB, H200 60 MB, B200 126 MB)
 _flush_buf = None
 
@@ -38,13 +39,67 @@ def _flush_l2():
     _flush_buf.zero_()
 
 
-def time_fn(fn, *, warmup_ms: float = 20.0, rep_ms: float = 100.0, min_reps: int = 10,
-            max_reps: int = 1000, flush_l2: bool = True) -> float:
-    """Median wall time of ``fn()`` in seconds (device time between CUDA events on a GPU).
+def _time_graph(fn, rep_ms: float, min_reps: int, flush_l2: bool) -> float:
+    """Device time of fn from CUDA-graph replays (no host launch overhead in the numbers).
 
-    ``fn`` is called once first (compilation/autotuning stays out of the numbers), then for about
-    ``warmup_ms``, then ``clamp(rep_ms / estimate, min_reps, max_reps)`` timed repetitions, each
-    preceded (outside the timed region) by an L2 flush when ``flush_l2``.
+    Two graphs are captured: n x (L2 flush, fn) and n x (L2 flush); each is replayed many times
+    (alternating), each replay timed with events, and the difference of the medians divided by n
+    is fn's time. The flush writes 2 x L2 bytes (evicting everything fn left in L2).
+    """
+    l2 = max(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0), 8 << 20)
+    buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device="cuda")
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(3):
+        fn()
+    e.record()
+    torch.cuda.synchronize()
+    est_ms = max(s.elapsed_time(e) / 3, 1e-4)
+    n = int(min(max(0.5 / est_ms, 1), 50))  # ~0.5 ms of fn per replay (but at least one call)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graphs = []
+    for with_fn in (True, False):
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, stream=stream):
+            for _ in range(n):
+                if flush_l2:
+                    buf.zero_()
+                if with_fn:
+                    fn()
+        graphs.append(g)
+    torch.cuda.synchronize()
+    for g in graphs:
+        g.replay()
+    torch.cuda.synchronize()
+    per_replay_ms = max(est_ms * n, 1e-3) + (n * 2 * l2 / 3e12 * 1e3 if flush_l2 else 0.0)
+    reps = int(min(max(rep_ms / per_replay_ms / 2, min_reps), 500))
+    times = ([], [])
+    ev = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+          for _ in range(2)]
+    for r in range(reps):
+        for i, g in enumerate(graphs):
+            ev[i][r][0].record()
+            g.replay()
+            ev[i][r][1].record()
+    torch.cuda.synchronize()
+    for i in range(2):
+        times[i].extend(a.elapsed_time(b) for a, b in ev[i])
+    med = [statistics.median(t) for t in times]
+    return max(med[0] - med[1], 1e-6 * est_ms) / n * 1e-3
+
+
+def time_fn(fn, *, warmup_ms: float = 20.0, rep_ms: float = 100.0, min_reps: int = 10,
+            max_reps: int = 1000, flush_l2: bool = True, graph: bool = True) -> float:
+    """Median device time of ``fn()`` in seconds.
+
+    ``fn`` is called once first (compilation/autotuning stays out of the numbers). With
+    ``graph=True`` (default on CUDA) fn is captured into CUDA graphs and timed by
+    :func:`_time_graph`: the host's Python/launch overhead (tens of microseconds per call for a
+    Triton wrapper) would otherwise starve the GPU and be counted for small kernels. If capture
+    fails (fn syncs with the host, say), or with ``graph=False``: eager timing -- warm-up for about
+    ``warmup_ms``, then ``clamp(rep_ms / estimate, min_reps, max_reps)`` repetitions each timed
+    with CUDA events, each preceded (outside the timed region) by an L2 flush when ``flush_l2``.
     """
     if not torch.cuda.is_available():
         fn()
@@ -56,6 +111,15 @@ def time_fn(fn, *, warmup_ms: float = 20.0, rep_ms: float = 100.0, min_reps: int
         return float(statistics.median(ts))
     fn()
     torch.cuda.synchronize()
+    global LAST_METHOD
+    if graph:
+        try:
+            t = _time_graph(fn, rep_ms, min_reps, flush_l2)
+            LAST_METHOD = "graph"
+            return t
+        except Exception:  # noqa: BLE001 - not capturable: fall back to eager timing
+            torch.cuda.synchronize()
+    LAST_METHOD = "eager"
     s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     s.record()
     for _ in range(3):
