@@ -1,0 +1,225 @@
+"""Fit measured efficiencies into smooth monotone curves and serve them to the cost model.
+
+For every measured kernel run, the ideal roofline time is t_ideal = max(F / P, B / W) with the
+datasheet peak P of its dtype and the datasheet bandwidth W; the run is *compute*-regime when
+F / P is the larger term, else *memory*-regime. Its efficiency is e = t_ideal / (t - t_launch),
+clamped to (0, 1], where t_launch is the measured per-kernel floor. Per (op kind, dtype, kernel
+source, regime) e is fitted as a non-decreasing function of log(t_ideal) (isotonic regression by
+pool-adjacent-violators, Ayer et al. 1955; bigger problems fill the machine better), then
+interpolated linearly between block centres in log space and clamped at the measured range.
+
+Using t_ideal (not raw FLOPs or bytes) as the size feature makes the curves dimensionless in
+both axes, so they transfer to another GPU of the same family: a problem that takes the same
+ideal time on a faster GPU is assumed to reach the same efficiency (``transferred:<from>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llmperf.calibration_table import load_calibration_csv
+from llmperf.errors import SpecError
+from llmperf.ops.op import ATTENTION, COMMUNICATION, GEMM, Op
+from llmperf.specs.hardware import HardwareSpec
+
+MIN_POINTS = 3
+
+
+def isotonic_increasing(y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Pool-adjacent-violators: the non-decreasing sequence closest to ``y`` in weighted L2."""
+    y = np.asarray(y, dtype=float)
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+    values, weights, sizes = [], [], []
+    for yi, wi in zip(y, w):
+        values.append(yi), weights.append(wi), sizes.append(1)
+        while len(values) > 1 and values[-2] > values[-1]:
+            v2, w2, s2 = values.pop(), weights.pop(), sizes.pop()
+            v1, w1, s1 = values.pop(), weights.pop(), sizes.pop()
+            values.append((v1 * w1 + v2 * w2) / (w1 + w2)), weights.append(w1 + w2), sizes.append(s1 + s2)
+    return np.repeat(values, sizes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """Efficiency vs log(ideal time): knots (log_x, e), monotone, clamped outside the knots."""
+
+    log_x: np.ndarray
+    efficiency: np.ndarray
+    points: int
+
+    @classmethod
+    def fit(cls, ideal_s: np.ndarray, efficiency: np.ndarray) -> "Curve":
+        order = np.argsort(ideal_s)
+        log_x = np.log(np.asarray(ideal_s, dtype=float)[order])
+        fitted = isotonic_increasing(np.asarray(efficiency, dtype=float)[order])
+        # one knot per pooled block: its mean log-size and its value
+        knots_x, knots_y = [], []
+        for value in np.unique(fitted):
+            mask = fitted == value
+            knots_x.append(log_x[mask].mean()), knots_y.append(value)
+        order = np.argsort(knots_x)
+        return cls(np.asarray(knots_x)[order], np.clip(np.asarray(knots_y)[order], 1e-4, 1.0),
+                   len(ideal_s))
+
+    def __call__(self, ideal_s) -> np.ndarray:
+        x = np.log(np.maximum(np.asarray(ideal_s, dtype=float), 1e-15))
+        return np.interp(x, self.log_x, self.efficiency)
+
+
+def _peak_for(hardware: HardwareSpec, dtype: str) -> float:
+    compute = {"w4a16": "bf16", "w8a16": "bf16", "fp8kv": "bf16"}.get(dtype, dtype)
+    return hardware.peak_flop_per_s(compute)
+
+
+def annotate(frame: pd.DataFrame, hardware: HardwareSpec, launch_s: float) -> pd.DataFrame:
+    """Add ideal times, regime and efficiency to measured rows (not the launch rows)."""
+    rows = frame[frame["op_kind"] != "launch"].copy()
+    peaks = rows["dtype"].map(lambda d: _peak_for(hardware, d) if d != "none" else np.inf)
+    rows["compute_ideal_s"] = rows["flops"] / peaks
+    rows["memory_ideal_s"] = rows["bytes"] / hardware.memory_bandwidth_bytes_per_s
+    rows["regime"] = np.where(rows["compute_ideal_s"] >= rows["memory_ideal_s"], "compute", "memory")
+    rows["ideal_s"] = rows[["compute_ideal_s", "memory_ideal_s"]].max(axis=1)
+    busy = np.maximum(rows["time_s"] - launch_s, rows["time_s"] * 0.05)
+    rows["efficiency"] = np.clip(rows["ideal_s"] / busy, 1e-4, 1.0)
+    return rows
+
+
+def fit_curves(rows: pd.DataFrame) -> dict:
+    """{(op_kind, dtype, kernel_source, regime): Curve} for groups with enough points."""
+    curves = {}
+    for key, group in rows.groupby(["op_kind", "dtype", "kernel_source", "regime"]):
+        if len(group) >= MIN_POINTS:
+            curves[key] = Curve.fit(group["ideal_s"].to_numpy(), group["efficiency"].to_numpy())
+    return curves
+
+
+def launch_floor_s(frame: pd.DataFrame, mode: str) -> float:
+    """Median measured time of an (almost) empty kernel, eager or replayed in a CUDA graph."""
+    rows = frame[(frame["op_kind"] == "launch") & (frame["layout"] == mode)]
+    return float(rows["time_s"].median()) if len(rows) else 0.0
+
+
+class MeasuredCalibration:
+    """Efficiency curves measured on one GPU (or transferred from one) for the cost model."""
+
+    def __init__(self, frame: pd.DataFrame, hardware: HardwareSpec, name: str,
+                 kernel_source: str = "triton", launch_mode: str = "graph",
+                 measured_on: HardwareSpec | None = None):
+        self.name = name
+        self.kernel_source = kernel_source
+        self.source_hardware = measured_on or hardware
+        self.overhead_s = launch_floor_s(frame, launch_mode)
+        self.rows = annotate(frame, self.source_hardware, self.overhead_s)
+        self.curves = fit_curves(self.rows)
+        if not self.curves:
+            raise SpecError(f"{name}: too few measurements to fit any efficiency curve "
+                            f"(need {MIN_POINTS} per op kind, dtype and regime)")
+
+    # -- curve lookup ----------------------------------------------------------------------------
+    def _curve(self, op_kind: str, dtype: str, regime: str):
+        for source in (self.kernel_source, "triton", "cublas", "torch", "sdpa"):
+            for dt in (dtype, "bf16"):
+                curve = self.curves.get((op_kind, dt, source, regime))
+                if curve is not None:
+                    return curve
+        if regime == "memory" and op_kind != "memory":
+            return self._curve("memory", "bf16", "memory")
+        return None
+
+    @staticmethod
+    def _kind_and_dtype(op: Op) -> tuple[str, str]:
+        if op.kind == GEMM:
+            if op.weight_dtype.startswith("int4") and op.compute_dtype in ("bf16", "fp16"):
+                return "gemm", "w4a16"
+            if op.weight_dtype == "int8" and op.compute_dtype in ("bf16", "fp16"):
+                return "gemm", "w8a16"
+            return "gemm", op.compute_dtype
+        if op.kind == ATTENTION:
+            prefill = np.any(np.asarray(op.shape.get("q_len", 1)) > 1)
+            return ("attention_prefill" if prefill else "attention_decode"), "bf16"
+        return "memory", "bf16"
+
+    def _efficiency(self, op: Op, hardware: HardwareSpec, regime: str):
+        if op.kind == COMMUNICATION:
+            return 1.0
+        kind, dtype = self._kind_and_dtype(op)
+        if kind == "memory" and regime == "compute":
+            return 1.0
+        curve = self._curve(kind, dtype, regime)
+        if curve is None:
+            curve = self._curve(kind, dtype, "memory" if regime == "compute" else "compute")
+        if curve is None:
+            return 1.0
+        if regime == "compute":
+            ideal = (op.flops + op.vector_flops) / hardware.peak_flop_per_s(
+                "bf16" if op.compute_dtype == "fp32" else op.compute_dtype)
+        else:
+            ideal = op.memory_bytes / hardware.memory_bandwidth_bytes_per_s
+        return curve(ideal)
+
+    # -- the Calibration protocol ----------------------------------------------------------------
+    def compute_efficiency(self, op: Op, hardware: HardwareSpec):
+        return self._efficiency(op, hardware, "compute")
+
+    def memory_efficiency(self, op: Op, hardware: HardwareSpec):
+        return self._efficiency(op, hardware, "memory")
+
+    def communication_efficiency(self, op: Op, hardware: HardwareSpec):
+        return 1.0
+
+    def kernel_overhead_s(self, op: Op, hardware: HardwareSpec) -> float:
+        return self.overhead_s
+
+
+def predict_rows(calibration: MeasuredCalibration, rows: pd.DataFrame) -> np.ndarray:
+    """Predicted kernel times for annotated measurement rows under a fitted calibration."""
+    out = np.empty(len(rows))
+    for i, (_, row) in enumerate(rows.iterrows()):
+        key_c = (row["op_kind"], row["dtype"], row["kernel_source"], "compute")
+        key_m = (row["op_kind"], row["dtype"], row["kernel_source"], "memory")
+        e_c = calibration.curves[key_c](row["compute_ideal_s"]) if key_c in calibration.curves else 1.0
+        e_m = calibration.curves[key_m](row["memory_ideal_s"]) if key_m in calibration.curves else 1.0
+        out[i] = max(row["compute_ideal_s"] / e_c, row["memory_ideal_s"] / e_m) + calibration.overhead_s
+    return out
+
+
+def held_out_errors(frame: pd.DataFrame, hardware: HardwareSpec, folds: int = 5,
+                    seed: int = 0) -> pd.DataFrame:
+    """k-fold: fit on k-1 folds, predict the left-out rows; returns rows with ``error`` =
+    predicted / measured - 1. Never evaluates a point that its own fit saw."""
+    measured = frame[frame["op_kind"] != "launch"]
+    launch = frame[frame["op_kind"] == "launch"]
+    rng = np.random.default_rng(seed)
+    fold_of = rng.integers(0, folds, size=len(measured))
+    parts = []
+    for f in range(folds):
+        train = pd.concat([measured[fold_of != f], launch])
+        test = measured[fold_of == f]
+        if test.empty:
+            continue
+        cal = MeasuredCalibration(train, hardware, "k-fold")
+        rows = annotate(test, hardware, cal.overhead_s)
+        rows["predicted_s"] = predict_rows(cal, rows)
+        parts.append(rows)
+    out = pd.concat(parts)
+    out["error"] = out["predicted_s"] / out["time_s"] - 1.0
+    return out
+
+
+def error_summary(errors: pd.DataFrame) -> pd.DataFrame:
+    """Median and p90 of |error| (%) per op kind and kernel source."""
+    errors = errors.assign(abs_error_pct=errors["error"].abs() * 100)
+    return (errors.groupby(["op_kind", "kernel_source"])["abs_error_pct"]
+            .agg(points="size", median_abs_error_pct="median",
+                 p90_abs_error_pct=lambda s: float(np.percentile(s, 90)))
+            .reset_index())
+
+
+def load_calibration(path: Path, hardware: HardwareSpec, kernel_source: str = "triton"):
+    """A calibration file measured on ``hardware``, as ``calibrated:<file name>``."""
+    frame = load_calibration_csv(path, hardware.name)
+    return MeasuredCalibration(frame, hardware, f"calibrated:{Path(path).name}", kernel_source)

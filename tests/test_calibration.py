@@ -1,0 +1,125 @@
+"""Calibration fitting on synthetic measurements with known efficiency curves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmperf import Step, Workload, build_step_ops, estimate, load_hardware, load_model
+from llmperf.calibration_fit import (Curve, MeasuredCalibration, error_summary, held_out_errors,
+                                     isotonic_increasing, load_calibration)
+from llmperf.calibration_table import CALIBRATION_COLUMNS
+from llmperf.cost import cost_ops
+from llmperf.errors import SpecError
+
+H100 = load_hardware("h100-sxm5-80gb")
+LAUNCH_S = 3e-6
+
+
+def true_compute_eff(ideal_s):   # saturating: 20% for tiny GEMMs, 80% for big ones
+    return 0.2 + 0.6 * (1 - np.exp(-ideal_s / 50e-6))
+
+
+def true_memory_eff(ideal_s):
+    return 0.3 + 0.6 * (1 - np.exp(-ideal_s / 20e-6))
+
+
+def synthetic_frame(hardware=H100, n=150, seed=1, noise=0.0):
+    """GEMM rows whose times follow the known curves exactly (plus optional noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        m = int(2 ** rng.uniform(0, 14)); n_ = int(2 ** rng.uniform(10, 15)); k = int(2 ** rng.uniform(10, 14))
+        flops, nbytes = 2.0 * m * n_ * k, 2.0 * (m * k + n_ * k + m * n_)
+        c, b = flops / hardware.peak.bf16, nbytes / hardware.memory_bandwidth_bytes_per_s
+        t = max(c / true_compute_eff(c), b / true_memory_eff(b)) + LAUNCH_S
+        t *= 1 + noise * rng.normal()
+        rows.append(dict(hardware=hardware.name, device_name="synthetic", driver="-", torch_version="-",
+                         triton_version="-", date="2026-11-22", kernel_source="triton", op_kind="gemm",
+                         name="gemm", dtype="bf16", m=m, n=n_, k=k, batch=np.nan, q_len=np.nan,
+                         kv_len=np.nan, q_heads=np.nan, kv_heads=np.nan, head_dim=np.nan,
+                         layout="", flops=flops, bytes=nbytes, time_s=t))
+    for i in range(5):
+        rows.append({**rows[0], "op_kind": "launch", "name": "empty", "layout": "graph",
+                     "flops": 0.0, "bytes": 0.0, "time_s": LAUNCH_S})
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
+
+
+def test_isotonic_is_monotone_and_least_squares():
+    y = np.array([1.0, 3.0, 2.0, 2.0, 5.0, 4.0])
+    fit = isotonic_increasing(y)
+    assert np.all(np.diff(fit) >= 0)
+    assert np.allclose(fit, [1, 7 / 3, 7 / 3, 7 / 3, 4.5, 4.5])
+
+
+def test_curve_is_monotone_and_clamped():
+    x = np.logspace(-6, -2, 40)
+    noisy = true_compute_eff(x) * (1 + 0.05 * np.random.default_rng(0).normal(size=40))
+    curve = Curve.fit(x, noisy)
+    probe = np.logspace(-9, 1, 300)
+    values = curve(probe)
+    assert np.all(np.diff(values) >= -1e-12)
+    assert values[0] == curve.efficiency[0] and values[-1] == curve.efficiency[-1]
+    assert np.all((values > 0) & (values <= 1))
+
+
+def test_fit_recovers_known_curves_on_held_out_points():
+    errors = held_out_errors(synthetic_frame(), H100, folds=5)
+    summary = error_summary(errors)
+    assert summary["median_abs_error_pct"].iloc[0] < 3.0
+    assert summary["p90_abs_error_pct"].iloc[0] < 10.0
+    cal = MeasuredCalibration(synthetic_frame(), H100, "synthetic")
+    assert cal.overhead_s == pytest.approx(LAUNCH_S)
+    curve = cal.curves[("gemm", "bf16", "triton", "compute")]
+    probe = np.array([20e-6, 100e-6, 1e-3])
+    assert np.allclose(curve(probe), true_compute_eff(probe), rtol=0.08)
+
+
+def test_calibrated_estimates_are_slower_than_ideal_and_name_the_calibration(tmp_path):
+    path = tmp_path / "h100-sxm5-80gb.csv"
+    synthetic_frame().to_csv(path, index=False)
+    cal = load_calibration(path, H100)
+    assert cal.name == "calibrated:h100-sxm5-80gb.csv"
+    m = load_model("llama-3.1-8b")
+    ideal = estimate(m, H100, batch=1, prompt_len=2048, output_len=16)
+    calibrated = estimate(m, H100, batch=1, prompt_len=2048, output_len=16, calibration=cal)
+    assert calibrated["calibration"] == cal.name and ideal["calibration"] == "ideal"
+    assert calibrated["ttft_s"] > ideal["ttft_s"] and calibrated["tpot_s"] > ideal["tpot_s"]
+    ops = build_step_ops(m, Workload(), Step.prefill(1, 2048))
+    cost = cost_ops(ops, H100, cal)
+    # big prefill GEMMs sit near the top of the compute curve
+    qkv = [i for i, o in enumerate(ops) if o.name == "qkv_proj"][0]
+    assert float(cost.compute_s[qkv]) == pytest.approx(
+        float(ops[qkv].flops) / H100.peak.bf16 / true_compute_eff(float(ops[qkv].flops) / H100.peak.bf16), rel=0.1)
+
+
+def test_ideal_estimates_unchanged_by_calibration_code():
+    """The ideal roofline, written out: per op max(F/P + F_vec/P_vec, B/W), times its count."""
+    m = load_model("llama-3.1-8b")
+    e = estimate(m, H100, batch=1, prompt_len=1, output_len=2, context_len=100)
+    ops = build_step_ops(m, Workload(), Step.decode(1, 100))
+    expected = sum(max(float(o.flops) / (H100.peak.bf16 if o.compute_dtype == "bf16" else H100.peak.fp32)
+                       + float(o.vector_flops) / H100.peak.fp32,
+                       float(o.memory_bytes) / H100.memory_bandwidth_bytes_per_s) * o.count
+                   for o in ops)
+    assert e["tpot_s"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("corrupt,match", [
+    (lambda f: f.drop(columns=["time_s"]), "missing columns: time_s"),
+    (lambda f: f.assign(time_s=np.where(np.arange(len(f)) == 3, np.nan, f["time_s"])), "line 5.*time_s"),
+    (lambda f: f.assign(time_s=-f["time_s"]), "time_s must be positive"),
+    (lambda f: f.assign(hardware="h200-sxm-141gb"), "measured on 'h200-sxm-141gb'"),
+    (lambda f: f.assign(op_kind="matmul"), "unknown op_kind 'matmul'"),
+])
+def test_corrupted_or_foreign_files_are_refused(tmp_path, corrupt, match):
+    path = tmp_path / "cal.csv"
+    corrupt(synthetic_frame()).to_csv(path, index=False)
+    with pytest.raises(SpecError, match=match):
+        load_calibration(path, H100)
+
+
+def test_not_a_csv(tmp_path):
+    path = tmp_path / "cal.csv"
+    path.write_bytes(b"\x00\xff\xfe garbage")
+    with pytest.raises(SpecError):
+        load_calibration(path, H100)
