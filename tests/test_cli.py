@@ -143,7 +143,7 @@ def test_list_hardware_key_figures(runner):
 
 def test_memory_every_format(runner):
     text = run(runner, "memory", "-m", M, "-g", G, "--batch", "1,64", "--context", "8k,32k").stdout
-    assert "max_batch" in text and "KV cache" in text
+    assert "max batch" in text and "KV cache" in text
     frame = pd.read_csv(io.StringIO(run(runner, "memory", "-m", M, "-g", G, "--batch", "1,64",
                                         "--context", "8k,32k", "-f", "csv").stdout))
     assert len(frame) == 4 and list(frame["batch"]) == [1, 1, 64, 64]

@@ -22,8 +22,7 @@ MEMORY_TABLE = ["model", "hardware", "weights", "kv_cache", "tensor_parallel", "
                 "total_memory_bytes", "fits", "max_batch", "max_context_len"]
 SWEEP_TABLE = ["model", "hardware", "weights", "activations", "kv_cache", "tensor_parallel",
                "batch", "prompt_len", "output_len", "context_len", "total_memory_bytes", "fits",
-               "ttft_s", "tpot_s", "request_latency_s", "throughput_tokens_per_s",
-               "cost_usd_per_1m_output_tokens"]
+               "ttft_s", "tpot_s", "throughput_tokens_per_s", "cost_usd_per_1m_output_tokens"]
 
 
 def list_(what: Annotated[str, typer.Argument(metavar="models|hardware", help="What to list.")],

@@ -27,7 +27,7 @@ LABELS = {
     "ridge_bf16_flop_per_byte": "ridge FLOP/B", "interconnect_bytes_per_s": "link (1 dir)",
     "price_usd_per_hour": "price", "max_position_embeddings": "max pos",
     "arithmetic_intensity_flop_per_byte": "FLOP/B", "request_latency_s": "latency",
-    "max_context_len": "max context", "params_total": "params", "params_active": "active",
+    "max_context_len": "max context", "max_batch": "max batch", "params_total": "params", "params_active": "active",
     "num_attention_heads": "heads", "num_experts": "experts", "num_kv_heads": "kv heads", "num_layers": "layers",
     "tensor_parallel": "tp", "prompt_len": "prompt", "output_len": "output",
     "context_len": "context", "ttft_s": "TTFT", "tpot_s": "TPOT", "time_s": "time",
@@ -98,7 +98,8 @@ def frame_table(frame, columns: list[str] | None = None, title: str | None = Non
     from rich import box
     from rich.table import Table
 
-    columns = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    columns = [c for c in (columns or list(frame.columns)) if c in frame.columns
+               and not (len(frame) > 1 and frame[c].isna().all())]  # all-null: nothing to show
     constant = []
     if fold_constants and len(frame) > 1:
         constant = [c for c in columns if frame[c].astype(str).nunique() == 1
@@ -110,7 +111,7 @@ def frame_table(frame, columns: list[str] | None = None, title: str | None = Non
     cells = {c: [fmt.cell(c, v) for v in frame[c]] for c in shown}
     for col in shown:
         label = LABELS.get(col, col)
-        if frame[col].dtype.kind in "fiu":  # numbers never truncate; names may
+        if _numeric(frame[col]):  # numbers never truncate; names may
             width = max([len(label)] + [len(t) for t in cells[col]])
             table.add_column(label, justify="right", no_wrap=True, min_width=width)
         else:  # short words (kind, dtype, bound) stay whole; long names may be cut
@@ -125,6 +126,15 @@ def frame_table(frame, columns: list[str] | None = None, title: str | None = Non
             table.add_row(f"[bold]{previous}[/bold]", *[""] * (len(shown) - 1))
         table.add_row(*(cells[c][i] for c in shown))
     return table
+
+
+def _numeric(series) -> bool:
+    """Numbers, also in object columns that mix floats and None (cost without a price)."""
+    if series.dtype.kind in "fiu":
+        return True
+    values = series.dropna()
+    return series.dtype == object and len(values) > 0 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def show(renderables: list, out: Path | None = None) -> None:

@@ -91,8 +91,10 @@ COMPARE_ROWS = [
 
 
 def compare_table(frame):
-    """Rows = metrics, columns = the scenarios of ``frame`` (one per GPU / dtype combination)."""
+    """Rows = metrics, columns = the scenarios of ``frame`` (one per GPU / dtype combination);
+    returns the table and a note with the inputs shared by every column."""
     from rich.table import Table
+    from rich.text import Text
 
     varying = [c for c in ("hardware", "weights", "activations", "kv_cache", "tensor_parallel")
                if frame[c].astype(str).nunique() > 1] or ["hardware"]
@@ -100,19 +102,17 @@ def compare_table(frame):
     fixed = [f"{c.replace('_', ' ')} {first[c]}" for c in ("weights", "activations", "kv_cache")
              if c not in varying]
     tp = [] if "tensor_parallel" in varying else [f"TP {first['tensor_parallel']}"]
-    table = Table(title=first["model"], title_justify="left", caption_justify="left",
-                  caption=" · ".join(
-                      [f"batch {fmt.integer(first['batch'])}",
-                       f"prompt {fmt.integer(first['prompt_len'])}",
-                       f"output {fmt.integer(first['output_len'])}",
-                       f"decode context {fmt.integer(first['context_len'])}", *fixed, *tp,
-                       f"calibration {first['calibration']}"]))
+    table = Table(title=first["model"], title_justify="left")
+    notes = (f"batch {fmt.integer(first['batch'])} · prompt {fmt.integer(first['prompt_len'])} · "
+             f"output {fmt.integer(first['output_len'])} · decode context "
+             f"{fmt.integer(first['context_len'])}\n"
+             + " · ".join([*fixed, *tp, f"calibration {first['calibration']}"]))
     table.add_column("metric", style="bold")
     for _, row in frame.iterrows():
         table.add_column(" ".join(str(row[c]) for c in varying), justify="right", no_wrap=True)
     for key in COMPARE_ROWS:
-        table.add_row(LABELS.get(key, key), *(fmt.cell(key, v) for v in frame[key]))
-    return table
+        table.add_row(LABELS.get(key, key.replace("_", " ")), *(fmt.cell(key, v) for v in frame[key]))
+    return [table, Text(notes)]
 
 
 OPS_COLUMNS = ["group", "op", "kind", "count", "compute_dtype", "memory_bytes",
