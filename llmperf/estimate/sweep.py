@@ -107,14 +107,14 @@ def scenario_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
                            allow_long_context=allow_long_context)
     if context_len is None:
         return frame
-    b, p, o, c = (frame[k].to_numpy(dtype=float) for k in
-                  ("batch", "prompt_len", "output_len", "context_len"))
+    b, p, o, c = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
+                                       (batch, prompt_len, output_len, context_len)))
     held = np.maximum(p + o, c + 1)
     if np.all(held == p + o):
         return frame
     mem = memory_breakdown(model, hardware, workload, b, p, held)
     for key in _MEMORY_KEYS:
-        frame[key] = np.asarray(mem[key])
+        frame[key] = np.broadcast_to(np.asarray(mem[key]), b.shape).ravel()
     return frame
 
 
