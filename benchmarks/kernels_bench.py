@@ -26,7 +26,7 @@ import torch
 
 import llmperf_kernels as lk
 from llmperf_kernels._formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
-from llmperf_kernels._common import m_bucket
+from llmperf_kernels._common import m_bucket, rel_err
 from llmperf_kernels.attention_decode import attention_decode_bytes
 from llmperf_kernels.attention_prefill import _tuner as prefill_tuner
 from llmperf_kernels.gemm import _tuner as gemm_tuner
@@ -40,7 +40,7 @@ MODELS = {  # name: (hidden, q_dim, kv_dim, ffn, vocab)
 }
 M_LIST = [1, 16, 256, 1024, 4096, 16384]
 COLS = ["section", "name", "impl", "dtype", "m", "n", "k", "batch", "q_len", "kv_len", "time_s", "timing",
-        "flops", "bytes", "tflop_per_s", "gb_per_s", "ratio", "config"]
+        "flops", "bytes", "tflop_per_s", "gb_per_s", "ratio", "rel_err", "config"]
 
 
 def layer_shapes(model):
@@ -83,6 +83,7 @@ def _min(xs):
     return min(xs) if xs else float("nan")
 
 
+ERRS = []  # (section, rel_err of the tuned kernel vs the library/reference result, bound)
 _METHOD = {}  # time value -> "graph"/"eager" (how it was measured)
 
 
@@ -155,11 +156,13 @@ def bench_gemm(rec, dev, smoke, rep):
                 cfg = gemm_tuner.cache.get((m_bucket(M), N, K, x.dtype))
                 t_ours = T(lambda: lk.gemm(x, w, out=y, config=cfg), rep)
                 t_ref = T(lambda: torch.matmul(x, w.t()), rep)
+                err = rel_err(y, torch.matmul(x, w.t()))
+                ERRS.append(("gemm_bf16", err, 1e-2))
                 fl, by = float(gemm_flops(M, N, K)), float(gemm_bytes(M, N, K, 2, 2, 2))
                 name = f"{model}.{lname}"
                 rec.add(section="gemm_bf16", name=name, impl="torch", dtype="bf16", m=M, n=N, k=K, time_s=t_ref, flops=fl, bytes=by)
                 r = rec.add(section="gemm_bf16", name=name, impl="triton", dtype="bf16", m=M, n=N, k=K, time_s=t_ours,
-                            flops=fl, bytes=by, ratio=t_ref / t_ours, config=str(cfg))
+                            flops=fl, bytes=by, ratio=t_ref / t_ours, config=str(cfg), rel_err=err)
                 ratios[(name, M)] = r["ratio"]
                 print(f"[gemm bf16] {name:22s} M={M:<6d} N={N:<7d} K={K:<6d} ours {t_ours * 1e6:9.1f} us "
                       f"cuBLAS {t_ref * 1e6:9.1f} us ratio {r['ratio']:.3f} {cfg}")
@@ -190,12 +193,14 @@ def bench_fp8(rec, dev, smoke, rep):
                 except Exception as e:  # noqa: BLE001 - e.g. no fp8 on this device
                     print(f"[fp8] torch._scaled_mm failed: {e!r}"[:200])
             t_ref = min(t_refs.values()) if t_refs else float("nan")
+            err = rel_err(y, lk.gemm_fp8_ref(xq, wq, sx, sw, "row"))
+            ERRS.append(("gemm_fp8", err, 1e-2))
             fl, by = float(gemm_flops(M, N, K)), float(gemm_bytes(M, N, K, 1, 1, 2))
             for fast, tr in t_refs.items():
                 rec.add(section="gemm_fp8", name=name, impl=f"torch_scaled_mm_fastacc{int(fast)}", dtype="fp8e4m3", m=M, n=N,
                         k=K, time_s=tr, flops=fl, bytes=by)
             r = rec.add(section="gemm_fp8", name=name, impl="triton_row", dtype="fp8e4m3", m=M, n=N, k=K, time_s=t_ours,
-                        flops=fl, bytes=by, ratio=t_ref / t_ours)
+                        flops=fl, bytes=by, ratio=t_ref / t_ours, rel_err=err)
             (ratios if M >= 256 else ratios_small)[(name, M)] = r["ratio"]
             print(f"[gemm fp8] {name:22s} M={M:<6d} ours {t_ours * 1e6:9.1f} us scaled_mm {t_ref * 1e6:9.1f} us "
                   f"ratio {r['ratio']:.3f} ({fl / t_ours / 1e12:.0f} TFLOP/s)")
@@ -215,12 +220,14 @@ def bench_weight_only(rec, dev, smoke, rep):
             lk.gemm_w4a16(x, q4, s4)
             lk.gemm_w8a16(x, q8, s8)
             t4 = T(lambda: lk.gemm_w4a16(x, q4, s4), rep)
+            err4 = rel_err(lk.gemm_w4a16(x, q4, s4), lk.gemm_w4a16_ref(x, q4, s4))
+            ERRS.append(("gemm_w4a16", err4, 1e-2))
             t8 = T(lambda: lk.gemm_w8a16(x, q8, s8), rep)
             name = f"{N}x{K}"
             rec.add(section="gemm_wq", name=name, impl="torch_bf16", dtype="bf16", m=M, n=N, k=K, time_s=t_ref,
                     flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 2, 2)))
             r4 = rec.add(section="gemm_wq", name=name, impl="triton_w4a16", dtype="int4g128", m=M, n=N, k=K, time_s=t4,
-                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 4.125 / 8, 2)), ratio=t_ref / t4)
+                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 4.125 / 8, 2)), ratio=t_ref / t4, rel_err=err4)
             r8 = rec.add(section="gemm_wq", name=name, impl="triton_w8a16", dtype="int8", m=M, n=N, k=K, time_s=t8,
                          flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 1 + 2 / K, 2)), ratio=t_ref / t8)
             ratios[(name, M)] = r4["ratio"]
@@ -259,9 +266,12 @@ def bench_prefill(rec, dev, smoke, rep):
             rec.add(section="prefill", name=name, impl=f"sdpa_{be.lower()}", dtype="bf16", batch=B, q_len=S, kv_len=S,
                     time_s=t, flops=fl, bytes=by)
         best = min(t_sdpa.values()) if t_sdpa else float("nan")
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+            err = rel_err(o, F.scaled_dot_product_attention(q, ke, ve, is_causal=causal))
+        ERRS.append(("prefill", err, 1e-2))
         cfg = [v for kk, v in prefill_tuner.cache.items() if kk[0] == D and kk[1] == causal]
         r = rec.add(section="prefill", name=name, impl="triton", dtype="bf16", batch=B, q_len=S, kv_len=S, time_s=t_ours,
-                    flops=fl, bytes=by, ratio=best / t_ours, config=str(cfg[-1] if cfg else ""))
+                    flops=fl, bytes=by, ratio=best / t_ours, config=str(cfg[-1] if cfg else ""), rel_err=err)
         ratios[name] = r["ratio"]
         sd = " ".join(f"{kk} {fl / vv / 1e12:.0f}" for kk, vv in t_sdpa.items())
         print(f"[prefill] {name:34s} ours {fl / t_ours / 1e12:5.0f} TFLOP/s | SDPA {sd} | ratio {r['ratio']:.3f}")
@@ -293,9 +303,11 @@ def bench_decode(rec, dev, smoke, rep, bw):
         lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L)
         t = T(lambda: lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L), rep)
         by = attention_decode_bytes(B, Hq, Hkv, 1, L, D, 2, k.element_size(), page_size=page)
+        err = rel_err(o, lk.attention_decode_ref(q, k, v, lens, bt))
+        ERRS.append(("decode", err, 1e-2))
         name = f"B{B}_L{L}_{'paged' + str(page) if page else 'contig'}_{kvd}"
         r = rec.add(section="decode", name=name, impl="triton", dtype=kvd, batch=B, q_len=1, kv_len=L, time_s=t,
-                    bytes=by, flops=float(attention_flops(B, Hq, 1, L, D, D)), ratio=by / t / bw)
+                    bytes=by, flops=float(attention_flops(B, Hq, 1, L, D, D)), ratio=by / t / bw, rel_err=err)
         res[(B, L, page, kvd)] = r["ratio"]
         print(f"[decode] {name:28s} {t * 1e6:8.1f} us {by / t / 1e9:7.0f} GB/s = {r['ratio'] * 100:5.1f}% of copy BW "
               f"(floor {by / bw * 1e6:.1f} us)")
@@ -352,6 +364,10 @@ def main(argv=None):
         target("decode B*L >= 64k tokens, min fraction of copy BW", _min(big), 0.85)
         b1 = [v for (B, L, p, kd), v in dc.items() if B == 1 and (L >= 32768 or a.smoke)]
         target("decode batch 1 (L >= 32k), min fraction of copy BW (>= 1/1.1 = within 10% of floor)", _min(b1), 1 / 1.1)
+    bad = [(sec, e) for sec, e, bound in ERRS if not e <= bound]
+    summary.append({"target": f"tuned kernels vs library/reference: {len(ERRS)} checked, rel err <= 1e-2",
+                    "measured": max((e for _, e, _ in ERRS), default=float("nan")), "goal": 1e-2,
+                    "met": not bad and bool(ERRS), "note": "; ".join(f"{sec} {e:.2e}" for sec, e in bad[:5])})
     rec.f.close()
     with open(os.path.join(a.out, "kernels_tuning.csv"), "w", newline="") as f:
         w = csv.writer(f)

@@ -104,7 +104,8 @@ def launch_tma(x, w, y, cfg, sx=None, sw=None, sx_sm=0, sw_sn=0):
 TMA_BF16 = [(128, 256, 64, 8, 8, 3, "tma", False, False), (128, 256, 64, 8, 8, 3, "tma", True, True),
             (128, 128, 64, 8, 8, 4, "tma", True, True), (128, 128, 64, 8, 4, 4, "tma", False, False)]
 TMA_BF16_MID = [(64, 128, 64, 8, 4, 4, "tma", False, False), (128, 128, 64, 8, 4, 4, "tma", False, False),
-                (64, 256, 64, 8, 4, 4, "tma", False, False), (128, 64, 64, 8, 4, 4, "tma", False, False)]
+                (64, 256, 64, 8, 4, 4, "tma", False, False), (128, 64, 64, 8, 4, 4, "tma", False, False),
+                (64, 64, 128, 8, 4, 4, "tma", False, False)]
 TMA_FP8 = [(128, 256, 128, 8, 8, 3, "tma", False, False), (128, 256, 128, 8, 8, 3, "tma", True, True),
            (128, 128, 128, 8, 8, 4, "tma", True, True), (128, 128, 128, 8, 4, 4, "tma", False, False)]
 TMA_FP8_MID = [(64, 128, 128, 8, 4, 4, "tma", False, False), (128, 128, 128, 8, 4, 4, "tma", False, False),

@@ -12,8 +12,8 @@ Layouts (documented here and in kernels/README.md):
     ``scales`` [N, K // G] in x's dtype, G = 128 (group size along K); ``W[n, k] = (q - 8) *
     scales[n, k // G]``. K must be a multiple of G. Storage: 4 + 16/128 = 4.125 bits per weight.
 
-Algorithm: the tiled GEMM of gemm.py with BLOCK_K == G, so each K step covers one quantization
-group. The int4 byte tile [BLOCK_N, BLOCK_K/2] is split into low/high nibbles, which pair with the
+Algorithm: the tiled GEMM of gemm.py with BLOCK_K a multiple of G, so each K step covers GPI
+whole quantization groups (unrolled). The int4 byte tile [BLOCK_N, BLOCK_K/2] is split into low/high nibbles, which pair with the
 even/odd columns of x (two stride-2 loads of the small activation tile), so no interleave is needed.
 Nibbles become bf16/fp16 (q - 8) with the magic-number trick (OR the code into the mantissa of
 128.0 / 1024.0 and subtract; no int->float converts), and the group scale is applied once per
@@ -35,20 +35,20 @@ from ._common import check, check_out, check_tensor, m_bucket
 from .harness import Tuner, is_interpreter
 
 GROUP = 128
-# W4: (BLOCK_M, BLOCK_N, BLOCK_K = GROUP, num_warps, num_stages, SPLIT_K); W8: the first five.
-_W4_SKINNY = [(16, 64, 128, 4, 4, 1), (16, 128, 128, 4, 4, 1), (16, 64, 128, 4, 4, 2), (16, 128, 128, 4, 4, 2),
-              (16, 64, 128, 4, 4, 4), (16, 128, 128, 8, 3, 1)]
+# W4: (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K); W8: the first five.
+_W4_SKINNY = [(16, 64, 128, 4, 4, 1), (16, 128, 128, 4, 4, 1), (16, 64, 256, 4, 4, 1), (16, 128, 256, 4, 3, 1),
+              (16, 64, 256, 4, 4, 2), (16, 128, 256, 4, 3, 2), (16, 64, 512, 4, 3, 1), (16, 64, 256, 4, 4, 4)]
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _W8_SKINNY = [(16, 64, 256, 4, 4), (16, 32, 256, 4, 5), (16, 128, 128, 4, 5)]
 _W8_LARGE = [(64, 128, 64, 4, 4), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3)]
-_INTERP4 = [(16, 16, GROUP, 4, 1, 2)]
+_INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
 _INTERP8 = [(16, 16, 32, 4, 1)]
 
 
 @triton.jit
 def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-               SPLIT_K: tl.constexpr, IS_BF16: tl.constexpr):
+               SPLIT_K: tl.constexpr, IS_BF16: tl.constexpr, GPI: tl.constexpr):
     # Computes the transposed tile y^T[BLOCK_N, BLOCK_M] = W[BLOCK_N, :] @ x^T so that the
     # dequantized weights (in registers) are the MMA's A operand (wgmma reads A from registers on
     # Hopper) and the tiny activation tile is B (N = BLOCK_M >= 16).
@@ -57,7 +57,8 @@ def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
     pid_m = tl.program_id(2)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_h = tl.arange(0, BLOCK_K // 2)
+    GS: tl.constexpr = BLOCK_K // GPI  # quantization group size
+    offs_h = tl.arange(0, GS // 2)
     rm = offs_m % M
     rn = offs_n % N
     k_tiles = K // BLOCK_K
@@ -66,29 +67,30 @@ def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
     kt1 = tl.minimum(kt0 + per, k_tiles)
     q_ptrs = q_ptr + rn[:, None] * sqn + kt0 * (BLOCK_K // 2) + offs_h[None, :]
     xe_ptrs = x_ptr + rm[None, :] * sxm + kt0 * BLOCK_K + 2 * offs_h[:, None]
-    s_ptrs = s_ptr + rn * ssn + kt0
+    s_ptrs = s_ptr + rn * ssn + kt0 * GPI
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     for kt in range(kt0, kt1):
-        p = tl.load(q_ptrs)
-        xe = tl.load(xe_ptrs)
-        xo = tl.load(xe_ptrs + 1)
-        s = tl.load(s_ptrs).to(tl.float32)
-        lo = (p & 15).to(tl.int16)
-        hi = (p >> 4).to(tl.int16)
-        # Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the
-        # bf16 number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8.
-        if IS_BF16:
-            wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-            wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-        else:
-            wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-            wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-        part = tl.dot(wl, xe)
-        part = tl.dot(wh, xo, part)
-        acc += part * s[:, None]
+        for g in tl.static_range(GPI):  # GPI quantization groups per K step: more bytes in flight
+            p = tl.load(q_ptrs + g * (GS // 2))
+            xe = tl.load(xe_ptrs + g * GS)
+            xo = tl.load(xe_ptrs + g * GS + 1)
+            s = tl.load(s_ptrs + g).to(tl.float32)
+            lo = (p & 15).to(tl.int16)
+            hi = (p >> 4).to(tl.int16)
+            # Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the
+            # bf16 number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8.
+            if IS_BF16:
+                wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+                wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+            else:
+                wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+                wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+            part = tl.dot(wl, xe)
+            part = tl.dot(wh, xo, part)
+            acc += part * s[:, None]
         q_ptrs += BLOCK_K // 2
         xe_ptrs += BLOCK_K
-        s_ptrs += 1
+        s_ptrs += GPI
     y_ptrs = y_ptr + offs_m[None, :].to(tl.int64) * sym + offs_n[:, None]
     ymask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
     if SPLIT_K == 1:
@@ -150,11 +152,13 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
 
     def launch(c):
         bm, bn, bk, nw, ns, sk = c
+        if K % bk:  # a K step must hold whole groups
+            bk = GROUP
         grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
         dst = y if sk == 1 else torch.zeros((M, N), dtype=torch.float32, device=x.device)
         _w4_kernel[grid](x, qweight, scales, dst, M, N, K, x.stride(0), qweight.stride(0), scales.stride(0),
                          dst.stride(0), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk,
-                         IS_BF16=x.dtype == torch.bfloat16, num_warps=nw, num_stages=ns)
+                         IS_BF16=x.dtype == torch.bfloat16, GPI=bk // GROUP, num_warps=nw, num_stages=ns)
         if sk > 1:
             y.copy_(dst)
 

@@ -13,6 +13,9 @@ except ImportError:  # pragma: no cover - CI without torch skips the module belo
 
 if not _HAS_CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
+# No autotuning in tests (first candidate per key); tests that force other configs (TMA variants)
+# cover those code paths, and the benchmark checks the tuned choice against the library result.
+os.environ.setdefault("LLMPERF_KERNELS_TUNE", "0")
 
 import pytest  # noqa: E402
 

@@ -81,6 +81,16 @@ def test_gemm_w4a16(device, M, N, K):
     assert_close(y, x.float() @ w.float().t(), torch.float16, tol=0.2)  # int4 error vs unquantized
 
 
+@pytest.mark.parametrize("cfg", [(16, 16, 256, 4, 1, 1), (16, 32, 256, 4, 1, 3), (16, 16, 512, 4, 1, 2)])
+def test_gemm_w4a16_multi_group_and_split_k(device, cfg):
+    """Several quantization groups per K step (GPI > 1) and split-K with uneven K ranges."""
+    M, N, K = 5, 48, 1536
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.float16, device=device))
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device), config=cfg)
+    assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
+
+
 def test_w4_packing_layout():
     """Low nibble = even k, high nibble = odd k, code = value / scale + 8."""
     w = torch.zeros(1, 128)

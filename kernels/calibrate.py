@@ -1,0 +1,240 @@
+"""The calibration sweep: check each kernel against its reference, then time a grid of shapes.
+
+Run through ``llmperf calibrate -g GPU [--quick|--full] --out FILE.csv`` (or ``python -m
+llmperf_kernels.calibrate``). Every row is one measurement in the schema of
+:mod:`llmperf.calibration_table` (SI units, device/driver/torch/triton/date columns). FLOPs and
+bytes come from the core's formulas so "achieved vs peak" has one definition.
+
+Sources timed side by side (``kernel_source``): ``triton`` (ours, the portable baseline),
+``cublas`` (torch.matmul), ``cublas_scaled_mm`` (torch._scaled_mm, fp8), ``sdpa`` (torch SDPA,
+its fastest backend: flash/cuDNN), ``torch`` (torch's copy). Launch floors are recorded eager and
+inside a CUDA graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from llmperf import Step, Workload, build_step_ops, load_model
+from llmperf.calibration_table import CALIBRATION_COLUMNS
+from llmperf.ops.formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
+
+from . import harness
+from .attention_decode import attention_decode, attention_decode_ref
+from .attention_prefill import attention_prefill, attention_prefill_ref
+from .gemm import gemm, gemm_ref
+from .gemm_fp8 import gemm_fp8, gemm_fp8_ref, quantize_fp8
+from .gemm_wq import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+from .membound import add_rmsnorm, add_rmsnorm_ref, copy
+
+QUICK_MODELS = ("llama-3.1-8b", "qwen2.5-7b", "llama-3.2-1b")
+FULL_MODELS = QUICK_MODELS + ("llama-3.1-70b", "mixtral-8x7b", "qwen3-30b-a3b", "gemma-2-9b",
+                              "mistral-7b-v0.3", "phi-3-mini-4k", "qwen3-8b")
+GRIDS = {
+    "quick": dict(models=QUICK_MODELS, m=(1, 16, 128, 512, 2048, 8192), m_fp8=(16, 256, 2048, 8192),
+                  m_w4=(1, 4, 16), seq=(512, 2048, 8192), decode_batch=(1, 8, 64),
+                  decode_kv=(512, 4096, 32768), copy_mb=(0.004, 0.06, 1, 16, 256, 1024),
+                  rms_tokens=(1, 64, 1024, 16384), rep_ms=25.0),
+    "full": dict(models=FULL_MODELS, m=(1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384),
+                 m_fp8=(1, 16, 128, 256, 1024, 2048, 4096, 8192, 16384), m_w4=(1, 2, 4, 8, 16, 32),
+                 seq=(256, 512, 1024, 2048, 4096, 8192, 16384), decode_batch=(1, 4, 16, 64, 256),
+                 decode_kv=(256, 1024, 4096, 16384, 65536),
+                 copy_mb=(0.004, 0.016, 0.06, 0.25, 1, 4, 16, 64, 256, 1024, 4096),
+                 rms_tokens=(1, 16, 256, 1024, 4096, 16384, 65536), rep_ms=60.0),
+}
+
+
+def gemm_shapes(models) -> list[tuple[int, int]]:
+    """Distinct (N, K) of every GEMM in the bundled models' layers (from the core's op builder)."""
+    shapes = set()
+    for name in models:
+        for op in build_step_ops(load_model(name), Workload(), Step.decode(1, 1)):
+            if op.kind == "gemm" and op.name not in ("router", "shared_expert_gate"):
+                shapes.add((int(op.shape["n"]), int(op.shape["k"])))
+    return sorted(shapes)
+
+
+class Recorder:
+    """Collects rows with the device metadata, and prints progress."""
+
+    def __init__(self, hardware: str, rep_ms: float, progress=print):
+        md = harness.device_metadata()
+        self.meta = dict(hardware=hardware, device_name=md["device_name"],
+                         driver=md.get("driver_version", "unknown"),
+                         torch_version=md["torch_version"], triton_version=md["triton_version"],
+                         date=md["date_utc"])
+        self.rows, self.rep_ms, self.progress, self.failures = [], rep_ms, progress, []
+
+    def time(self, fn, graph=True, flush=True) -> float:
+        return harness.time_fn(fn, rep_ms=self.rep_ms, warmup_ms=5.0, graph=graph, flush_l2=flush)
+
+    def add(self, source, kind, name, dtype, flops, nbytes, fn, graph=True, **shape):
+        try:
+            t = self.time(fn, graph=graph)
+        except Exception as exc:  # noqa: BLE001 - one failing shape must not stop the sweep
+            self.failures.append(f"{source} {name} {shape}: {type(exc).__name__}: {exc}")
+            return
+        row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+        row.update(self.meta, kernel_source=source, op_kind=kind, name=name, dtype=dtype,
+                   flops=float(flops), bytes=float(nbytes), time_s=t, layout=shape.pop("layout", ""))
+        row.update({k: float(v) for k, v in shape.items()})
+        self.rows.append(row)
+
+
+def _rand(*shape, dtype=torch.bfloat16):
+    return torch.randn(*shape, device="cuda", dtype=torch.float32).to(dtype)
+
+
+def check_kernels() -> list[str]:
+    """Every kernel against its reference on random inputs at a realistic shape."""
+    report = []
+
+    def rel(a, b):
+        return float((a.float() - b.float()).norm() / b.float().norm())
+
+    x, w = _rand(64, 4096), _rand(1024, 4096)
+    report.append(("gemm bf16", rel(gemm(x, w), gemm_ref(x, w)), 2e-2))
+    qw, sc = quantize_w4(w)
+    report.append(("gemm w4a16", rel(gemm_w4a16(x, qw, sc), gemm_w4a16_ref(x, qw, sc)), 2e-2))
+    xq, sx = quantize_fp8(x, "row")
+    wq, sw = quantize_fp8(w, "row")
+    report.append(("gemm fp8", rel(gemm_fp8(xq, wq, sx, sw), gemm_fp8_ref(xq, wq, sx, sw)), 2e-2))
+    q, k, v = _rand(1, 32, 1024, 128), _rand(1, 8, 1024, 128), _rand(1, 8, 1024, 128)
+    report.append(("attention prefill", rel(attention_prefill(q, k, v), attention_prefill_ref(q, k, v)), 2e-2))
+    qd = _rand(4, 32, 1, 128)
+    report.append(("attention decode", rel(attention_decode(qd, k.expand(4, -1, -1, -1).contiguous(),
+                                                            v.expand(4, -1, -1, -1).contiguous()),
+                                           attention_decode_ref(qd, k.expand(4, -1, -1, -1).contiguous(),
+                                                                v.expand(4, -1, -1, -1).contiguous())), 2e-2))
+    h, r, g = _rand(256, 4096), _rand(256, 4096), _rand(4096)
+    report.append(("add+rmsnorm", rel(add_rmsnorm(h, r, g)[0], add_rmsnorm_ref(h, r, g)[0]), 2e-2))
+    bad = [f"{name}: relative error {err:.2e} > {tol:g}" for name, err, tol in report
+           if not (err <= tol)]
+    if bad:
+        raise RuntimeError("kernel check failed: " + "; ".join(bad))
+    return [f"{name}: rel err {err:.1e}" for name, err, _ in report]
+
+
+def sweep_gemm(rec: Recorder, grid: dict) -> None:
+    for n, k in gemm_shapes(grid["models"]):
+        w = _rand(n, k)
+        for m in grid["m"]:
+            x = _rand(m, k)
+            f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 2, 2, 2)
+            rec.add("triton", "gemm", "gemm", "bf16", f, b, lambda: gemm(x, w), m=m, n=n, k=k)
+            rec.add("cublas", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()), m=m, n=n, k=k)
+        if k % 128 == 0:
+            qw, sc = quantize_w4(w)
+            for m in grid["m_w4"]:
+                x = _rand(m, k)
+                rec.add("triton", "gemm", "gemm_w4a16", "w4a16", gemm_flops(m, n, k),
+                        gemm_bytes(m, n, k, 2, 4.125 / 8, 2), lambda: gemm_w4a16(x, qw, sc), m=m, n=n, k=k)
+        if n % 16 == 0 and k % 16 == 0:
+            wq, sw = quantize_fp8(w, "row")
+            for m in grid["m_fp8"]:
+                xq, sx = quantize_fp8(_rand(m, k), "row")
+                f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 1, 1, 2)
+                rec.add("triton", "gemm", "gemm_fp8", "fp8", f, b, lambda: gemm_fp8(xq, wq, sx, sw), m=m, n=n, k=k)
+                if m % 16 == 0:
+                    rec.add("cublas_scaled_mm", "gemm", "scaled_mm", "fp8", f, b,
+                            lambda: torch._scaled_mm(xq, wq.t(), scale_a=sx.view(-1, 1), scale_b=sw.view(1, -1),
+                                                     out_dtype=torch.bfloat16), m=m, n=n, k=k)
+        rec.progress(f"gemm N={n} K={k}: {len(rec.rows)} rows")
+
+
+def sweep_attention(rec: Recorder, grid: dict) -> None:
+    import torch.nn.functional as F
+
+    for hq, hkv, d in ((32, 8, 128), (28, 4, 128), (32, 8, 64)):
+        for s in grid["seq"]:
+            b = max(1, 8192 // s)
+            q, k, v = _rand(b, hq, s, d), _rand(b, hkv, s, d), _rand(b, hkv, s, d)
+            f = attention_flops(b, hq, s, s, d, d, causal=True)
+            nb = attention_io_bytes(b, hq, hkv, s, s, d, d, 2, 2)
+            shape = dict(batch=b, q_len=s, kv_len=s, q_heads=hq, kv_heads=hkv, head_dim=d)
+            rec.add("triton", "attention_prefill", "attention_prefill", "bf16", f, nb,
+                    lambda: attention_prefill(q, k, v, causal=True), **shape)
+            rec.add("sdpa", "attention_prefill", "sdpa", "bf16", f, nb,
+                    lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True), **shape)
+        rec.progress(f"prefill attention {hq}/{hkv}/{d}: {len(rec.rows)} rows")
+        for bsz in grid["decode_batch"]:
+            for kv in grid["decode_kv"]:
+                if bsz * kv * hkv * d * 4 > 24e9:
+                    continue
+                q = _rand(bsz, hq, 1, d)
+                k, v = _rand(bsz, hkv, kv, d), _rand(bsz, hkv, kv, d)
+                f = attention_flops(bsz, hq, 1, kv, d, d, causal=True)
+                nb = attention_io_bytes(bsz, hq, hkv, 1, kv, d, d, 2, 2)
+                shape = dict(batch=bsz, q_len=1, kv_len=kv, q_heads=hq, kv_heads=hkv, head_dim=d)
+                rec.add("triton", "attention_decode", "attention_decode", "bf16", f, nb,
+                        lambda: attention_decode(q, k, v, max_kv_len=kv), layout="contiguous", **shape)
+                rec.add("sdpa", "attention_decode", "sdpa", "bf16", f, nb,
+                        lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+                        layout="contiguous", **shape)
+                del k, v
+        rec.progress(f"decode attention {hq}/{hkv}/{d}: {len(rec.rows)} rows")
+
+
+def sweep_memory(rec: Recorder, grid: dict) -> None:
+    for mb in grid["copy_mb"]:
+        n = max(1, int(mb * 1e6 / 2))
+        src = _rand(n)
+        dst = torch.empty_like(src)
+        rec.add("triton", "memory", "copy", "bf16", 0.0, 4.0 * n, lambda: copy(src, out=dst), m=n)
+        rec.add("torch", "memory", "copy", "bf16", 0.0, 4.0 * n, lambda: dst.copy_(src), m=n)
+    for t in grid["rms_tokens"]:
+        x, r, g = _rand(t, 4096), _rand(t, 4096), _rand(4096)
+        rec.add("triton", "memory", "add_rmsnorm", "bf16", 0.0, (4 * t * 4096 + 4096) * 2,
+                lambda: add_rmsnorm(x, r, g, residual_out=r), m=t, n=4096)
+    tiny = _rand(1)
+    out = torch.empty_like(tiny)
+    for mode, graph in (("eager", False), ("graph", True)):
+        for _ in range(5):
+            try:
+                t = harness.time_fn(lambda: copy(tiny, out=out), rep_ms=rec.rep_ms, graph=graph, flush_l2=False)
+            except Exception as exc:  # noqa: BLE001
+                rec.failures.append(f"launch {mode}: {exc}")
+                continue
+            row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+            row.update(rec.meta, kernel_source="triton", op_kind="launch", name="launch_floor",
+                       dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=mode)
+            rec.rows.append(row)
+    rec.progress(f"memory and launch floors: {len(rec.rows)} rows")
+
+
+def run(hardware: str, mode: str = "quick", progress=print):
+    """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures)."""
+    import pandas as pd
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
+    grid = GRIDS[mode]
+    checks = check_kernels()
+    rec = Recorder(hardware, grid["rep_ms"], progress)
+    start = time.time()
+    sweep_memory(rec, grid)
+    sweep_gemm(rec, grid)
+    sweep_attention(rec, grid)
+    progress(f"{len(rec.rows)} measurements in {time.time() - start:.0f} s, {len(rec.failures)} failures")
+    return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS), checks, rec.failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="llmperf calibration sweep")
+    parser.add_argument("-g", "--hardware", required=True)
+    parser.add_argument("--mode", choices=sorted(GRIDS), default="quick")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    frame, checks, failures = run(args.hardware, args.mode)
+    frame.to_csv(args.out, index=False)
+    print("\n".join(checks))
+    print("\n".join(failures[:20]))
+    print(f"wrote {args.out}: {len(frame)} rows")
+
+
+if __name__ == "__main__":
+    main()
