@@ -121,7 +121,7 @@ def roofline(ax, ops, hardware, label_top: int = 5, title: str | None = None):
     y_lo = min(points["achieved_flop_per_s"].min(), bw * x_lo) / 3 if len(points) else bw * x_lo
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, top * 3)
-    _label_heaviest(ax, points, label_top, n_legend=1 + len(peaks) + points["kind"].nunique())
+    _label_heaviest(ax, points, label_top, 1 + len(peaks) + points["kind"].nunique(), bw)
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     ax.set_ylabel("attained performance (FLOP/s)")
     ax.yaxis.set_major_formatter(_eng("FLOP/s"))
@@ -178,14 +178,20 @@ def _clusters(points, n: int) -> list[list]:
     return [rows for _, rows in clusters]
 
 
-def _label_heaviest(ax, points, n: int, n_legend: int) -> None:
-    """Name the heaviest ops; one boxed label per cluster, placed under the roof (below the
-    points, where no op can sit above the roofline) at the first spot that overlaps neither an
+def _label_heaviest(ax, points, n: int, n_legend: int, bw: float) -> None:
+    """Name the heaviest ops; one boxed label per cluster of coinciding ops. Each label goes to
+    the first candidate spot (below-right, below, below-left of its ops, then above) that stays
+    inside the axes and under the memory roof (where no op can be) and overlaps neither an
     earlier label nor the legend. Positions are worked out in points on the axes."""
     fig_w, fig_h = ax.figure.get_size_inches()
     pos = ax.get_position()
     w_pt, h_pt = fig_w * 72 * pos.width, fig_h * 72 * pos.height
     (x0, x1), (y0, y1) = np.log10(ax.get_xlim()), np.log10(ax.get_ylim())
+
+    def under_roof(box) -> bool:  # the box's top-left corner lies below the memory slope
+        x_log = x0 + box[0] / w_pt * (x1 - x0)
+        return y0 + box[3] / h_pt * (y1 - y0) <= np.log10(bw) + x_log
+
     taken = [(w_pt - 125, 0, w_pt, 12.5 * n_legend + 8)]  # legend, lower right
     for rows in _clusters(points, n):
         text = "\n".join(f"{r['op']} {100 * r['time_share']:.0f}%" for r in rows)
@@ -193,20 +199,23 @@ def _label_heaviest(ax, points, n: int, n_legend: int) -> None:
         py = (np.log10(rows[0]["achieved_flop_per_s"]) - y0) / (y1 - y0) * h_pt
         box_w = 4.4 * max(len(t) for t in text.split("\n")) + 8
         box_h = 10.5 * len(rows) + 6
-        side = -1 if px > 0.6 * w_pt else 1
-        dx, dy = side * 28, -26
-        for cand_dy in (-26, -56, -86, -116, -146, 30, 60):
-            left = px + dx - (box_w if side < 0 else 0)
-            box = (left, py + cand_dy - box_h, left + box_w, py + cand_dy)
+        shift = {"left": 0.0, "center": box_w / 2, "right": box_w}
+        candidates = [(dx, ha, dy) for dy in (-26, -56, -86, -116, -146, 30, 60)
+                      for dx, ha in ((28, "left"), (0, "center"), (-28, "right"))]
+        chosen = candidates[0]
+        for dx, ha, dy in candidates:
+            left = px + dx - shift[ha]
+            box = (left, py + dy - box_h, left + box_w, py + dy)
             inside = box[0] >= 0 and box[2] <= w_pt and box[1] >= 0 and box[3] <= h_pt
-            if inside and not any(_overlap(box, t) for t in taken):
-                dy = cand_dy
+            if inside and under_roof(box) and not any(_overlap(box, t) for t in taken):
+                chosen = (dx, ha, dy)
                 break
-        left = px + dx - (box_w if side < 0 else 0)
+        dx, ha, dy = chosen
+        left = px + dx - shift[ha]
         taken.append((left, py + dy - box_h, left + box_w, py + dy))
         ax.annotate(text, (rows[0]["intensity"], rows[0]["achieved_flop_per_s"]),
                     xytext=(dx, dy), textcoords="offset points", fontsize=7.5, va="top",
-                    ha="right" if side < 0 else "left", zorder=6,
+                    ha=ha, zorder=6,
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="lightgrey", alpha=0.9),
                     arrowprops=dict(arrowstyle="-", color="grey", lw=0.6))
 
