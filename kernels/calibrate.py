@@ -14,7 +14,6 @@ inside a CUDA graph.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
@@ -175,7 +174,6 @@ def sweep_attention(rec: Recorder, grid: dict) -> None:
                 rec.add("sdpa", "attention_decode", "sdpa", "bf16", f, nb,
                         lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
                         layout="contiguous", **shape)
-                del k, v
         rec.progress(f"decode attention {hq}/{hkv}/{d}: {len(rec.rows)} rows")
 
 

@@ -223,3 +223,57 @@ def load_calibration(path: Path, hardware: HardwareSpec, kernel_source: str = "t
     """A calibration file measured on ``hardware``, as ``calibrated:<file name>``."""
     frame = load_calibration_csv(path, hardware.name)
     return MeasuredCalibration(frame, hardware, f"calibrated:{Path(path).name}", kernel_source)
+
+
+def bundled_calibrations() -> dict:
+    """{hardware id: path} of the calibration CSVs shipped in hardware/calibration/."""
+    from llmperf.catalog import hardware_dir
+
+    folder = hardware_dir() / "calibration"
+    return {p.stem: p for p in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
+
+
+def transfer_source(hardware: HardwareSpec, available: dict):
+    """The calibrated GPU to borrow curves from: same vendor, closest ridge point.
+
+    Transfer rule (documented in the README): efficiencies are functions of the ideal time of
+    an op, so they carry over to a GPU whose units behave alike. We take a calibrated GPU of the
+    same vendor and, among those, the one whose ridge point (bf16 peak / memory bandwidth,
+    FLOP/byte) is closest in log ratio. Different vendors never transfer.
+    """
+    from llmperf.catalog import load_hardware
+
+    ridge = hardware.peak_flop_per_s("bf16") / hardware.memory_bandwidth_bytes_per_s
+    best, best_gap = None, np.inf
+    for name in available:
+        source = load_hardware(name)
+        if source.vendor != hardware.vendor:
+            continue
+        gap = abs(np.log(source.peak_flop_per_s("bf16") / source.memory_bandwidth_bytes_per_s / ridge))
+        if gap < best_gap:
+            best, best_gap = source, gap
+    return best
+
+
+def resolve_calibration(name: str, hardware: HardwareSpec, kernel_source: str = "triton"):
+    """``ideal``; ``auto`` = the GPU's bundled file, else a transferred one, else ideal; or a path.
+
+    Every estimate row names what was used: ``ideal``, ``calibrated:<file>`` or
+    ``transferred:<from>``.
+    """
+    from llmperf.calibration import IDEAL
+
+    key = str(name).strip()
+    if key.lower() == "ideal":
+        return IDEAL
+    if key.lower() != "auto":
+        return load_calibration(Path(key), hardware, kernel_source)
+    available = bundled_calibrations()
+    if hardware.name in available:
+        return load_calibration(available[hardware.name], hardware, kernel_source)
+    source = transfer_source(hardware, available)
+    if source is None:
+        return IDEAL
+    frame = load_calibration_csv(available[source.name], source.name)
+    return MeasuredCalibration(frame, hardware, f"transferred:{source.name}", kernel_source,
+                               measured_on=source)

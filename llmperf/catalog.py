@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from llmperf.errors import SpecError, UnknownNameError, suggest
-from llmperf.specs._validate import read_yaml_mapping
+from llmperf.specs._validate import SAFE_LOADER, read_yaml_mapping
 from llmperf.specs.hardware import HardwareSpec, load_hardware_file
 from llmperf.specs.hf_config import model_spec_from_hf, read_config_json
 from llmperf.specs.model import ModelSpec
@@ -44,7 +44,7 @@ def _hardware_aliases() -> dict[str, str]:
 
     table = {}
     for path in sorted(hardware_dir().glob("*.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
         for alias in data.get("aliases") or ():
             table[str(alias).lower()] = path.stem
     return table

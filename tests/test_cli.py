@@ -68,10 +68,17 @@ def test_estimate_context_sizes_memory(runner):
     """A TPOT at C cached tokens must come with the memory of holding C tokens."""
     short = json.loads(run(runner, "estimate", "-m", M, "-g", G, "--batch", "64", "-f", "json").stdout)
     long = json.loads(run(runner, "estimate", "-m", M, "-g", G, "--batch", "64", "--context",
-                          "32k", "-f", "json").stdout)
+                          "32k", "--ignore-memory", "-f", "json").stdout)
     per_token = long["kv_cache_bytes_per_token"]
     assert long["kv_cache_bytes"] == pytest.approx(64 * (32768 + 1) * per_token)
     assert long["fits"] is False and short["fits"] is True
+
+
+def test_estimate_that_does_not_fit_is_one_line_exit_2(runner, tmp_path):
+    out = tmp_path / "e.json"
+    result = run(runner, "estimate", "-m", "llama-3.1-405b", "-g", G, "--out", out, code=2)
+    assert "does not fit on h100-sxm5-80gb" in result.output and "--ignore-memory" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_estimate_csv_parses_back(runner):
@@ -216,7 +223,7 @@ BAD = [
     (["estimate", "-m", M, "-g", G, "--batch", "-4"], "--batch"),
     (["estimate", "-m", M, "-g", G, "--context", "200k"], "max_position_embeddings"),
     (["estimate", "-m", M, "-g", G, "--prompt", "2kk"], "--prompt"),
-    (["estimate", "-m", M, "-g", G, "--calibration", "h100.csv"], "not supported yet"),
+    (["estimate", "-m", M, "-g", G, "--calibration", "h100.csv"], "does not exist"),
     (["estimate", "-m", M, "-g", G, "--format", "xml"], "--format"),
     (["estimate", "-m", M, "-g", G, "--price", "-1"], "--price"),
     (["estimate", "-m", M, "-g", G, "--price", "abc"], "--price"),

@@ -50,7 +50,11 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
              price: o.Price = None, allow_long_context: o.AllowLong = False,
              ops: Annotated[bool, typer.Option("--ops", help="Also show the per-op table of "
                                                "one step (csv/json: the per-op rows instead).")] = False,
-             phase: o.Phase = "decode", format: o.Format = None, out: o.Out = None):
+             phase: o.Phase = "decode",
+             ignore_memory: Annotated[bool, typer.Option(
+                 "--ignore-memory", help="Estimate even when the scenario does not fit in device "
+                                         "memory (otherwise that is an error).")] = False,
+             format: o.Format = None, out: o.Out = None):
     """Estimate one scenario: memory, TTFT, TPOT, throughput, cost.
 
     The report: params, memory breakdown and fit, TTFT, TPOT, request latency, throughput,
@@ -71,7 +75,8 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
     phase = choice(phase, ("decode", "prefill"), "--phase")
     frame = sweep.scenario_frame(m, g, wl, **shape, context_len=ctx, calibration=cal,
                                  price_usd_per_hour=parse_price(price),
-                                 allow_long_context=allow_long_context)
+                                 allow_long_context=allow_long_context,
+                                 require_fit=not ignore_memory)
     per_op = (tables.ops_table(m, g, wl, phase, **shape, context_len=ctx, calibration=cal,
                                allow_long_context=allow_long_context) if ops else None)
     fmt_name = output_format(format, out)

@@ -47,7 +47,7 @@ def activation_bytes(model: ModelSpec, workload: Workload, step: Step) -> np.nda
     """
     ops = build_step_ops(model, workload, step)
     ctx = BuildContext(model, workload, step)
-    per_op = np.stack([o.act_in_bytes + o.act_out_bytes for o in ops])
+    per_op = np.stack(np.broadcast_arrays(*(o.act_in_bytes + o.act_out_bytes for o in ops), step.batch))[:-1]
     residual = step.tokens * model.hidden_size * ctx.io_bytes
     return per_op.max(axis=0) + residual
 

@@ -41,7 +41,8 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     cost and the bound of each phase.
 
     context_len: cached tokens of the decode step reported as ``tpot_s`` (default: prompt +
-    output - 1, the last step of the request). Memory is sized for prompt + output tokens.
+    output - 1, the last step of the request). Memory is sized for max(prompt + output,
+    context + 1) tokens per sequence.
     require_fit: raise a one-line LlmperfError when a scenario does not fit in device memory
     (the CLI's default for a single estimate; sweeps keep such rows with ``fits`` False).
     """
@@ -55,7 +56,8 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     if price is not None and price < 0:
         raise LlmperfError("price per hour must not be negative")
 
-    mem = memory_breakdown(model, hardware, workload, b, p, p + o)
+    # the cache must hold the whole request and the TPOT step's context
+    mem = memory_breakdown(model, hardware, workload, b, p, np.maximum(p + o, ctx + 1))
     if require_fit and not np.all(mem["fits"]):
         i = int(np.argmin(mem["fits"]))
         need, have = mem["total_memory_bytes"].ravel()[i], mem["usable_memory_bytes"].ravel()[i]

@@ -12,7 +12,6 @@ longer of the request (P + O tokens) and that decode step (C + 1 tokens).
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import Iterable, Sequence
 
@@ -23,7 +22,6 @@ from llmperf.calibration import IDEAL, Calibration
 from llmperf.catalog import load_hardware, load_model
 from llmperf.columns import ESTIMATE_COLUMNS
 from llmperf.errors import LlmperfError
-from llmperf.estimate.memory import memory_breakdown
 from llmperf.estimate.report import estimate_frame
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
@@ -32,21 +30,12 @@ from llmperf.specs.workload import Workload
 # One row per scenario: the scenario inputs (model ... context_len) come first, then the results.
 SWEEP_COLUMNS = list(ESTIMATE_COLUMNS)
 
-_MEMORY_KEYS = ("weight_bytes", "kv_cache_bytes", "activation_bytes", "total_memory_bytes",
-                "usable_memory_bytes", "memory_capacity_bytes", "fits")
-
-
 def resolve_calibration(name: str, hardware: HardwareSpec) -> Calibration:
-    """``ideal`` (pure roofline) or ``auto`` (the GPU's calibration file when one can be loaded).
+    """``ideal``, ``auto`` (bundled or transferred) or a calibration CSV path; see
+    :func:`llmperf.calibration_fit.resolve_calibration`."""
+    from llmperf.calibration_fit import resolve_calibration as resolve
 
-    Loading measured calibrations is not implemented yet, so ``auto`` is ``ideal`` for now and
-    a path is refused with a one-line error. The name used is recorded in every row.
-    """
-    key = str(name).strip().lower()
-    if key in ("ideal", "auto"):
-        return IDEAL
-    raise LlmperfError(f"calibration files are not supported yet (got '{name}'); "
-                       f"use --calibration ideal or auto")
+    return resolve(name, hardware)
 
 
 def as_model(model: str | ModelSpec) -> ModelSpec:
@@ -57,65 +46,18 @@ def as_hardware(hardware: str | HardwareSpec) -> HardwareSpec:
     """A spec as is, or a bundled name/alias/prefix or YAML path through the catalog."""
     if isinstance(hardware, HardwareSpec):
         return hardware
-    bundled = _bundled_hardware_file(str(hardware))
-    return load_hardware(str(bundled) if bundled else str(hardware))
-
-
-@functools.lru_cache(maxsize=None)
-def _alias_files() -> dict:
-    """alias or id -> bundled hardware YAML, read with libyaml's C loader when present.
-
-    Startup shortcut: ``catalog.load_hardware`` builds its alias table with the pure-Python
-    YAML loader (~40 ms for 27 files, most of a CLI call's compute); the C loader takes ~5 ms.
-    Anything this table does not resolve exactly (prefixes, typos, paths) goes to the catalog,
-    which owns the matching rules and the error messages. Remove once the catalog is fast.
-    """
-    import yaml
-
-    from llmperf.catalog import hardware_dir
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    ids, aliases = {}, {}
-    for path in sorted(hardware_dir().glob("*.yaml")):
-        ids[path.stem.lower()] = path
-        data = yaml.load(path.read_text(), Loader=loader) or {}
-        for alias in data.get("aliases") or ():
-            aliases[str(alias).lower()] = path
-    return {**aliases, **ids}  # an id wins over an alias, as in the catalog
-
-
-def _bundled_hardware_file(name: str):
-    if "/" in name or name.endswith((".yaml", ".yml", ".json")):
-        return None
-    return _alias_files().get(name.strip().lower())
+    return load_hardware(str(hardware))
 
 
 def scenario_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(),
                    batch=1, prompt_len=1024, output_len=256, context_len=None,
                    calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
-                   allow_long_context: bool = False) -> pd.DataFrame:
-    """:func:`llmperf.estimate_frame` with memory sized for the decode step at ``context_len``.
-
-    estimate_frame sizes the KV cache for prompt + output tokens even when ``context_len`` asks
-    for a longer decode step; a row that reports TPOT with C cached tokens must also report the
-    memory of holding them, so the memory columns are recomputed for max(P + O, C + 1) tokens.
-    (A no-op once the core sizes memory that way itself.)
-    """
-    frame = estimate_frame(model, hardware, workload, batch=batch, prompt_len=prompt_len,
-                           output_len=output_len, context_len=context_len,
-                           calibration=calibration, price_usd_per_hour=price_usd_per_hour,
-                           allow_long_context=allow_long_context)
-    if context_len is None:
-        return frame
-    b, p, o, c = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
-                                       (batch, prompt_len, output_len, context_len)))
-    held = np.maximum(p + o, c + 1)
-    if np.all(held == p + o):
-        return frame
-    mem = memory_breakdown(model, hardware, workload, b, p, held)
-    for key in _MEMORY_KEYS:
-        frame[key] = np.broadcast_to(np.asarray(mem[key]), b.shape).ravel()
-    return frame
+                   allow_long_context: bool = False, require_fit: bool = False) -> pd.DataFrame:
+    """:func:`llmperf.estimate_frame` for one model and GPU (memory sized for max(P + O, C + 1))."""
+    return estimate_frame(model, hardware, workload, batch=batch, prompt_len=prompt_len,
+                          output_len=output_len, context_len=context_len,
+                          calibration=calibration, price_usd_per_hour=price_usd_per_hour,
+                          allow_long_context=allow_long_context, require_fit=require_fit)
 
 
 def _grid(batch, prompt_len, output_len, context_len) -> dict:

@@ -91,9 +91,16 @@ class BuildContext:
             name, GEMM, group, count, self.grid, flops=gemm_flops(m, n, k),
             vector_flops=dequant + (m * n if bias else 0.0), weight_bytes=w_bytes,
             act_in_bytes=m * k * self.gemm_in_bytes, act_out_bytes=m * n * self.io_bytes,
-            compute_dtype=self.compute_dtype, weight_dtype=fmt.name, params=params,
+            compute_dtype=self._gemm_compute_dtype(fmt), weight_dtype=fmt.name, params=params,
             active_params=active_params, held_weight_bytes=held_copies * one_matrix,
             kernels=kernels, shape=shape))
+
+    def _gemm_compute_dtype(self, fmt: NumberFormat) -> str:
+        """Tensor-core dtype of a GEMM: the activations' unless the weight is kept 16-bit (lm_head,
+        router under fp8/int8 activations run in bf16)."""
+        if fmt.bits >= 16 and self.workload.activation_format.bits < 16:
+            return "bf16"
+        return self.compute_dtype
 
     def norm(self, name: str, group: str, count: int, rows, width: int) -> Op:
         """RMSNorm/LayerNorm over ``rows`` vectors of ``width``: read, normalize, write."""

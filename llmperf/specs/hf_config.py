@@ -260,7 +260,7 @@ def _llama_like(cfg: dict, family: str, where: str, assumptions: list) -> dict:
     if not moe_family:
         required.append("intermediate_size")
     _need(cfg, required, where)
-    h, nh, n_layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    nh, n_layers = cfg["num_attention_heads"], cfg["num_hidden_layers"]
     act = cfg.get("hidden_activation") or cfg.get("hidden_act") or "silu"
     out = dict(
         num_layers=_int(cfg, "num_hidden_layers", where), hidden_size=_int(cfg, "hidden_size", where),
