@@ -57,6 +57,29 @@ def gemm_shapes(models) -> list[tuple[int, int]]:
     return sorted(shapes)
 
 
+# torch.cuda.get_device_name() substrings of the bundled GPUs a calibration may be run on.
+_DEVICE_NAMES = {"h100-sxm5-80gb": ("H100 80GB HBM3", "H100 SXM"), "h100-pcie-80gb": ("H100 PCIe",),
+                 "h100-nvl-94gb": ("H100 NVL",), "h200-sxm-141gb": ("H200",),
+                 "a100-sxm4-80gb": ("A100-SXM4-80GB",), "a100-sxm4-40gb": ("A100-SXM4-40GB",),
+                 "a100-pcie-80gb": ("A100 80GB PCIe",), "l4": ("L4",), "l40s": ("L40S",),
+                 "b200": ("B200",), "rtx-4090": ("4090",), "rtx-3090": ("3090",),
+                 "rtx-5090": ("5090",), "mi300x": ("MI300X",), "mi325x": ("MI325X",)}
+
+
+def device_matches(device_name: str, hardware) -> bool:
+    """Whether the visible device is the bundled GPU being calibrated (unknown ids: trusted)."""
+    names = _DEVICE_NAMES.get(hardware.name)
+    return names is None or any(n.lower() in device_name.lower() for n in names)
+
+
+def detect_hardware(device_name: str) -> str:
+    """The bundled hardware id of a visible device (first match), for scripts."""
+    for hw_id, names in _DEVICE_NAMES.items():
+        if any(n.lower() in device_name.lower() for n in names):
+            return hw_id
+    raise RuntimeError(f"no bundled hardware spec matches '{device_name}'")
+
+
 class Recorder:
     """Collects rows with the device metadata, and prints progress."""
 
@@ -223,11 +246,12 @@ def run(hardware: str, mode: str = "quick", progress=print):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="llmperf calibration sweep")
-    parser.add_argument("-g", "--hardware", required=True)
+    parser.add_argument("-g", "--hardware", default=None, help="bundled id (default: detect)")
     parser.add_argument("--mode", choices=sorted(GRIDS), default="quick")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    frame, checks, failures = run(args.hardware, args.mode)
+    hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())
+    frame, checks, failures = run(hardware, args.mode)
     frame.to_csv(args.out, index=False)
     print("\n".join(checks))
     print("\n".join(failures[:20]))
