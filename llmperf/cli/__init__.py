@@ -62,10 +62,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from llmperf.cli import commands, plotting
+    from llmperf.cli import calibrate, commands, plotting
 
     commands.register(app)
     plotting.register(app)
+    calibrate.register(app)
 
 
 _register()

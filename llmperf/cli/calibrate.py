@@ -1,0 +1,71 @@
+"""``llmperf calibrate``: measure the bundled kernels on this GPU, or report a calibration's fit.
+
+    llmperf calibrate -g h100-sxm --quick --out hardware/calibration/h100-sxm5-80gb.csv
+    llmperf calibrate -g h100-sxm --report hardware/calibration/h100-sxm5-80gb.csv
+
+Measuring needs torch + triton and a CUDA GPU (``pip install -e ".[kernels]"``); they are
+imported only when this command measures. ``--report`` runs anywhere: it refits the curves with
+k-fold cross-validation and prints the held-out error per op kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmperf.cli import options as o
+from llmperf.cli._common import cli_errors, fail, output_format
+
+
+def calibrate(gpu: o.Gpu,
+              quick: Annotated[bool, typer.Option("--quick", help="Small grid (< 5 min on an H100).")] = False,
+              full: Annotated[bool, typer.Option("--full", help="Every bundled shape (slow).")] = False,
+              report: Annotated[Optional[Path], typer.Option(
+                  "--report", metavar="FILE", help="Print the held-out fit error of a calibration CSV.")] = None,
+              format: o.Format = None, out: o.Out = None):
+    """Measure kernel efficiencies on this GPU, or report a calibration's held-out error.
+
+    Checks each kernel against its reference, then times GEMMs (bf16, fp8, W4A16; Triton and
+    cuBLAS), prefill and decode attention (Triton and SDPA), copy/RMSNorm bandwidth and the
+    launch floor. Writes one CSV row per measurement (SI units, device/driver/versions/date)."""
+    from llmperf.cli.render import emit, frame_table
+    from llmperf.estimate import sweep
+
+    hw = sweep.as_hardware(gpu)
+    if report is not None:
+        from llmperf.calibration_fit import error_summary, held_out_errors
+        from llmperf.calibration_table import load_calibration_csv
+
+        frame = error_summary(held_out_errors(load_calibration_csv(report, hw.name), hw))
+        emit(frame, output_format(format, out), out,
+             lambda: frame_table(frame, list(frame.columns),
+                                 title=f"held-out |error| of {report.name} (5-fold)"))
+        return
+    if quick and full:
+        fail("choose one of --quick and --full")
+    try:
+        import torch
+
+        from llmperf_kernels import calibrate as sweep_kernels
+    except ImportError:
+        fail("calibrate needs torch and triton: pip install -e \".[kernels]\" on the GPU machine")
+    if not torch.cuda.is_available():
+        fail("no CUDA GPU is visible; run `llmperf calibrate` on the GPU you want to calibrate")
+    device = torch.cuda.get_device_name()
+    if not sweep_kernels.device_matches(device, hw):
+        fail(f"this GPU is '{device}', not {hw.name}; pass the matching -g")
+    target = out or Path("hardware/calibration") / f"{hw.name}.csv"
+    frame, checks, failures = sweep_kernels.run(hw.name, "full" if full else "quick", typer.echo)
+    from llmperf.cli._common import write_text
+
+    write_text(target, frame.to_csv(index=False))
+    typer.echo("\n".join(checks))
+    if failures:
+        typer.echo(f"{len(failures)} shapes failed, first: {failures[0]}")
+    typer.echo(f"wrote {target}: {len(frame)} measurements")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(cli_errors(calibrate))
