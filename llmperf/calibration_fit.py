@@ -103,8 +103,48 @@ def launch_floor_s(frame: pd.DataFrame, mode: str) -> float:
     return float(rows["time_s"].median()) if len(rows) else 0.0
 
 
+def shape_key(op_kind: str, n=None, k=None, head_dim=None):
+    """What makes two measurements the same kernel shape: (N, K) of a GEMM, head_dim of
+    attention; memory-bound kernels have none."""
+    if op_kind == "gemm":
+        return (int(n), int(k))
+    if op_kind.startswith("attention"):
+        return int(head_dim)
+    return None
+
+
+def fit_shape_curves(rows: pd.DataFrame) -> dict:
+    """Per-shape efficiency knots: GEMM (N, K) over log M (interpolated, not forced monotone:
+    the regime changes with M); attention per head_dim over log(ideal time), isotonic."""
+    curves = {}
+    for key, group in rows.groupby(["op_kind", "dtype", "kernel_source"]):
+        op_kind = key[0]
+        if op_kind == "memory":
+            continue
+        for _, sub in group.groupby(group.apply(
+                lambda r: shape_key(op_kind, r["n"], r["k"], r["head_dim"]), axis=1)):
+            skey = shape_key(op_kind, *sub.iloc[0][["n", "k", "head_dim"]])
+            if op_kind == "gemm":
+                by_m = sub.groupby("m")["efficiency"].mean()
+                if len(by_m) >= 2:
+                    curves[key + (skey,)] = Curve(np.log(by_m.index.to_numpy(dtype=float)),
+                                                  by_m.to_numpy(), len(sub))
+            elif len(sub) >= MIN_POINTS:
+                curves[key + (skey,)] = Curve.fit(sub["ideal_s"].to_numpy(), sub["efficiency"].to_numpy())
+    return curves
+
+
 class MeasuredCalibration:
-    """Efficiency curves measured on one GPU (or transferred from one) for the cost model."""
+    """Efficiency curves measured on one GPU (or transferred from one) for the cost model.
+
+    Lookup order for an op: (1) the curve of its exact shape (a GEMM's (N, K) over M, an
+    attention's head_dim over size) from the preferred kernel source; (2) the regime curves of
+    its op kind and dtype (compute efficiency over compute ideal time, memory efficiency over
+    memory ideal time); (3) the memory-bound kernels' bandwidth curve for memory-regime terms;
+    (4) 1.0. Norm, RoPE, activation, embedding and cache-write ops use the bandwidth curve.
+    """
+
+    SOURCES = ("triton", "cublas", "sdpa", "cublas_scaled_mm", "torch")
 
     def __init__(self, frame: pd.DataFrame, hardware: HardwareSpec, name: str,
                  kernel_source: str = "triton", launch_mode: str = "graph",
@@ -115,58 +155,77 @@ class MeasuredCalibration:
         self.overhead_s = launch_floor_s(frame, launch_mode)
         self.rows = annotate(frame, self.source_hardware, self.overhead_s)
         self.curves = fit_curves(self.rows)
-        if not self.curves:
+        self.shape_curves = fit_shape_curves(self.rows)
+        if not self.curves and not self.shape_curves:
             raise SpecError(f"{name}: too few measurements to fit any efficiency curve "
                             f"(need {MIN_POINTS} per op kind, dtype and regime)")
 
-    # -- curve lookup ----------------------------------------------------------------------------
-    def _curve(self, op_kind: str, dtype: str, regime: str):
-        for source in (self.kernel_source, "triton", "cublas", "torch", "sdpa"):
-            for dt in (dtype, "bf16"):
+    def _sources(self, first: str | None = None):
+        first = first or self.kernel_source
+        return (first,) + tuple(s for s in self.SOURCES if s != first)
+
+    def _regime_curve(self, op_kind: str, dtype: str, regime: str, source_first=None):
+        for source in self._sources(source_first):
+            for dt in dict.fromkeys((dtype, "bf16")):
                 curve = self.curves.get((op_kind, dt, source, regime))
                 if curve is not None:
                     return curve
         if regime == "memory" and op_kind != "memory":
-            return self._curve("memory", "bf16", "memory")
+            return self._regime_curve("memory", "bf16", "memory", source_first)
         return None
 
-    @staticmethod
-    def _kind_and_dtype(op: Op) -> tuple[str, str]:
-        if op.kind == GEMM:
-            if op.weight_dtype.startswith("int4") and op.compute_dtype in ("bf16", "fp16"):
-                return "gemm", "w4a16"
-            if op.weight_dtype == "int8" and op.compute_dtype in ("bf16", "fp16"):
-                return "gemm", "w8a16"
-            return "gemm", op.compute_dtype
-        if op.kind == ATTENTION:
-            prefill = np.any(np.asarray(op.shape.get("q_len", 1)) > 1)
-            return ("attention_prefill" if prefill else "attention_decode"), "bf16"
-        return "memory", "bf16"
-
-    def _efficiency(self, op: Op, hardware: HardwareSpec, regime: str):
-        if op.kind == COMMUNICATION:
-            return 1.0
-        kind, dtype = self._kind_and_dtype(op)
-        if kind == "memory" and regime == "compute":
-            return 1.0
-        curve = self._curve(kind, dtype, regime)
-        if curve is None:
-            curve = self._curve(kind, dtype, "memory" if regime == "compute" else "compute")
-        if curve is None:
-            return 1.0
-        if regime == "compute":
-            ideal = (op.flops + op.vector_flops) / hardware.peak_flop_per_s(
-                "bf16" if op.compute_dtype == "fp32" else op.compute_dtype)
-        else:
-            ideal = op.memory_bytes / hardware.memory_bandwidth_bytes_per_s
-        return curve(ideal)
+    def efficiencies(self, op_kind: str, dtype: str, skey, m, compute_ideal_s, memory_ideal_s,
+                     source: str | None = None):
+        """(compute efficiency, memory efficiency) for kernels of this kind/dtype/shape, from
+        ``source`` (default: the calibration's kernel source) first."""
+        for source in self._sources(source):
+            curve = self.shape_curves.get((op_kind, dtype, source, skey))
+            if curve is not None:
+                x = np.log(np.maximum(m, 1.0)) if op_kind == "gemm" else None
+                e = (np.interp(x, curve.log_x, curve.efficiency) if x is not None
+                     else curve(np.maximum(compute_ideal_s, memory_ideal_s)))
+                return e, e
+        c_curve = None if op_kind == "memory" else self._regime_curve(op_kind, dtype, "compute", source)
+        m_curve = self._regime_curve(op_kind, dtype, "memory", source)
+        c_curve = c_curve or m_curve
+        m_curve = m_curve or c_curve
+        e_c = c_curve(compute_ideal_s) if c_curve is not None else 1.0
+        e_m = m_curve(memory_ideal_s) if m_curve is not None else 1.0
+        return e_c, e_m
 
     # -- the Calibration protocol ----------------------------------------------------------------
+    @staticmethod
+    def _describe(op: Op):
+        if op.kind == GEMM:
+            dtype = op.compute_dtype
+            if op.weight_dtype.startswith("int4") and op.compute_dtype in ("bf16", "fp16"):
+                dtype = "w4a16"
+            elif op.weight_dtype == "int8" and op.compute_dtype in ("bf16", "fp16"):
+                dtype = "w8a16"
+            m = op.shape.get("rows_per_expert", op.shape.get("m", 1.0))
+            n = op.shape.get("n_per_head", op.shape.get("n", 0))
+            return "gemm", dtype, shape_key("gemm", n, op.shape.get("k", 0)), m
+        if op.kind == ATTENTION:
+            prefill = np.any(np.asarray(op.shape.get("q_len", 1)) > 1)
+            kind = "attention_prefill" if prefill else "attention_decode"
+            return kind, "bf16", shape_key(kind, head_dim=op.shape.get("qk_dim", 0)), None
+        return "memory", "bf16", None, None
+
+    def _op_efficiencies(self, op: Op, hardware: HardwareSpec):
+        kind, dtype, skey, m = self._describe(op)
+        peak = hardware.peak_flop_per_s("bf16" if op.compute_dtype == "fp32" else op.compute_dtype)
+        compute_ideal = (op.flops + op.vector_flops) / peak
+        memory_ideal = op.memory_bytes / hardware.memory_bandwidth_bytes_per_s
+        if kind == "memory":
+            e_c, e_m = self.efficiencies(kind, dtype, skey, m, compute_ideal, memory_ideal)
+            return 1.0, e_m
+        return self.efficiencies(kind, dtype, skey, m, compute_ideal, memory_ideal)
+
     def compute_efficiency(self, op: Op, hardware: HardwareSpec):
-        return self._efficiency(op, hardware, "compute")
+        return 1.0 if op.kind == COMMUNICATION else self._op_efficiencies(op, hardware)[0]
 
     def memory_efficiency(self, op: Op, hardware: HardwareSpec):
-        return self._efficiency(op, hardware, "memory")
+        return 1.0 if op.kind == COMMUNICATION else self._op_efficiencies(op, hardware)[1]
 
     def communication_efficiency(self, op: Op, hardware: HardwareSpec):
         return 1.0
@@ -179,10 +238,12 @@ def predict_rows(calibration: MeasuredCalibration, rows: pd.DataFrame) -> np.nda
     """Predicted kernel times for annotated measurement rows under a fitted calibration."""
     out = np.empty(len(rows))
     for i, (_, row) in enumerate(rows.iterrows()):
-        key_c = (row["op_kind"], row["dtype"], row["kernel_source"], "compute")
-        key_m = (row["op_kind"], row["dtype"], row["kernel_source"], "memory")
-        e_c = calibration.curves[key_c](row["compute_ideal_s"]) if key_c in calibration.curves else 1.0
-        e_m = calibration.curves[key_m](row["memory_ideal_s"]) if key_m in calibration.curves else 1.0
+        skey = shape_key(row["op_kind"], row["n"], row["k"], row["head_dim"])
+        e_c, e_m = calibration.efficiencies(row["op_kind"], row["dtype"], skey, row["m"],
+                                            row["compute_ideal_s"], row["memory_ideal_s"],
+                                            source=row["kernel_source"])
+        if row["op_kind"] == "memory":
+            e_c = 1.0
         out[i] = max(row["compute_ideal_s"] / e_c, row["memory_ideal_s"] / e_m) + calibration.overhead_s
     return out
 
