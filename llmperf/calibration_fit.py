@@ -117,20 +117,18 @@ def fit_shape_curves(rows: pd.DataFrame) -> dict:
     """Per-shape efficiency knots: GEMM (N, K) over log M (interpolated, not forced monotone:
     the regime changes with M); attention per head_dim over log(ideal time), isotonic."""
     curves = {}
-    for key, group in rows.groupby(["op_kind", "dtype", "kernel_source"]):
-        op_kind = key[0]
-        if op_kind == "memory":
-            continue
-        for _, sub in group.groupby(group.apply(
-                lambda r: shape_key(op_kind, r["n"], r["k"], r["head_dim"]), axis=1)):
-            skey = shape_key(op_kind, *sub.iloc[0][["n", "k", "head_dim"]])
-            if op_kind == "gemm":
-                by_m = sub.groupby("m")["efficiency"].mean()
-                if len(by_m) >= 2:
-                    curves[key + (skey,)] = Curve(np.log(by_m.index.to_numpy(dtype=float)),
-                                                  by_m.to_numpy(), len(sub))
-            elif len(sub) >= MIN_POINTS:
-                curves[key + (skey,)] = Curve.fit(sub["ideal_s"].to_numpy(), sub["efficiency"].to_numpy())
+    gemm = rows[rows["op_kind"] == "gemm"]
+    for (dtype, source, n, k), sub in gemm.groupby(["dtype", "kernel_source", "n", "k"]):
+        by_m = sub.groupby("m")["efficiency"].mean()
+        if len(by_m) >= 2:
+            curves[("gemm", dtype, source, shape_key("gemm", n, k))] = Curve(
+                np.log(by_m.index.to_numpy(dtype=float)), by_m.to_numpy(), len(sub))
+    attention = rows[rows["op_kind"].str.startswith("attention")]
+    for (kind, dtype, source, head_dim), sub in attention.groupby(
+            ["op_kind", "dtype", "kernel_source", "head_dim"]):
+        if len(sub) >= MIN_POINTS:
+            curves[(kind, dtype, source, shape_key(kind, head_dim=head_dim))] = Curve.fit(
+                sub["ideal_s"].to_numpy(), sub["efficiency"].to_numpy())
     return curves
 
 
@@ -153,6 +151,7 @@ class MeasuredCalibration:
         self.kernel_source = kernel_source
         self.source_hardware = measured_on or hardware
         self.overhead_s = launch_floor_s(frame, launch_mode)
+        self._launch_rows = frame[frame["op_kind"] == "launch"]
         self.rows = annotate(frame, self.source_hardware, self.overhead_s)
         self.curves = fit_curves(self.rows)
         self.shape_curves = fit_shape_curves(self.rows)
@@ -233,6 +232,33 @@ class MeasuredCalibration:
     def kernel_overhead_s(self, op: Op, hardware: HardwareSpec) -> float:
         return self.overhead_s
 
+    bands: dict | None = None
+
+    def interval(self, cost):
+        """(low, high) step time from the held-out residual bands of each op's kernel kind.
+
+        A kernel whose prediction errs by e (predicted/measured - 1, p10..p90 over held-out
+        calibration points) really takes predicted / (1 + e); errors of one kind are assumed to
+        move together (the conservative choice), overheads carry no band.
+        """
+        if self.bands is None:
+            self.bands = residual_bands(pd.concat([self.rows, self._launch_rows]), self.source_hardware)
+        low = high = 0.0
+        for op, time, overhead in zip(cost.ops, cost.time_s, cost.overhead_s):
+            kind = "memory" if op.kind == COMMUNICATION else self._describe(op)[0]
+            e10, e90 = self._band(kind)
+            busy = op.count * (time - overhead)
+            low = low + busy / (1 + e90) + op.count * overhead
+            high = high + busy / (1 + e10) + op.count * overhead
+        return low, high
+
+    def _band(self, kind: str):
+        for source in self._sources():
+            band = self.bands.get(f"{kind}|{source}")
+            if band is not None:
+                return band
+        return (0.0, 0.0)
+
 
 def predict_rows(calibration: MeasuredCalibration, rows: pd.DataFrame) -> np.ndarray:
     """Predicted kernel times for annotated measurement rows under a fitted calibration."""
@@ -280,10 +306,44 @@ def error_summary(errors: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
+def residual_bands(frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
+    """{(op_kind, kernel_source): [p10, p90]} of held-out signed errors predicted/measured - 1."""
+    errors = held_out_errors(frame, hardware)
+    bands = {}
+    for (kind, source), group in errors.groupby(["op_kind", "kernel_source"]):
+        bands[f"{kind}|{source}"] = [float(np.percentile(group["error"], 10)),
+                                     float(np.percentile(group["error"], 90))]
+    return bands
+
+
+def _bands_for(path: Path, frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
+    """Residual bands cached beside the CSV (``<name>.residuals.json``), keyed by the CSV's hash so
+    a changed file is never paired with stale bands."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    sidecar = Path(path).with_suffix(".residuals.json")
+    try:
+        cached = json.loads(sidecar.read_text())
+        if cached.get("source_sha256") == digest:
+            return cached["bands"]
+    except (OSError, ValueError, KeyError):
+        pass
+    bands = residual_bands(frame, hardware)
+    try:
+        sidecar.write_text(json.dumps({"source_sha256": digest, "bands": bands}, indent=1))
+    except OSError:
+        pass  # read-only install: recompute next time
+    return bands
+
+
 def load_calibration(path: Path, hardware: HardwareSpec, kernel_source: str = "triton"):
     """A calibration file measured on ``hardware``, as ``calibrated:<file name>``."""
     frame = load_calibration_csv(path, hardware.name)
-    return MeasuredCalibration(frame, hardware, f"calibrated:{Path(path).name}", kernel_source)
+    cal = MeasuredCalibration(frame, hardware, f"calibrated:{Path(path).name}", kernel_source)
+    cal.bands = _bands_for(path, frame, hardware)
+    return cal
 
 
 def bundled_calibrations() -> dict:
@@ -336,5 +396,7 @@ def resolve_calibration(name: str, hardware: HardwareSpec, kernel_source: str = 
     if source is None:
         return IDEAL
     frame = load_calibration_csv(available[source.name], source.name)
-    return MeasuredCalibration(frame, hardware, f"transferred:{source.name}", kernel_source,
-                               measured_on=source)
+    cal = MeasuredCalibration(frame, hardware, f"transferred:{source.name}", kernel_source,
+                              measured_on=source)
+    cal.bands = _bands_for(available[source.name], frame, source)
+    return cal

@@ -7,6 +7,7 @@ Numeric columns carry their unit in the name (``_s``, ``_bytes``, ``_flops``, ``
 SCENARIO_COLUMNS = ["batch", "prompt_len", "output_len", "context_len"]
 
 # The JSON contract of `llmperf estimate` (README "JSON contract"); sweep rows use the same keys.
+# *_low/*_high: the interval from a measured calibration's held-out residuals (null for ideal).
 ESTIMATE_COLUMNS = [
     "model", "hardware", "calibration", "weights", "activations", "kv_cache", "tensor_parallel",
     *SCENARIO_COLUMNS,
@@ -14,6 +15,8 @@ ESTIMATE_COLUMNS = [
     "total_memory_bytes", "usable_memory_bytes", "memory_capacity_bytes", "fits",
     "kv_cache_bytes_per_token", "prefill_flops", "decode_flops",
     "ttft_s", "tpot_s", "mean_tpot_s", "request_latency_s",
+    "ttft_s_low", "ttft_s_high", "tpot_s_low", "tpot_s_high",
+    "request_latency_s_low", "request_latency_s_high",
     "throughput_tokens_per_s", "decode_tokens_per_s", "prefill_tokens_per_s",
     "prefill_bound", "decode_bound",
     "price_usd_per_hour", "cost_usd_per_1m_input_tokens", "cost_usd_per_1m_output_tokens",

@@ -109,6 +109,7 @@ def request_metrics(model: ModelSpec, hardware: HardwareSpec, workload: Workload
         "request_latency_s": latency,
         "throughput_tokens_per_s": b * o / latency,
         "prefill_tokens_per_s": b * np.asarray(prompt_len, dtype=float) / ttft,
+        "prefill_cost": prefill,
     }
 
 

@@ -72,6 +72,7 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     params = parameter_counts(model)
     devices = workload.tensor_parallel
     tpot = decode.step_time_s
+    bounds = _intervals(calibration, req, decode)
     out = {
         "model": model.name, "hardware": hardware.name, "calibration": calibration.name,
         "weights": workload.weights, "activations": workload.activations,
@@ -84,7 +85,7 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
         "kv_cache_bytes_per_token": kv_bytes_per_token(model, workload.kv_format, workload.mla),
         "prefill_flops": req["prefill_flops"], "decode_flops": decode.total("flops"),
         "ttft_s": req["ttft_s"], "tpot_s": tpot, "mean_tpot_s": req["mean_tpot_s"],
-        "request_latency_s": req["request_latency_s"],
+        "request_latency_s": req["request_latency_s"], **bounds,
         "throughput_tokens_per_s": req["throughput_tokens_per_s"],
         "decode_tokens_per_s": b / tpot, "prefill_tokens_per_s": req["prefill_tokens_per_s"],
         "prefill_bound": req["prefill_bound"], "decode_bound": decode.step_bound,
@@ -96,6 +97,22 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     frame = pd.DataFrame({k: (np.broadcast_to(v, b.shape).ravel() if isinstance(v, np.ndarray)
                               else [v] * n) for k, v in out.items()})
     return frame[ESTIMATE_COLUMNS]
+
+
+def _intervals(calibration: Calibration, req: dict, decode) -> dict:
+    """Low/high TTFT, TPOT and request latency from the calibration's held-out residuals (NaN for
+    calibrations without measurements, e.g. ``ideal``)."""
+    interval = getattr(calibration, "interval", None)
+    keys = ("ttft_s_low", "ttft_s_high", "tpot_s_low", "tpot_s_high", "request_latency_s_low",
+            "request_latency_s_high")
+    if interval is None:
+        return {k: np.nan for k in keys}
+    t_lo, t_hi = interval(req["prefill_cost"])
+    d_lo, d_hi = interval(decode)
+    tpot = decode.step_time_s
+    return dict(zip(keys, (t_lo, t_hi, d_lo, d_hi,
+                           t_lo + req["decode_time_s"] * d_lo / tpot,
+                           t_hi + req["decode_time_s"] * d_hi / tpot)))
 
 
 def estimate(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(), **kwargs) -> dict:
