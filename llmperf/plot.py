@@ -98,9 +98,23 @@ def ceilings(ops, hardware) -> dict[str, float]:
     return out
 
 
-def roofline(ax, ops, hardware, label_top: int = 5, title: str | None = None):
+def measured_points(ax, rows, zorder: int = 3):
+    """Kernel timings of a calibration as small hollow markers: x = FLOPs / bytes, y = FLOPs /
+    measured time; one marker style per op kind (rows: calibration CSV rows with flops > 0)."""
+    rows = rows[(rows["flops"] > 0) & (rows["bytes"] > 0)]
+    markers = {"gemm": "s", "attention_prefill": "^", "attention_decode": "v"}
+    for kind, group in rows.groupby("op_kind"):
+        ax.scatter(group["flops"] / group["bytes"], group["flops"] / group["time_s"], s=10,
+                   marker=markers.get(kind, "o"), facecolors="none", edgecolors="grey",
+                   linewidths=0.6, alpha=0.6, zorder=zorder, label=f"measured {kind}",
+                   gid=f"measured:{kind}")
+    return len(rows)
+
+
+def roofline(ax, ops, hardware, label_top: int = 5, title: str | None = None, measured=None):
     """Log-log roofline of one step: the memory slope, one ceiling per dtype with its ridge
-    point, and every op as a point (colour = kind, area = share of step time)."""
+    point, and every op as a point (colour = kind, area = share of step time). ``measured``:
+    calibration rows drawn underneath (what our kernels achieved on this GPU)."""
     points, hidden = roofline_points(ops)
     bw = hardware.memory_bandwidth_bytes_per_s
     peaks = ceilings(ops, hardware)
@@ -118,6 +132,9 @@ def roofline(ax, ops, hardware, label_top: int = 5, title: str | None = None):
                    s=25 + 900 * group["time_share"].to_numpy(), c=KIND_COLORS.get(kind, "grey"),
                    alpha=0.75, edgecolors="black", linewidths=0.5, zorder=5, label=kind,
                    gid=f"ops:{kind}")
+    if measured is not None and len(measured):
+        in_use = set(peaks) | {"w4a16", "w8a16"} if "bf16" in peaks else set(peaks)
+        measured_points(ax, measured[measured["dtype"].isin(in_use)])
     y_lo = min(points["achieved_flop_per_s"].min(), bw * x_lo) / 3 if len(points) else bw * x_lo
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, top * 3)

@@ -142,3 +142,26 @@ def test_chart_suffix_checked(tmp_path):
     result = CliRunner().invoke(app, ["roofline", "-m", "llama-3.1-8b", "-g", "h100-sxm",
                                       "--out", str(tmp_path / "chart.txt")])
     assert result.exit_code == 2 and ".png" in result.stderr
+
+
+def test_roofline_draws_measured_kernel_points_under_the_roof():
+    """With a measured calibration the chart shows what our kernels achieved on this GPU, and
+    every measured point sits under its ceiling (FLOP/s <= peak, <= bandwidth x intensity)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmperf import Step, Workload, load_hardware, load_model, ops_frame, plot
+    from llmperf.calibration_fit import resolve_calibration
+
+    hw = load_hardware("h100-sxm")
+    cal = resolve_calibration("auto", hw)
+    ops = ops_frame(load_model("llama-3.1-8b"), hw, Workload(), Step.prefill(1, 512), cal)
+    fig, (ax,) = plot.figure(1)
+    rows = cal.rows[cal.rows["kernel_source"] == "triton"]
+    plot.roofline(ax, ops, hw, measured=rows)
+    drawn = [c for c in ax.collections if str(c.get_gid()).startswith("measured:")]
+    assert {c.get_gid() for c in drawn} >= {"measured:gemm", "measured:attention_decode"}
+    for c in drawn:
+        x, y = c.get_offsets().T
+        assert (y <= hw.peak.bf16 * 1.0001).all()
+        assert (y <= hw.memory_bandwidth_bytes_per_s * x * 1.0001).all()

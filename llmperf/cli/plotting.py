@@ -75,15 +75,20 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
     wl = workload(weights, activations, kv, tp, attention)
     phase = choice(phase, ("prefill", "decode", "both"), "--phase")
     phases = ["prefill", "decode"] if phase == "both" else [phase]
+    cal = sweep.resolve_calibration(calibration, g)
     frames = [tables.ops_table(m, g, wl, p, batch=parse_length(batch, "--batch"),
                                prompt_len=parse_length(prompt, "--prompt"),
                                output_len=parse_length(output, "--output"),
                                context_len=parse_optional_length(context, "--context"),
-                               calibration=sweep.resolve_calibration(calibration, g),
+                               calibration=cal,
                                allow_long_context=allow_long_context) for p in phases]
+    # measured kernel points of a calibration measured on this very GPU (not transferred ones)
+    rows = getattr(cal, "rows", None)
+    measured = (rows[rows["kernel_source"] == cal.kernel_source]
+                if rows is not None and cal.name.startswith("calibrated:") else None)
     fig, axes = plot.figure(len(frames), width_in=8.0, height_in=5.5, sharey=True)
     for ax, frame in zip(axes, frames):
-        plot.roofline(ax, frame, g, label_top=labels)
+        plot.roofline(ax, frame, g, label_top=labels, measured=measured)
     data = pd.concat(frames, ignore_index=True)
     _finish(fig, out, data, format, lambda: [ops_view(f) for f in frames])
 
