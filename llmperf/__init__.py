@@ -11,6 +11,7 @@ Importing llmperf never imports torch, triton or matplotlib.
 """
 
 from llmperf.calibration import IDEAL, ConstantCalibration
+from llmperf.calibration_fit import load_calibration, resolve_calibration
 from llmperf.catalog import (bundled_hardware_names, bundled_model_names, load_hardware,
                              load_model)
 from llmperf.errors import LlmperfError
@@ -30,6 +31,6 @@ __all__ = [
     "IDEAL", "ConstantCalibration", "HardwareSpec", "LlmperfError", "ModelSpec", "Step",
     "Workload", "activation_bytes", "build_step_ops", "bundled_hardware_names",
     "bundled_model_names", "estimate", "estimate_frame", "kv_bytes", "kv_bytes_per_token",
-    "layers_frame", "load_hardware", "load_model", "max_batch", "max_context", "memory_breakdown", "ops_frame",
+    "layers_frame", "load_calibration", "load_hardware", "load_model", "resolve_calibration", "max_batch", "max_context", "memory_breakdown", "ops_frame",
     "parameter_counts", "parameter_table", "request_metrics", "step_cost", "weight_bytes",
 ]

@@ -43,6 +43,14 @@ def _cost_rows(r: dict) -> list[tuple]:
     ]
 
 
+def _band(row, key: str) -> str:
+    """`` · 6.4–8.0 ms`` from the calibration's held-out interval, or nothing (ideal)."""
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or high is None or low != low or high != high:
+        return ""
+    return f" · {fmt.seconds(low)}–{fmt.seconds(high)}"
+
+
 def estimate_report(r: dict):
     """A rich Table: scenario, parameters, memory and fit, latency, throughput, cost."""
     from rich.table import Table
@@ -58,11 +66,13 @@ def estimate_report(r: dict):
         *_memory_rows(r),
         ("Compute", "prefill", fmt.si(r["prefill_flops"], "FLOP"), ""),
         ("", "decode step", fmt.si(r["decode_flops"], "FLOP"), ""),
-        ("Latency", "TTFT", fmt.seconds(r["ttft_s"]), f"prefill, {_bound(r['prefill_bound'])}"),
-        ("", "TPOT", fmt.seconds(r["tpot_s"]), f"decode step, {_bound(r['decode_bound'])}"),
+        ("Latency", "TTFT", fmt.seconds(r["ttft_s"]),
+         f"prefill, {_bound(r['prefill_bound'])}{_band(r, 'ttft_s')}"),
+        ("", "TPOT", fmt.seconds(r["tpot_s"]),
+         f"decode step, {_bound(r['decode_bound'])}{_band(r, 'tpot_s')}"),
         ("", "mean TPOT", fmt.seconds(r["mean_tpot_s"]), "over the request"),
         ("", "request", fmt.seconds(r["request_latency_s"]),
-         f"TTFT + {decode_steps:,} decode steps"),
+         f"TTFT + {decode_steps:,} decode steps{_band(r, 'request_latency_s')}"),
         ("Throughput", "output", f"{fmt.count(r['throughput_tokens_per_s'])} tok/s",
          "generated tokens / request latency"),
         ("", "decode", f"{fmt.count(r['decode_tokens_per_s'])} tok/s", "batch / TPOT"),
