@@ -71,8 +71,7 @@ class Curve:
 
 
 def _peak_for(hardware: HardwareSpec, dtype: str) -> float:
-    compute = {"w4a16": "bf16", "w8a16": "bf16", "fp8kv": "bf16"}.get(dtype, dtype)
-    return hardware.peak_flop_per_s(compute)
+    return hardware.peak_flop_per_s(_peak_dtype(dtype))
 
 
 def annotate(frame: pd.DataFrame, hardware: HardwareSpec, launch_s: float) -> pd.DataFrame:
@@ -295,6 +294,38 @@ def held_out_errors(frame: pd.DataFrame, hardware: HardwareSpec, folds: int = 5,
     out = pd.concat(parts)
     out["error"] = out["predicted_s"] / out["time_s"] - 1.0
     return out
+
+
+def achieved_peaks(frame: pd.DataFrame, hardware: HardwareSpec) -> pd.DataFrame:
+    """Measured peaks beside the datasheet: the best FLOP/s per GEMM dtype and kernel source,
+    and the best copy bandwidth (bytes read + written per second)."""
+    rows = []
+    gemm = frame[(frame["op_kind"] == "gemm") & (frame["flops"] > 0)]
+    for (dtype, source), group in gemm.groupby(["dtype", "kernel_source"]):
+        best = group.loc[(group["flops"] / group["time_s"]).idxmax()]
+        datasheet = hardware.peak_flop_per_s(_peak_dtype(dtype))
+        achieved = best["flops"] / best["time_s"]
+        rows.append({"what": f"gemm {dtype}", "kernel_source": source, "measured": achieved,
+                     "datasheet": datasheet, "unit": "FLOP/s", "fraction": achieved / datasheet,
+                     "shape": f"M={best['m']:.0f} N={best['n']:.0f} K={best['k']:.0f}"})
+    copies = frame[(frame["op_kind"] == "memory") & (frame["name"] == "copy")]
+    for source, group in copies.groupby("kernel_source"):
+        best = group.loc[(group["bytes"] / group["time_s"]).idxmax()]
+        achieved = best["bytes"] / best["time_s"]
+        rows.append({"what": "copy bandwidth", "kernel_source": source, "measured": achieved,
+                     "datasheet": hardware.memory_bandwidth_bytes_per_s, "unit": "B/s",
+                     "fraction": achieved / hardware.memory_bandwidth_bytes_per_s,
+                     "shape": f"{best['bytes'] / 2e6:.0f} MB copied"})
+    launch = frame[frame["op_kind"] == "launch"]
+    for mode, group in launch.groupby("layout"):
+        rows.append({"what": f"launch floor ({mode})", "kernel_source": "triton",
+                     "measured": float(group["time_s"].median()), "datasheet": np.nan,
+                     "unit": "s", "fraction": np.nan, "shape": "1-element copy"})
+    return pd.DataFrame(rows)
+
+
+def _peak_dtype(dtype: str) -> str:
+    return {"w4a16": "bf16", "w8a16": "bf16"}.get(dtype, dtype)
 
 
 def error_summary(errors: pd.DataFrame) -> pd.DataFrame:

@@ -185,3 +185,33 @@ def test_bundled_calibrations_meet_the_held_out_goal():
             load_calibration_csv(f"hardware/calibration/{name}.csv", name), hw))
         core = summary[summary["op_kind"] != "memory"]
         assert (core["median_abs_error_pct"] <= 6.0).all(), summary.to_string()
+
+
+def test_calibrate_report_cli_and_no_gpu_error():
+    from typer.testing import CliRunner
+
+    from llmperf.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["calibrate", "-g", "h100-sxm", "--report",
+                                 "hardware/calibration/h100-sxm5-80gb.csv", "-f", "csv"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(__import__("io").StringIO(result.stdout))
+    assert set(frame["op_kind"]) >= {"gemm", "attention_prefill", "attention_decode"}
+    table = runner.invoke(app, ["calibrate", "-g", "h100-sxm", "--report",
+                                "hardware/calibration/h100-sxm5-80gb.csv"])
+    assert "measured peaks beside the datasheet" in table.stdout
+    # this machine has no GPU: one line, exit 2
+    measure = runner.invoke(app, ["calibrate", "-g", "h100-sxm", "--quick"])
+    assert measure.exit_code == 2 and measure.stderr.startswith("error: ")
+
+
+def test_achieved_peaks_from_the_bundled_h100_file():
+    from llmperf.calibration_fit import achieved_peaks
+    from llmperf.calibration_table import load_calibration_csv
+
+    peaks = achieved_peaks(load_calibration_csv("hardware/calibration/h100-sxm5-80gb.csv"), H100)
+    bf16 = peaks[(peaks["what"] == "gemm bf16")]
+    assert ((bf16["fraction"] > 0.5) & (bf16["fraction"] <= 1.0)).all()
+    copy_bw = peaks[peaks["what"] == "copy bandwidth"]
+    assert ((copy_bw["fraction"] > 0.5) & (copy_bw["fraction"] <= 1.0)).all()

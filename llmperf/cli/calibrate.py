@@ -35,13 +35,18 @@ def calibrate(gpu: o.Gpu,
 
     hw = sweep.as_hardware(gpu)
     if report is not None:
-        from llmperf.calibration_fit import error_summary, held_out_errors
+        from llmperf.calibration_fit import achieved_peaks, error_summary, held_out_errors
         from llmperf.calibration_table import load_calibration_csv
 
-        frame = error_summary(held_out_errors(load_calibration_csv(report, hw.name), hw))
+        rows = load_calibration_csv(report, hw.name)
+        frame = error_summary(held_out_errors(rows, hw))
+        peaks = achieved_peaks(rows, hw)
         emit(frame, output_format(format, out), out,
-             lambda: frame_table(frame, list(frame.columns),
-                                 title=f"held-out |error| of {report.name} (5-fold)"))
+             lambda: [frame_table(frame, list(frame.columns),
+                                  title=f"held-out |error| of {report.name} (5-fold)"),
+                      frame_table(_readable(peaks), ["what", "kernel_source", "measured",
+                                                     "datasheet", "fraction", "shape"],
+                                  title="measured peaks beside the datasheet")])
         return
     if quick and full:
         fail("choose one of --quick and --full")
@@ -65,6 +70,21 @@ def calibrate(gpu: o.Gpu,
     if failures:
         typer.echo(f"{len(failures)} shapes failed, first: {failures[0]}")
     typer.echo(f"wrote {target}: {len(frame)} measurements")
+
+
+def _readable(peaks):
+    """Peaks with their units written out (rendering only; the CSV/JSON keep SI numbers)."""
+    from llmperf.cli import fmt
+
+    def show(value, unit):
+        if value != value:
+            return "—"
+        return fmt.seconds(value) if unit == "s" else fmt.si(value, unit)
+
+    return peaks.assign(
+        measured=[show(v, u) for v, u in zip(peaks["measured"], peaks["unit"])],
+        datasheet=[show(v, u) for v, u in zip(peaks["datasheet"], peaks["unit"])],
+        fraction=[f"{v:.0%}" if v == v else "—" for v in peaks["fraction"]])
 
 
 def register(app: typer.Typer) -> None:
