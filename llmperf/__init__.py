@@ -10,27 +10,56 @@ the ops into times under a calibration; results come back as tidy pandas DataFra
 Importing llmperf never imports torch, triton or matplotlib.
 """
 
-from llmperf.calibration import IDEAL, ConstantCalibration
-from llmperf.calibration_fit import load_calibration, resolve_calibration
-from llmperf.catalog import (bundled_hardware_names, bundled_model_names, load_hardware,
-                             load_model)
-from llmperf.errors import LlmperfError
-from llmperf.estimate.latency import request_metrics, step_cost
-from llmperf.estimate.memory import (activation_bytes, kv_bytes, max_batch, max_context,
-                                     memory_breakdown, weight_bytes)
-from llmperf.estimate.params import parameter_counts, parameter_table
-from llmperf.estimate.report import estimate, estimate_frame, layers_frame, ops_frame
-from llmperf.ops.builder import build_step_ops
-from llmperf.ops.kv import kv_bytes_per_token
-from llmperf.specs import HardwareSpec, ModelSpec, Workload
-from llmperf.specs.workload import Step
+# Public names, imported on first use (PEP 562) so that `import llmperf` and the CLI's start-up
+# only pay for the modules they touch.
+_EXPORTS = {
+    "IDEAL": "llmperf.calibration",
+    "ConstantCalibration": "llmperf.calibration",
+    "load_calibration": "llmperf.calibration_fit",
+    "resolve_calibration": "llmperf.calibration_fit",
+    "bundled_hardware_names": "llmperf.catalog",
+    "bundled_model_names": "llmperf.catalog",
+    "load_hardware": "llmperf.catalog",
+    "load_model": "llmperf.catalog",
+    "LlmperfError": "llmperf.errors",
+    "request_metrics": "llmperf.estimators.latency",
+    "step_cost": "llmperf.estimators.latency",
+    "activation_bytes": "llmperf.estimators.memory",
+    "kv_bytes": "llmperf.estimators.memory",
+    "max_batch": "llmperf.estimators.memory",
+    "max_context": "llmperf.estimators.memory",
+    "memory_breakdown": "llmperf.estimators.memory",
+    "weight_bytes": "llmperf.estimators.memory",
+    "parameter_counts": "llmperf.estimators.params",
+    "parameter_table": "llmperf.estimators.params",
+    "estimate": "llmperf.estimators.report",
+    "estimate_frame": "llmperf.estimators.report",
+    "layers_frame": "llmperf.estimators.report",
+    "ops_frame": "llmperf.estimators.report",
+    "build_step_ops": "llmperf.ops.builder",
+    "kv_bytes_per_token": "llmperf.ops.kv",
+    "HardwareSpec": "llmperf.specs.hardware",
+    "ModelSpec": "llmperf.specs.model",
+    "Workload": "llmperf.specs.workload",
+    "Step": "llmperf.specs.workload",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmperf' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))
+
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "IDEAL", "ConstantCalibration", "HardwareSpec", "LlmperfError", "ModelSpec", "Step",
-    "Workload", "activation_bytes", "build_step_ops", "bundled_hardware_names",
-    "bundled_model_names", "estimate", "estimate_frame", "kv_bytes", "kv_bytes_per_token",
-    "layers_frame", "load_calibration", "load_hardware", "load_model", "resolve_calibration", "max_batch", "max_context", "memory_breakdown", "ops_frame",
-    "parameter_counts", "parameter_table", "request_metrics", "step_cost", "weight_bytes",
-]
+__all__ = sorted(_EXPORTS)

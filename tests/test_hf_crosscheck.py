@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - if tests/ becomes a package
     from tests import hf_helpers as H
 
 from llmperf.catalog import bundled_model_names, load_model, model_meta
-from llmperf.estimate.params import parameter_counts
+from llmperf.estimators.params import parameter_counts
 from llmperf.ops.kv import kv_cache_bytes
 from llmperf.specs.hf_config import USED_KEYS, model_spec_from_hf
 from llmperf.specs.workload import Step, Workload

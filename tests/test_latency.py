@@ -5,7 +5,7 @@ import pytest
 
 from llmperf import ConstantCalibration, Step, Workload, estimate, load_hardware, load_model
 from llmperf.errors import LlmperfError
-from llmperf.estimate.latency import _sum_max_affine, decode_sum_s, step_cost
+from llmperf.estimators.latency import _sum_max_affine, decode_sum_s, step_cost
 
 
 @pytest.mark.parametrize("name", ["llama-3.1-8b", "gemma-2-9b", "phi-3-mini-4k", "deepseek-v2-lite",

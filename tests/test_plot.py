@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from llmperf import Workload, load_hardware, load_model
 from llmperf.cli import app
-from llmperf.estimate import tables
-from llmperf.estimate.sweep import sweep_frame
+from llmperf.estimators import tables
+from llmperf.estimators.sweep import sweep_frame
 
 plot = pytest.importorskip("llmperf.plot")
 

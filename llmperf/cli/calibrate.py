@@ -31,7 +31,7 @@ def calibrate(gpu: o.Gpu,
     cuBLAS), prefill and decode attention (Triton and SDPA), copy/RMSNorm bandwidth and the
     launch floor. Writes one CSV row per measurement (SI units, device/driver/versions/date)."""
     from llmperf.cli.render import emit, frame_table
-    from llmperf.estimate import sweep
+    from llmperf.estimators import sweep
 
     hw = sweep.as_hardware(gpu)
     if report is not None:

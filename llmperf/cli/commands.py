@@ -32,7 +32,7 @@ def list_(what: Annotated[str, typer.Argument(metavar="models|hardware", help="W
     models: params, layers, heads, KV-cache bytes per token; hardware: memory, bandwidth,
     dense bf16/fp8 peaks, ridge point, link bandwidth."""
     from llmperf.cli.render import emit, frame_table
-    from llmperf.estimate import tables
+    from llmperf.estimators import tables
 
     kind = choice(what, ("models", "hardware"), "llmperf list")
     frame = tables.models_table() if kind == "models" else tables.hardware_table()
@@ -64,7 +64,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
     (SI units in the key names; null where a value does not apply)."""
     from llmperf.cli.render import emit
     from llmperf.cli.views import estimate_report, ops_table
-    from llmperf.estimate import sweep, tables
+    from llmperf.estimators import sweep, tables
 
     m, g = sweep.as_model(model), sweep.as_hardware(gpu)
     wl = workload(weights, activations, kv, tp, attention)
@@ -104,7 +104,7 @@ def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
     largest batch that fits at the row's context, max_context_len the longest context that fits
     at the row's batch."""
     from llmperf.cli.render import emit, frame_table
-    from llmperf.estimate import sweep, tables
+    from llmperf.estimators import sweep, tables
 
     m, g = sweep.as_model(model), sweep.as_hardware(gpu)
     frame = tables.memory_table(
@@ -117,7 +117,7 @@ def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
 
 def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp,
            attention, calibration, price, allow_long_context):
-    from llmperf.estimate.sweep import sweep_frame
+    from llmperf.estimators.sweep import sweep_frame
 
     return sweep_frame(
         parse_names(models, "-m"), parse_names(gpus, "-g"),

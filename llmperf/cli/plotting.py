@@ -45,7 +45,7 @@ def _finish(fig, out: Path, data, fmt_name: Optional[str], table) -> None:
 
 
 def _specs(model: str, gpu: str):
-    from llmperf.estimate import sweep
+    from llmperf.estimators import sweep
 
     return sweep.as_model(model), sweep.as_hardware(gpu)
 
@@ -69,7 +69,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
 
     from llmperf import plot
     from llmperf.cli.views import ops_table as ops_view
-    from llmperf.estimate import sweep, tables
+    from llmperf.estimators import sweep, tables
 
     m, g = _specs(model, gpu)
     wl = workload(weights, activations, kv, tp, attention)
@@ -105,7 +105,7 @@ def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
 
     from llmperf import plot
     from llmperf.cli.views import ops_table as ops_view
-    from llmperf.estimate import sweep, tables
+    from llmperf.estimators import sweep, tables
 
     m, g = _specs(model, gpu)
     wl = workload(weights, activations, kv, tp, attention)
@@ -134,7 +134,7 @@ def memory(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
     _check_chart_path(out)
     from llmperf import plot
     from llmperf.cli.render import frame_table
-    from llmperf.estimate import tables
+    from llmperf.estimators import tables
 
     m, g = _specs(model, gpu)
     grid = tables.context_grid(m, hi=parse_optional_length(max_context, "--max-context"))
@@ -159,7 +159,7 @@ def frontier(model: o.Models, gpu: o.Gpus, out: ChartOut, batch: o.Batches = FRO
     from llmperf import plot
     from llmperf.cli.commands import SWEEP_TABLE
     from llmperf.cli.render import frame_table
-    from llmperf.estimate.sweep import sweep_frame
+    from llmperf.estimators.sweep import sweep_frame
 
     ctx = parse_optional_length(context, "--context")
     frame = sweep_frame(

@@ -14,9 +14,9 @@ import pandas as pd
 from llmperf.calibration import IDEAL, Calibration
 from llmperf.catalog import bundled_hardware_names, bundled_model_names, load_hardware, load_model
 from llmperf.errors import LlmperfError
-from llmperf.estimate.memory import max_batch, max_context, memory_breakdown
-from llmperf.estimate.params import parameter_counts
-from llmperf.estimate.report import check_context, ops_frame
+from llmperf.estimators.memory import max_batch, max_context, memory_breakdown
+from llmperf.estimators.params import parameter_counts
+from llmperf.estimators.report import check_context, ops_frame
 from llmperf.ops.kv import kv_bytes_per_token
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec

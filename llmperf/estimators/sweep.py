@@ -22,7 +22,7 @@ from llmperf.calibration import IDEAL, Calibration
 from llmperf.catalog import load_hardware, load_model
 from llmperf.columns import ESTIMATE_COLUMNS
 from llmperf.errors import LlmperfError
-from llmperf.estimate.report import estimate_frame
+from llmperf.estimators.report import estimate_frame
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Workload

@@ -13,9 +13,9 @@ from llmperf.calibration import IDEAL, Calibration
 from llmperf.columns import ESTIMATE_COLUMNS, OP_COLUMNS
 from llmperf.cost import BOUNDS
 from llmperf.errors import LlmperfError
-from llmperf.estimate.latency import cost_per_million_tokens, request_metrics, step_cost
-from llmperf.estimate.memory import memory_breakdown
-from llmperf.estimate.params import parameter_counts
+from llmperf.estimators.latency import cost_per_million_tokens, request_metrics, step_cost
+from llmperf.estimators.memory import memory_breakdown
+from llmperf.estimators.params import parameter_counts
 from llmperf.ops.kv import kv_bytes_per_token
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
