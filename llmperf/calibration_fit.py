@@ -150,6 +150,8 @@ class MeasuredCalibration:
         self.kernel_source = kernel_source
         self.source_hardware = measured_on or hardware
         self.overhead_s = launch_floor_s(frame, launch_mode)
+        self.eager_launch_s = launch_floor_s(frame, "eager")
+        self.source_by_kind: dict = {}
         self._launch_rows = frame[frame["op_kind"] == "launch"]
         self.rows = annotate(frame, self.source_hardware, self.overhead_s)
         self.curves = fit_curves(self.rows)
@@ -209,15 +211,24 @@ class MeasuredCalibration:
             return kind, "bf16", shape_key(kind, head_dim=op.shape.get("qk_dim", 0)), None
         return "memory", "bf16", None, None
 
+    def for_engine(self, engine) -> "MeasuredCalibration":
+        """This calibration with the engine's kernel source per op kind (shallow copy)."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.source_by_kind = dict(engine.kernel_sources)
+        return clone
+
     def _op_efficiencies(self, op: Op, hardware: HardwareSpec):
         kind, dtype, skey, m = self._describe(op)
+        source = self.source_by_kind.get(kind)
         peak = hardware.peak_flop_per_s("bf16" if op.compute_dtype == "fp32" else op.compute_dtype)
         compute_ideal = (op.flops + op.vector_flops) / peak
         memory_ideal = op.memory_bytes / hardware.memory_bandwidth_bytes_per_s
         if kind == "memory":
-            e_c, e_m = self.efficiencies(kind, dtype, skey, m, compute_ideal, memory_ideal)
+            e_c, e_m = self.efficiencies(kind, dtype, skey, m, compute_ideal, memory_ideal, source)
             return 1.0, e_m
-        return self.efficiencies(kind, dtype, skey, m, compute_ideal, memory_ideal)
+        return self.efficiencies(kind, dtype, skey, m, compute_ideal, memory_ideal, source)
 
     def compute_efficiency(self, op: Op, hardware: HardwareSpec):
         return 1.0 if op.kind == COMMUNICATION else self._op_efficiencies(op, hardware)[0]

@@ -108,13 +108,14 @@ def output_format(fmt: str | None, out: Path | None) -> str:
 
 
 def workload(weights: str, activations: str, kv_cache: str, tensor_parallel: int | str,
-             attention: str = "flash"):
-    """A validated :class:`llmperf.Workload` from the dtype/parallelism options."""
+             attention: str = "flash", engine: str = "fused"):
+    """A validated :class:`llmperf.Workload` from the dtype/parallelism/engine options."""
     from llmperf.specs.workload import Workload
 
     tp = parse_length(str(tensor_parallel), "--tp")
     return Workload(weights=weights, activations=activations, kv_cache=kv_cache,
-                    tensor_parallel=tp, attention=choice(attention, ("flash", "naive"), "--attention"))
+                    tensor_parallel=tp, attention=choice(attention, ("flash", "naive"), "--attention"),
+                    engine=None if engine in (None, "none") else engine)
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
              output: o.Output = "256", context: o.Context = None, weights: o.Weights = "bf16",
              activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
              attention: o.Attention = "flash", calibration: o.Calibration = "auto",
+             engine: o.Engine = "fused",
              price: o.Price = None, allow_long_context: o.AllowLong = False,
              ops: Annotated[bool, typer.Option("--ops", help="Also show the per-op table of "
                                                "one step (csv/json: the per-op rows instead).")] = False,
@@ -67,7 +68,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
     from llmperf.estimators import sweep, tables
 
     m, g = sweep.as_model(model), sweep.as_hardware(gpu)
-    wl = workload(weights, activations, kv, tp, attention)
+    wl = workload(weights, activations, kv, tp, attention, engine)
     cal = sweep.resolve_calibration(calibration, g)
     shape = dict(batch=parse_length(batch, "--batch"), prompt_len=parse_length(prompt, "--prompt"),
                  output_len=parse_length(output, "--output"))
@@ -116,7 +117,7 @@ def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
 
 
 def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp,
-           attention, calibration, price, allow_long_context):
+           attention, calibration, price, allow_long_context, engine):
     from llmperf.estimators.sweep import sweep_frame
 
     return sweep_frame(
@@ -129,14 +130,14 @@ def _sweep(models, gpus, batch, prompt, output, context, weights, activations, k
         tensor_parallel=parse_lengths(tp, "--tp"),
         attention=choice(attention, ("flash", "naive"), "--attention"),
         calibration=calibration, price_usd_per_hour=parse_price(price),
-        allow_long_context=allow_long_context)
+        allow_long_context=allow_long_context, engine=None if engine == "none" else engine)
 
 
 def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompts = "1024",
           output: o.Outputs = "256", context: o.Contexts = None,
           weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
           kv: o.KvList = "bf16", tp: o.TpList = "1", attention: o.Attention = "flash",
-          calibration: o.Calibration = "auto", price: o.Price = None,
+          calibration: o.Calibration = "auto", engine: o.Engine = "fused", price: o.Price = None,
           allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """Estimate a grid of scenarios, one tidy row each.
 
@@ -147,7 +148,7 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
     from llmperf.cli.render import emit, frame_table
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp,
-                   attention, calibration, price, allow_long_context)
+                   attention, calibration, price, allow_long_context, engine)
     emit(frame, output_format(format, out), out,
          lambda: frame_table(frame, SWEEP_TABLE, title=f"{len(frame)} scenarios"))
 
@@ -156,7 +157,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
             prompt: o.Prompt = "1024", output: o.Output = "256", context: o.Context = None,
             weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
             kv: o.KvList = "bf16", tp: o.Tp = "1", attention: o.Attention = "flash",
-            calibration: o.Calibration = "auto", price: o.Price = None,
+            calibration: o.Calibration = "auto", engine: o.Engine = "fused", price: o.Price = None,
             allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """One model on several GPUs (or dtypes), side by side.
 
@@ -167,7 +168,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
     from llmperf.cli.views import compare_table
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp,
-                   attention, calibration, price, allow_long_context)
+                   attention, calibration, price, allow_long_context, engine)
     emit(frame, output_format(format, out), out, lambda: compare_table(frame))
 
 

@@ -61,3 +61,8 @@ Format = Annotated[Optional[str], typer.Option(
     "--format", "-f", metavar="table|csv|json", help="table, csv or json [default: from the --out suffix, else table].")]
 Out = Annotated[Optional[Path], typer.Option(
     "--out", metavar="FILE", help="Write to this file (created only on success) instead of stdout.")]
+
+Engine = Annotated[str, typer.Option(
+    "--engine", metavar="NAME", help="Engine profile: fused (vLLM/SGLang-like, CUDA graphs), "
+                                     "reference (llmperf's PyTorch decoder), hf-transformers, "
+                                     "triton, or none (bare op model).")]

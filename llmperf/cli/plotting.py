@@ -58,6 +58,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
              context: o.Context = None, weights: o.Weights = "bf16",
              activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
              attention: o.Attention = "flash", calibration: o.Calibration = "auto",
+             engine: o.Engine = "fused",
              allow_long_context: o.AllowLong = False, labels: Labels = 5,
              format: DataFormat = None):
     """Roofline chart of one step, every op a point.
@@ -72,7 +73,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
     from llmperf.estimators import sweep, tables
 
     m, g = _specs(model, gpu)
-    wl = workload(weights, activations, kv, tp, attention)
+    wl = workload(weights, activations, kv, tp, attention, engine)
     phase = choice(phase, ("prefill", "decode", "both"), "--phase")
     phases = ["prefill", "decode"] if phase == "both" else [phase]
     cal = sweep.resolve_calibration(calibration, g)
@@ -97,8 +98,8 @@ def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
               prompt: o.Prompt = "1024", output: o.Output = "256", context: o.Context = None,
               weights: o.Weights = "bf16", activations: o.Activations = "bf16", kv: o.Kv = "bf16",
               tp: o.Tp = "1", attention: o.Attention = "flash",
-              calibration: o.Calibration = "auto", allow_long_context: o.AllowLong = False,
-              format: DataFormat = None):
+              calibration: o.Calibration = "auto", engine: o.Engine = "fused",
+              allow_long_context: o.AllowLong = False, format: DataFormat = None):
     """Time by op kind, prefill vs decode (stacked bars)."""
     _check_chart_path(out)
     import pandas as pd
@@ -108,7 +109,7 @@ def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
     from llmperf.estimators import sweep, tables
 
     m, g = _specs(model, gpu)
-    wl = workload(weights, activations, kv, tp, attention)
+    wl = workload(weights, activations, kv, tp, attention, engine)
     steps = {p: tables.ops_table(m, g, wl, p, batch=parse_length(batch, "--batch"),
                                  prompt_len=parse_length(prompt, "--prompt"),
                                  output_len=parse_length(output, "--output"),

@@ -10,20 +10,39 @@ integer range is a few arithmetic series. Efficiencies are taken at the middle d
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from llmperf.calibration import IDEAL, Calibration
 from llmperf.cost import StepCost, cost_ops
+from llmperf.engines import apply_engine, get_engine, is_decode
 from llmperf.ops.builder import build_step_ops
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Step, Workload
 
 
+def engine_ops(model: ModelSpec, workload: Workload, step: Step, calibration: Calibration):
+    """The step's ops as the workload's engine runs them, the calibration routed to that engine's
+    kernel sources, and the host launch time per kernel when the step runs eagerly."""
+    if workload.engine is None:
+        return build_step_ops(model, workload, step), calibration, 0.0
+    engine = get_engine(workload.engine)
+    wl = dataclasses.replace(workload, fused_projections=engine.fused_projections)
+    ops = apply_engine(build_step_ops(model, wl, step), engine)
+    if hasattr(calibration, "for_engine"):
+        calibration = calibration.for_engine(engine)
+    graph = engine.decode_graph if is_decode(ops) else engine.prefill_graph
+    host = 0.0 if graph else getattr(calibration, "eager_launch_s", 0.0)
+    return ops, calibration, host
+
+
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
-    """Build and cost every op of one step."""
-    return cost_ops(build_step_ops(model, workload, step), hardware, calibration, overlap)
+    """Build and cost every op of one step (as the workload's engine runs them)."""
+    ops, cal, host = engine_ops(model, workload, step, calibration)
+    return cost_ops(ops, hardware, cal, overlap, host_launch_s=host)
 
 
 def _sum_max_affine(a: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -61,11 +80,11 @@ def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, b
     b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
     n = np.maximum(o - 1, 0.0)
     mid = p + np.floor(np.maximum(n - 1, 0.0) / 2)
-    eff_ops = build_step_ops(model, workload, Step.decode(b, mid))
-    c0 = cost_ops(build_step_ops(model, workload, Step.decode(b, p)), hardware, calibration,
+    eff_ops, cal, host = engine_ops(model, workload, Step.decode(b, mid), calibration)
+    c0 = cost_ops(engine_ops(model, workload, Step.decode(b, p), calibration)[0], hardware, cal,
                   overlap, eff_ops)
-    c1 = cost_ops(build_step_ops(model, workload, Step.decode(b, p + 1)), hardware, calibration,
-                  overlap, eff_ops)
+    c1 = cost_ops(engine_ops(model, workload, Step.decode(b, p + 1), calibration)[0], hardware,
+                  cal, overlap, eff_ops)
     total = np.zeros_like(p)
     for i, op in enumerate(c0.ops):
         window = op.shape.get("window") or 0
@@ -85,6 +104,8 @@ def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, b
             x_end = np.where(np.isfinite(limit), limit - p, 0.0)
             flat = (n - n_lin) * (a + s * x_end)
         total += c0.counts[i] * (linear + flat + n * c0.overhead_s[i])
+    if host:  # eager decode: each step takes at least its launches (exact when one regime holds)
+        total = np.maximum(total, n * sum(o.count * o.kernels for o in c0.ops) * host)
     return total
 
 

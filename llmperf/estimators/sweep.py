@@ -86,7 +86,7 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
                 activations: Sequence = ("bf16",), kv_cache: Sequence = ("bf16",),
                 tensor_parallel: Sequence = (1,), attention: str = "flash",
                 calibration: str = "ideal", price_usd_per_hour: float | None = None,
-                allow_long_context: bool = False) -> pd.DataFrame:
+                allow_long_context: bool = False, engine: str | None = None) -> pd.DataFrame:
     """The estimate over the cartesian grid of every argument given as a list.
 
     models / hardware: bundled names, spec file paths or loaded specs. batch and the lengths:
@@ -100,7 +100,7 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
     combos = itertools.product(_as_list(weights), _as_list(activations), _as_list(kv_cache),
                                _as_list(tensor_parallel))
     workloads = [Workload(weights=w, activations=a, kv_cache=k, tensor_parallel=int(tp),
-                          attention=attention) for w, a, k, tp in combos]
+                          attention=attention, engine=engine) for w, a, k, tp in combos]
     frames = []
     for model, hw, workload in itertools.product(model_specs, hw_specs, workloads):
         frames.append(scenario_frame(model, hw, workload, **grid,

@@ -31,6 +31,9 @@ class Workload:
     memory_utilization: fraction of device memory the engine may use (vLLM's
     ``gpu_memory_utilization`` default 0.9). fused_projections: q/k/v and gate/up as one GEMM
     each (what vLLM, SGLang and TensorRT-LLM run) or as separate GEMMs (HF transformers).
+    engine: an engine profile (:mod:`llmperf.engines`: ``fused``, ``reference``,
+    ``hf-transformers``, ``triton``) deciding kernel counts, fusion traffic, CUDA graphs and whose
+    kernels' calibration applies; None = the bare op model, one kernel per op.
     """
 
     weights: str = "bf16"
@@ -41,11 +44,16 @@ class Workload:
     mla: Literal["absorbed", "naive"] = "absorbed"
     logits: Literal["last", "all"] = "last"
     fused_projections: bool = True
+    engine: str | None = None
     memory_utilization: float = 0.9
     reserved_memory_bytes: float = 0.0
 
     def __post_init__(self):
         self.weight_format, self.activation_format, self.kv_format  # validate names early
+        if self.engine is not None:
+            from llmperf.engines import get_engine
+
+            get_engine(self.engine)
         if int(self.tensor_parallel) != self.tensor_parallel or self.tensor_parallel < 1:
             raise LlmperfError(f"--tp must be a positive whole number, got {self.tensor_parallel}")
         if self.attention not in ("flash", "naive"):

@@ -1,0 +1,135 @@
+"""Engine profiles: how an inference engine turns the op list into kernels, as data.
+
+The same step costs different time in different engines: how many kernels each op becomes (HF
+transformers runs RMSNorm as 8 fp32 elementwise kernels, vLLM/SGLang as one fused add+RMSNorm),
+how many bytes those kernels move, whether decode replays a CUDA graph (a per-kernel gap of about
+a microsecond) or launches eagerly from Python (the host's launch rate can bound the step), and
+whose GEMM/attention kernels run (the calibration's ``kernel_source``).
+
+Kernel counts and traffic multipliers below are read off each engine's code, not fitted: e.g.
+HF's LlamaRMSNorm is ``x.float()``, ``pow(2)``, ``mean``, ``+ eps``, ``rsqrt``, ``*``, ``.to()``,
+``w *`` = 8 kernels moving 36 bytes per bf16 element instead of 4; ``rotate_half`` RoPE is
+``x*cos``, ``-x2``, ``cat``, ``*sin``, ``+`` = 5 kernels per tensor moving 20 bytes per element.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from llmperf.errors import LlmperfError, suggest
+from llmperf.ops.op import Op
+
+
+@dataclasses.dataclass(frozen=True)
+class OpRule:
+    """How an engine runs one op: launches per instance and its activation traffic multiplier."""
+
+    kernels: int
+    traffic: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineProfile:
+    """An inference engine as data (see the module docstring)."""
+
+    name: str
+    description: str
+    kernel_sources: dict            # calibration kernel_source per op kind
+    decode_graph: bool              # decode step replayed from a CUDA graph
+    prefill_graph: bool
+    rules: dict                     # op name -> OpRule (ops not listed: 1 kernel, traffic 1)
+    fused_projections: bool = True  # q/k/v and gate/up as one GEMM each
+
+    def rule(self, op: Op) -> OpRule:
+        return self.rules.get(op.name, OpRule(op.kernels))
+
+
+_TORCH_NORM = OpRule(8, 9.0)      # HF LlamaRMSNorm in eager torch ops (36 / 4 bytes per element)
+_TORCH_ROPE = OpRule(10, 5.0)     # rotate_half on q and k: 5 kernels each (20 / 4 bytes)
+_TORCH_QK_NORM = OpRule(16, 9.0)  # the same RMSNorm on q and on k
+
+ENGINES = {
+    "fused": EngineProfile(
+        name="fused",
+        description="vLLM/SGLang-like: fused add+RMSNorm, fused rotary, silu_and_mul, paged cache "
+                    "write, cuBLAS GEMMs, flash/cuDNN attention, decode in CUDA graphs",
+        kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
+                        "memory": "triton"},
+        decode_graph=True, prefill_graph=False,
+        rules={
+            # the residual add is fused into the next add+RMSNorm kernel (reads x and residual,
+            # writes both: 4 passes instead of 2 + 3)
+            "attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
+            "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
+            "final_norm": OpRule(1, 2.0),
+        }),
+    "reference": EngineProfile(
+        name="reference",
+        description="llmperf's pure-PyTorch reference decoder (kernels/reference_model.py): fused "
+                    "QKV and gate_up cuBLAS GEMMs, HF-style RMSNorm/RoPE in torch ops, SDPA, "
+                    "static cache slice writes, decode in CUDA graphs, prefill eager",
+        kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
+                        "memory": "torch"},
+        decode_graph=True, prefill_graph=False,
+        rules={
+            "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
+            "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
+            "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),  # silu, then * up
+            "attention": OpRule(2),  # SDPA + the transpose/reshape copy of its output
+            "experts_act_mul": OpRule(2, 5.0 / 3.0),
+        }),
+    "hf-transformers": EngineProfile(
+        name="hf-transformers",
+        description="Hugging Face transformers generate(): separate q/k/v and gate/up GEMMs, "
+                    "RMSNorm/RoPE/SiLU in torch ops, SDPA, eager launches (no CUDA graph)",
+        kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
+                        "memory": "torch"},
+        decode_graph=False, prefill_graph=False, fused_projections=False,
+        rules={
+            "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
+            "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
+            "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),
+            "attention": OpRule(3),
+        }),
+    "triton": EngineProfile(
+        name="triton",
+        description="llmperf's own Triton kernels throughout (the portable calibration baseline), "
+                    "decode in CUDA graphs",
+        kernel_sources={"gemm": "triton", "attention_prefill": "triton",
+                        "attention_decode": "triton", "memory": "triton"},
+        decode_graph=True, prefill_graph=False,
+        rules={"attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
+               "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
+               "final_norm": OpRule(1, 2.0)}),
+}
+
+
+def get_engine(name: str) -> EngineProfile:
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise LlmperfError(f"unknown engine '{name}'{suggest(name, ENGINES)}; "
+                           f"use --engine with one of: {', '.join(ENGINES)}") from None
+
+
+def apply_engine(ops: list[Op], engine: EngineProfile) -> list[Op]:
+    """The ops as this engine runs them: kernel counts and activation traffic per its rules."""
+    out = []
+    for op in ops:
+        rule = engine.rule(op)
+        if rule.kernels == op.kernels and rule.traffic == 1.0:
+            out.append(op)
+            continue
+        t = rule.traffic
+        out.append(dataclasses.replace(
+            op, kernels=rule.kernels, act_in_bytes=op.act_in_bytes * t,
+            act_out_bytes=op.act_out_bytes * t, vector_flops=op.vector_flops * (t if t else 0.0)))
+    return out
+
+
+def is_decode(ops: list[Op]) -> bool:
+    """A step is a decode step when every attention op adds one token per sequence."""
+    q = [np.max(np.asarray(o.shape.get("q_len", 1))) for o in ops if o.kind == "attention"]
+    return bool(q) and max(q) <= 1
