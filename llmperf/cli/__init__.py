@@ -62,11 +62,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from llmperf.cli import calibrate, commands, plotting
+    from llmperf.cli import calibrate, commands, plotting, validate
 
     commands.register(app)
     plotting.register(app)
     calibrate.register(app)
+    validate.register(app)
 
 
 _register()
