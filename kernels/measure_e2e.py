@@ -1,0 +1,379 @@
+"""End-to-end measurements of the reference decoder (kernels/reference_model.py) for validation.
+
+These numbers are VALIDATION data (DESIGN.md rule 7): nothing in llmperf is fitted to them; this
+script computes no prediction. Per model (random bf16 weights) it measures:
+
+* prefill (``method=reference_eager``): one eager forward over the prompt with last-token logits,
+  each repetition started from an idle GPU (synchronize, event, forward, event); warm-up runs
+  first (the first of them under torch.profiler, to count the kernels); median, p10, p90 of >= 5.
+* decode (``method=reference_cuda_graph``): one decode step (one new token per sequence, C tokens
+  already in a random-filled static KV cache) captured in a CUDA graph per (batch, C) point and
+  replayed back to back, each replay timed with its own CUDA events; >= 20 replays after warm-up.
+  The kernel count comes from profiling one eager step of the same function (what the graph holds).
+
+Points are measured cheapest first within a per-model time budget (rows are appended to the CSV as
+they are measured, so a timeout loses nothing); points whose weights + KV cache + activations
+would exceed 90% of the device memory are skipped, and an out-of-memory error skips the point.
+
+Usage (GPU): python -m llmperf_kernels.measure_e2e --out OUT/h100-sxm5-80gb.csv [--budget-s 470]
+Dry run on CPU (tiny model, tiny grid, perf_counter timing): python -m llmperf_kernels.measure_e2e --cpu-dry-run --out x.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import gc
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+
+import torch
+
+from .reference_model import ReferenceDecoder, capture_decode, grouped_mm_available, prefill_activation_bytes
+
+MODELS = ("llama-3.2-1b", "llama-3.1-8b", "qwen2.5-7b", "llama-2-7b", "qwen3-8b", "qwen3-30b-a3b",
+          "mistral-7b-v0.3")
+BUDGET_WEIGHT = {"llama-3.2-1b": 0.7, "qwen3-30b-a3b": 1.4, "mistral-7b-v0.3": 0.5}  # others 1.0
+PREFILL_BATCH, PREFILL_LEN, MAX_PREFILL_TOKENS = (1, 4, 16), (128, 512, 2048, 8192, 16384), 65536
+DECODE_BATCH, DECODE_CTX = (1, 8, 32, 128, 256), (512, 2048, 8192, 32768)
+MEMORY_FRACTION = 0.90
+COLUMNS = ["model", "hardware", "device_name", "driver", "torch_version", "triton_version", "date",
+           "method", "phase", "batch", "prompt_len", "context_len", "time_s", "time_s_p10", "time_s_p90",
+           "repetitions", "kernels_per_step", "weights", "attention_backend"]
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def quantiles(ts):
+    ts = sorted(ts)
+    q = statistics.quantiles(ts, n=10, method="inclusive") if len(ts) > 1 else [ts[0]] * 9
+    return statistics.median(ts), q[0], q[8]
+
+
+def attention_backend(names) -> str:
+    """What SDPA ran, read off the kernel names of a profiled step."""
+    low = [n.lower() for n in names]
+    if any("cudnn" in n or "cudnn_generated" in n for n in low):
+        return "cudnn"
+    if any("flash" in n for n in low):
+        return "flash"
+    if any("fmha" in n or "efficient_attention" in n or "mem_eff" in n for n in low):
+        return "efficient"
+    return "math" if names else ""
+
+
+def profile_kernels(fn):
+    """Run fn once under torch.profiler; return the device kernel names (memcpy/memset excluded)."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CUDA] if torch.cuda.is_available() else [ProfilerActivity.CPU]
+    with profile(activities=acts) as prof:
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    if not torch.cuda.is_available():  # CPU dry run: count top-level aten ops instead
+        return [e.name for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
+    return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+            and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()]
+
+
+class Sink:
+    """Appends one CSV row per measurement (flushed) and keeps them for the summary table."""
+
+    def __init__(self, path, meta):
+        self.path, self.meta, self.rows = path, meta, []
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.fh = open(path, "w", newline="")
+        self.w = csv.DictWriter(self.fh, fieldnames=COLUMNS)
+        self.w.writeheader()
+        self.fh.flush()
+
+    def add(self, **row):
+        row = {**self.meta, **row}
+        self.w.writerow({k: row.get(k, "") for k in COLUMNS})
+        self.fh.flush()
+        self.rows.append(row)
+
+
+class Runner:
+    def __init__(self, sink, kernel_log, cuda: bool):
+        self.sink, self.kernel_log, self.cuda = sink, kernel_log, cuda
+
+    def _sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def _mem_ok(self, need: int) -> bool:
+        if not self.cuda:
+            return True
+        free, total = torch.cuda.mem_get_info()
+        used = total - free
+        return used + need <= MEMORY_FRACTION * total
+
+    def _kernels(self, model, phase, batch, seq, fn):
+        names = profile_kernels(fn)
+        backend = attention_backend([n for n in names if any(s in n.lower() for s in
+                                     ("flash", "fmha", "attention", "cudnn", "softmax", "bmm"))])
+        if self.kernel_log is not None:
+            c = Counter(names)
+            self.kernel_log.write(f"## {model} {phase} batch={batch} seq={seq}: {len(names)} kernels\n")
+            for n, k in c.most_common():
+                self.kernel_log.write(f"{k:6d}  {n[:200]}\n")
+            self.kernel_log.flush()
+        return len(names), backend
+
+    def prefill(self, model, name, B, T):
+        tokens = torch.randint(0, model.V, (B, T), device=model.device)
+        cache = model.new_cache(B, T, fill="empty")
+        run = lambda: model.prefill(tokens, cache)  # noqa: E731
+        nk, backend = self._kernels(name, "prefill", B, T, run)   # first warm-up, profiled
+        self._sync()
+        t0 = time.perf_counter()
+        run()
+        self._sync()
+        est = time.perf_counter() - t0
+        reps = int(min(max(0.4 / max(est, 1e-6), 5), 30))
+        ts = []
+        for _ in range(reps):
+            if self.cuda:
+                torch.cuda.synchronize()
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                run()
+                e.record()
+                e.synchronize()
+                ts.append(s.elapsed_time(e) * 1e-3)
+            else:
+                t0 = time.perf_counter()
+                run()
+                ts.append(time.perf_counter() - t0)
+        med, p10, p90 = quantiles(ts)
+        self.sink.add(model=name, method="reference_eager", phase="prefill", batch=B, prompt_len=T,
+                      context_len=0, time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps,
+                      kernels_per_step=nk, weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
+                      attention_backend=backend)
+        return med
+
+    def decode(self, model, name, B, C):
+        tokens = torch.randint(0, model.V, (B,), device=model.device)
+        cache = model.new_cache(B, C + 1, fill="random")
+        nk, backend = self._kernels(name, "decode", B, C, lambda: model.decode(tokens, cache, C))
+        graph = None
+        if self.cuda:
+            try:
+                graph, _ = capture_decode(model, tokens, cache, C)
+            except Exception as exc:  # noqa: BLE001 - not capturable: time eager steps instead
+                log(f"  decode B={B} C={C}: graph capture failed ({type(exc).__name__}: {str(exc)[:200]}); eager")
+                torch.cuda.synchronize()
+        if graph is not None:
+            for _ in range(3):
+                graph.replay()
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            graph.replay()
+            torch.cuda.synchronize()
+            est = time.perf_counter() - t0
+            reps = int(min(max(0.25 / max(est, 1e-6), 20), 200))
+            ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+            for s, e in ev:
+                s.record()
+                graph.replay()
+                e.record()
+            torch.cuda.synchronize()
+            ts = [s.elapsed_time(e) * 1e-3 for s, e in ev]
+            del graph
+            method = "reference_cuda_graph"
+        else:
+            model.decode(tokens, cache, C)
+            reps, ts = 20 if self.cuda else 5, []
+            for _ in range(reps):
+                if self.cuda:
+                    torch.cuda.synchronize()
+                    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    s.record()
+                    model.decode(tokens, cache, C)
+                    e.record()
+                    e.synchronize()
+                    ts.append(s.elapsed_time(e) * 1e-3)
+                else:
+                    t0 = time.perf_counter()
+                    model.decode(tokens, cache, C)
+                    ts.append(time.perf_counter() - t0)
+            method = "reference_eager"
+        med, p10, p90 = quantiles(ts)
+        self.sink.add(model=name, method=method, phase="decode", batch=B, prompt_len=0, context_len=C,
+                      time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps, kernels_per_step=nk,
+                      weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
+                      attention_backend=backend)
+        return med
+
+    def point(self, what, fn, *args):
+        try:
+            t = fn(*args)
+            log(f"  {what}: {t * 1e3:9.3f} ms")
+            return True
+        except torch.cuda.OutOfMemoryError:
+            log(f"  {what}: SKIPPED (out of memory)")
+        except Exception as exc:  # noqa: BLE001 - one failing point must not stop the sweep
+            log(f"  {what}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+        finally:
+            gc.collect()
+            if self.cuda:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+        return False
+
+
+def measure_model(runner, name, spec, budget_s, grid, dtype, device):
+    t_start = time.perf_counter()
+    if spec.is_moe and device == "cuda" and not grouped_mm_available(device):
+        log(f"== {name}: SKIPPED (torch._grouped_mm does not run here; the dense MoE path is not a serving engine)")
+        return
+    model = ReferenceDecoder(spec, device, dtype, seed=0)
+    wb = model.weight_bytes()
+    log(f"== {name}: weights {wb / 1e9:.2f} GB, moe_impl={model.moe_impl if spec.is_moe else '-'}, "
+        f"budget {budget_s:.0f} s")
+    dec = sorted(((B, C) for B in grid["decode_batch"] for C in grid["decode_ctx"]), key=lambda p: (p[0] * p[1], p[0]))
+    pre = sorted(((B, T) for B in grid["prefill_batch"] for T in grid["prefill_len"]
+                  if B * T <= grid["max_prefill_tokens"]), key=lambda p: (p[0] * p[1], p[0]))
+    decode_deadline = t_start + 0.45 * budget_s
+    for B, C in dec:
+        need = model.kv_cache_bytes(B, C + 1) + 2 * B * model.V * 4 + (256 << 20)
+        if not runner._mem_ok(need):
+            log(f"  decode B={B} C={C}: SKIPPED (memory: KV {model.kv_cache_bytes(B, C + 1) / 1e9:.1f} GB)")
+            continue
+        if time.perf_counter() > decode_deadline:
+            log(f"  decode B={B} C={C}: SKIPPED (time budget)")
+            continue
+        runner.point(f"decode  B={B:3d} C={C:5d}", runner.decode, model, name, B, C)
+    for B, T in pre:
+        need = model.kv_cache_bytes(B, T) + prefill_activation_bytes(spec, B * T)
+        if not runner._mem_ok(need):
+            log(f"  prefill B={B} T={T}: SKIPPED (memory: KV+act {need / 1e9:.1f} GB)")
+            continue
+        if time.perf_counter() > t_start + budget_s:
+            log(f"  prefill B={B} T={T}: SKIPPED (time budget)")
+            continue
+        runner.point(f"prefill B={B:3d} T={T:5d}", runner.prefill, model, name, B, T)
+    del model
+    gc.collect()
+    if runner.cuda:
+        torch.cuda.empty_cache()
+    log(f"== {name}: {time.perf_counter() - t_start:.1f} s")
+
+
+def gpu_self_check(spec_dense, spec_moe):
+    """bf16 on the GPU: graph-replayed decode after prefill vs a full prefill, grouped vs dense MoE."""
+    def rel(a, b):
+        return ((a.float() - b.float()).norm() / b.float().norm()).item()
+    for spec in (spec_dense, spec_moe):
+        try:
+            m = ReferenceDecoder(spec, "cuda", torch.bfloat16, seed=7)
+            B, T = 4, 37
+            tok = torch.randint(0, m.V, (B, T), device="cuda")
+            full = m.prefill(tok, m.new_cache(B, T))
+            cache = m.new_cache(B, T + 8)
+            m.prefill(tok[:, :T - 1], cache)
+            eager = m.decode(tok[:, T - 1], cache, T - 1).clone()
+            graph, out = capture_decode(m, tok[:, T - 1].contiguous(), cache, T - 1)
+            with torch.inference_mode():  # out is an inference tensor: poison it, then replay
+                out.fill_(float("nan"))
+            graph.replay()
+            torch.cuda.synchronize()
+            msg = f"self-check {spec.name} ({m.moe_impl}): decode(graph) vs prefill rel err {rel(out, full):.2e}, " \
+                  f"graph vs eager {rel(out, eager):.2e}"
+            if spec.is_moe:
+                d = ReferenceDecoder(spec, "cuda", torch.bfloat16, seed=7, moe_impl="dense")
+                msg += f", grouped_mm vs dense MoE prefill {rel(full, d.prefill(tok, d.new_cache(B, T))):.2e}"
+            log(msg)
+        except Exception as exc:  # noqa: BLE001
+            log(f"self-check {spec.name}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def tiny_specs(base):
+    tiny = dict(num_layers=2, hidden_size=256, vocab_size=512, num_attention_heads=8, num_kv_heads=2,
+                head_dim=64, v_head_dim=64, intermediate_size=512, layer_types=("full",) * 2)
+    return {"tiny-moe": base.model_copy(update=dict(tiny, name="tiny-moe", num_experts=8, experts_per_token=2,
+                                                    moe_intermediate_size=128, moe_layers=(True,) * 2)),
+            "tiny-dense": base.model_copy(update=dict(tiny, name="tiny-dense", qkv_bias=True,
+                                                      moe_layers=(False,) * 2, num_experts=0))}
+
+
+def summary(rows):
+    log("\nmodel             phase    batch   len    time_ms   p10_ms   p90_ms  reps kern attn")
+    for r in rows:
+        n = r["prompt_len"] if r["phase"] == "prefill" else r["context_len"]
+        log(f"{r['model']:17s} {r['phase']:8s} {r['batch']:5d} {n:5d} {r['time_s'] * 1e3:10.3f} "
+            f"{r['time_s_p10'] * 1e3:8.3f} {r['time_s_p90'] * 1e3:8.3f} {r['repetitions']:5d} "
+            f"{r['kernels_per_step']:4d} {r['attention_backend']}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="CSV path (the folder also gets kernels_<hw>.txt)")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--budget-s", type=float, default=470.0, help="wall-clock budget for all models")
+    ap.add_argument("--cpu-dry-run", action="store_true", help="tiny model and grid on the CPU (script test)")
+    args = ap.parse_args(argv)
+    from llmperf import load_model
+
+    t0 = time.perf_counter()
+    cuda = torch.cuda.is_available() and not args.cpu_dry_run
+    if cuda:
+        from .calibrate import detect_hardware
+        from .harness import device_metadata
+        md = device_metadata()
+        hw = detect_hardware(md["device_name"])
+        meta = dict(hardware=hw, device_name=md["device_name"], driver=md.get("driver_version", "unknown"),
+                    torch_version=md["torch_version"], triton_version=md["triton_version"], date=md["date_utc"])
+        grid = dict(prefill_batch=PREFILL_BATCH, prefill_len=PREFILL_LEN, max_prefill_tokens=MAX_PREFILL_TOKENS,
+                    decode_batch=DECODE_BATCH, decode_ctx=DECODE_CTX)
+        dtype, device = torch.bfloat16, "cuda"
+        names = [m for m in args.models.split(",") if m]
+        specs = {n: load_model(n) for n in names}
+    else:
+        import triton
+        meta = dict(hardware="cpu", device_name="cpu", driver="none", torch_version=torch.__version__,
+                    triton_version=triton.__version__,
+                    date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        grid = dict(prefill_batch=(1, 2), prefill_len=(8, 16), max_prefill_tokens=16, decode_batch=(1, 3),
+                    decode_ctx=(8, 32))
+        dtype, device = torch.float32, "cpu"
+        specs = tiny_specs(load_model("qwen3-30b-a3b"))
+    log(f"meta: {meta}")
+    if cuda:
+        t = tiny_specs(load_model("qwen3-30b-a3b"))
+        log(f"torch._grouped_mm runs here: {grouped_mm_available('cuda')}")
+        gpu_self_check(t["tiny-dense"], t["tiny-moe"])
+    sink = Sink(args.out, meta)
+    kpath = os.path.join(os.path.dirname(os.path.abspath(args.out)), f"kernels_{meta['hardware']}.txt")
+    with open(kpath, "w") as klog:
+        runner = Runner(sink, klog, cuda)
+        weights = {n: BUDGET_WEIGHT.get(n, 1.0) for n in specs}
+        for i, (name, spec) in enumerate(specs.items()):
+            left = args.budget_s - (time.perf_counter() - t0)
+            share = left * weights[name] / sum(weights[n] for n in list(specs)[i:])
+            if left < 10:
+                log(f"== {name}: SKIPPED (total budget spent)")
+                continue
+            try:
+                measure_model(runner, name, spec, share, grid, dtype, device)
+            except torch.cuda.OutOfMemoryError:
+                log(f"== {name}: SKIPPED (weights do not fit)")
+            except Exception as exc:  # noqa: BLE001
+                log(f"== {name}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
+    summary(sink.rows)
+    log(f"\n{len(sink.rows)} rows -> {args.out}; kernel lists -> {kpath}; {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
