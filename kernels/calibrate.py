@@ -231,12 +231,67 @@ def sweep_memory(rec: Recorder, grid: dict) -> None:
     rec.progress(f"memory and launch floors: {len(rec.rows)} rows")
 
 
+def sweep_host(rec: Recorder) -> None:
+    """Host time per kernel of eager PyTorch execution (the reference engine's prefill).
+
+    A 2-layer reference decoder with hidden size 256 runs an eager prefill of 16 tokens: its
+    kernels are far too small to keep the GPU busy, so wall time / kernels launched is what the
+    host needs to issue one kernel through torch (Python, dispatcher, launch). Row: op_kind
+    launch, layout torch_eager. The model shapes are not any validated model's.
+    """
+    from llmperf import load_model
+
+    from .measure_e2e import profile_kernels
+    from .reference_model import ReferenceDecoder
+
+    tiny = dict(name="tiny-host", num_layers=2, hidden_size=256, vocab_size=512, num_attention_heads=8,
+                num_kv_heads=2, head_dim=32, v_head_dim=32, intermediate_size=512,
+                layer_types=("full",) * 2, moe_layers=(False,) * 2)
+    model = ReferenceDecoder(load_model("llama-3.2-1b").model_copy(update=tiny), "cuda", torch.bfloat16)
+    tokens = torch.randint(0, 512, (1, 16), device="cuda")
+    cache = model.new_cache(1, 32)
+    kernels = len(profile_kernels(lambda: model.prefill(tokens, cache)))
+    for _ in range(5):
+        model.prefill(tokens, cache)
+    for _ in range(5):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(50):
+            model.prefill(tokens, cache)
+        torch.cuda.synchronize()
+        per_kernel = (time.perf_counter() - start) / 50 / kernels
+        row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+        row.update(rec.meta, kernel_source="torch", op_kind="launch", name="host_per_kernel",
+                   dtype="none", flops=0.0, bytes=0.0, time_s=per_kernel, layout="torch_eager",
+                   m=float(kernels))
+        rec.rows.append(row)
+    rec.progress(f"torch eager host time per kernel: {per_kernel * 1e6:.1f} us ({kernels} kernels)")
+
+
+def sweep_launch(rec: Recorder) -> None:
+    """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
+    tiny = _rand(1)
+    out = torch.empty_like(tiny)
+    for mode, graph in (("eager", False), ("graph", True)):
+        for _ in range(5):
+            t = harness.time_fn(lambda: copy(tiny, out=out), rep_ms=rec.rep_ms, graph=graph, flush_l2=True)
+            row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+            row.update(rec.meta, kernel_source="triton", op_kind="launch", name="launch_floor",
+                       dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=mode)
+            rec.rows.append(row)
+    sweep_host(rec)
+
+
 def run(hardware: str, mode: str = "quick", progress=print):
     """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures)."""
     import pandas as pd
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
+    if mode == "launch":
+        rec = Recorder(hardware, 20.0, progress)
+        sweep_launch(rec)
+        return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS), [], rec.failures
     grid = GRIDS[mode]
     try:
         checks = check_kernels()
@@ -245,6 +300,10 @@ def run(hardware: str, mode: str = "quick", progress=print):
     rec = Recorder(hardware, grid["rep_ms"], progress)
     start = time.time()
     sweep_memory(rec, grid)
+    try:
+        sweep_host(rec)
+    except Exception as exc:  # noqa: BLE001 - the host rate is one row; never lose the sweep
+        rec.failures.append(f"host rate: {type(exc).__name__}: {exc}")
     sweep_gemm(rec, grid)
     sweep_attention(rec, grid)
     progress(f"{len(rec.rows)} measurements in {time.time() - start:.0f} s, {len(rec.failures)} failures")
@@ -254,7 +313,7 @@ def run(hardware: str, mode: str = "quick", progress=print):
 def main() -> None:
     parser = argparse.ArgumentParser(description="llmperf calibration sweep")
     parser.add_argument("-g", "--hardware", default=None, help="bundled id (default: detect)")
-    parser.add_argument("--mode", choices=sorted(GRIDS), default="quick")
+    parser.add_argument("--mode", choices=sorted(GRIDS) + ["launch"], default="quick")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())

@@ -151,6 +151,8 @@ class MeasuredCalibration:
         self.source_hardware = measured_on or hardware
         self.overhead_s = launch_floor_s(frame, launch_mode)
         self.eager_launch_s = launch_floor_s(frame, "eager")
+        self.launch_floors = {mode: launch_floor_s(frame, mode)
+                              for mode in frame.loc[frame["op_kind"] == "launch", "layout"].unique()}
         self.source_by_kind: dict = {}
         self._launch_rows = frame[frame["op_kind"] == "launch"]
         self.rows = annotate(frame, self.source_hardware, self.overhead_s)
@@ -217,6 +219,7 @@ class MeasuredCalibration:
 
         clone = copy.copy(self)
         clone.source_by_kind = dict(engine.kernel_sources)
+        clone.eager_launch_s = self.launch_floors.get(engine.host_launch, self.eager_launch_s)
         return clone
 
     def _op_efficiencies(self, op: Op, hardware: HardwareSpec):

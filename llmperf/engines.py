@@ -41,6 +41,7 @@ class EngineProfile:
     prefill_graph: bool
     rules: dict                     # op name -> OpRule (ops not listed: 1 kernel, traffic 1)
     fused_projections: bool = True  # q/k/v and gate/up as one GEMM each
+    host_launch: str = "eager"      # calibration launch row for eager steps (host time per kernel)
 
     def rule(self, op: Op) -> OpRule:
         return self.rules.get(op.name, OpRule(op.kernels))
@@ -72,13 +73,19 @@ ENGINES = {
                     "static cache slice writes, decode in CUDA graphs, prefill eager",
         kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
                         "memory": "torch"},
-        decode_graph=True, prefill_graph=False,
+        decode_graph=True, prefill_graph=False, host_launch="torch_eager",
         rules={
             "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
             "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
             "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),  # silu, then * up
             "attention": OpRule(2),  # SDPA + the transpose/reshape copy of its output
-            "experts_act_mul": OpRule(2, 5.0 / 3.0),
+            # MoE (reference_model._route/_moe with torch._grouped_mm), kernels per op as the
+            # torch profiler lists them: router_topk = float copy, softmax, topk (2), sum, div,
+            # cast; experts_gate_up = argsort (2), //k, index_select, 2 fills, scatter_add,
+            # cumsum (2), int32 cast, grouped-GEMM prepare + CUTLASS grouped GEMM; experts_down =
+            # prepare + grouped GEMM; experts_combine = index_copy, * weights, sum over k
+            "router_topk": OpRule(7), "experts_gate_up": OpRule(12), "experts_down": OpRule(2),
+            "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_combine": OpRule(3),
         }),
     "hf-transformers": EngineProfile(
         name="hf-transformers",
@@ -86,7 +93,7 @@ ENGINES = {
                     "RMSNorm/RoPE/SiLU in torch ops, SDPA, eager launches (no CUDA graph)",
         kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
                         "memory": "torch"},
-        decode_graph=False, prefill_graph=False, fused_projections=False,
+        decode_graph=False, prefill_graph=False, fused_projections=False, host_launch="torch_eager",
         rules={
             "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
             "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
