@@ -268,6 +268,24 @@ def sweep_host(rec: Recorder) -> None:
     rec.progress(f"torch eager host time per kernel: {per_kernel * 1e6:.1f} us ({kernels} kernels)")
 
 
+def sweep_torch_ops(rec: Recorder) -> None:
+    """HF-style RMSNorm and rotate_half RoPE as torch eager ops (the reference/HF engines'
+    memory-bound ops: 8 and 5 kernels, strided and broadcasting), timed whole. Rows: op_kind
+    memory, kernel_source torch_ops, ``kernels`` = launches in the function, bytes as the op model
+    counts them (36 and 20 bytes per element)."""
+    from .reference_model import apply_rope, rms_norm
+
+    for t in (1, 16, 128, 1024, 4096, 16384):
+        x, w = _rand(t, 4096), _rand(4096)
+        rec.add("torch_ops", "memory", "torch_rmsnorm", "bf16", 0.0, 36.0 * t * 4096,
+                lambda: rms_norm(x, w, 1e-6), m=t, n=4096, kernels=8)
+        q = _rand(1, t, 32, 128)
+        cos, sin = _rand(t, 128), _rand(t, 128)
+        rec.add("torch_ops", "memory", "torch_rope", "bf16", 0.0, 20.0 * t * 32 * 128,
+                lambda: apply_rope(q, cos, sin), m=t, n=4096, kernels=5)
+    rec.progress(f"torch eager elementwise ops: {len(rec.rows)} rows")
+
+
 def sweep_launch(rec: Recorder) -> None:
     """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
     tiny = _rand(1)
@@ -280,6 +298,7 @@ def sweep_launch(rec: Recorder) -> None:
                        dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=mode)
             rec.rows.append(row)
     sweep_host(rec)
+    sweep_torch_ops(rec)
 
 
 def run(hardware: str, mode: str = "quick", progress=print):
@@ -291,7 +310,7 @@ def run(hardware: str, mode: str = "quick", progress=print):
     if mode == "launch":
         rec = Recorder(hardware, 20.0, progress)
         sweep_launch(rec)
-        return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS), [], rec.failures
+        return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), [], rec.failures
     grid = GRIDS[mode]
     try:
         checks = check_kernels()
@@ -300,6 +319,7 @@ def run(hardware: str, mode: str = "quick", progress=print):
     rec = Recorder(hardware, grid["rep_ms"], progress)
     start = time.time()
     sweep_memory(rec, grid)
+    sweep_torch_ops(rec)
     try:
         sweep_host(rec)
     except Exception as exc:  # noqa: BLE001 - the host rate is one row; never lose the sweep
@@ -307,7 +327,7 @@ def run(hardware: str, mode: str = "quick", progress=print):
     sweep_gemm(rec, grid)
     sweep_attention(rec, grid)
     progress(f"{len(rec.rows)} measurements in {time.time() - start:.0f} s, {len(rec.failures)} failures")
-    return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS), checks, rec.failures
+    return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), checks, rec.failures
 
 
 def main() -> None:

@@ -82,7 +82,8 @@ def annotate(frame: pd.DataFrame, hardware: HardwareSpec, launch_s: float) -> pd
     rows["memory_ideal_s"] = rows["bytes"] / hardware.memory_bandwidth_bytes_per_s
     rows["regime"] = np.where(rows["compute_ideal_s"] >= rows["memory_ideal_s"], "compute", "memory")
     rows["ideal_s"] = rows[["compute_ideal_s", "memory_ideal_s"]].max(axis=1)
-    busy = np.maximum(rows["time_s"] - launch_s, rows["time_s"] * 0.05)
+    kernels = rows["kernels"] if "kernels" in rows else 1.0
+    busy = np.maximum(rows["time_s"] - kernels * launch_s, rows["time_s"] * 0.05)
     rows["efficiency"] = np.clip(rows["ideal_s"] / busy, 1e-4, 1.0)
     return rows
 
@@ -141,7 +142,7 @@ class MeasuredCalibration:
     (4) 1.0. Norm, RoPE, activation, embedding and cache-write ops use the bandwidth curve.
     """
 
-    SOURCES = ("triton", "cublas", "sdpa", "cublas_scaled_mm", "torch")
+    SOURCES = ("triton", "cublas", "sdpa", "cublas_scaled_mm", "torch", "torch_ops")
 
     def __init__(self, frame: pd.DataFrame, hardware: HardwareSpec, name: str,
                  kernel_source: str = "triton", launch_mode: str = "graph",
@@ -154,6 +155,7 @@ class MeasuredCalibration:
         self.launch_floors = {mode: launch_floor_s(frame, mode)
                               for mode in frame.loc[frame["op_kind"] == "launch", "layout"].unique()}
         self.source_by_kind: dict = {}
+        self.source_by_name: dict = {}
         self._launch_rows = frame[frame["op_kind"] == "launch"]
         self.rows = annotate(frame, self.source_hardware, self.overhead_s)
         self.curves = fit_curves(self.rows)
@@ -219,12 +221,13 @@ class MeasuredCalibration:
 
         clone = copy.copy(self)
         clone.source_by_kind = dict(engine.kernel_sources)
+        clone.source_by_name = {name: rule.source for name, rule in engine.rules.items() if rule.source}
         clone.eager_launch_s = self.launch_floors.get(engine.host_launch, self.eager_launch_s)
         return clone
 
     def _op_efficiencies(self, op: Op, hardware: HardwareSpec):
         kind, dtype, skey, m = self._describe(op)
-        source = self.source_by_kind.get(kind)
+        source = self.source_by_name.get(op.name) or self.source_by_kind.get(kind)
         peak = hardware.peak_flop_per_s("bf16" if op.compute_dtype == "fp32" else op.compute_dtype)
         compute_ideal = (op.flops + op.vector_flops) / peak
         memory_ideal = op.memory_bytes / hardware.memory_bandwidth_bytes_per_s
@@ -283,7 +286,9 @@ def predict_rows(calibration: MeasuredCalibration, rows: pd.DataFrame) -> np.nda
                                             source=row["kernel_source"])
         if row["op_kind"] == "memory":
             e_c = 1.0
-        out[i] = max(row["compute_ideal_s"] / e_c, row["memory_ideal_s"] / e_m) + calibration.overhead_s
+        kernels = row["kernels"] if "kernels" in row and row["kernels"] == row["kernels"] else 1.0
+        out[i] = (max(row["compute_ideal_s"] / e_c, row["memory_ideal_s"] / e_m)
+                  + kernels * calibration.overhead_s)
     return out
 
 

@@ -21,6 +21,8 @@ CALIBRATION_COLUMNS = [
     "kernel_source", "op_kind", "name", "dtype", "m", "n", "k", "batch", "q_len", "kv_len",
     "q_heads", "kv_heads", "head_dim", "layout", "flops", "bytes", "time_s",
 ]
+# Optional columns (older files lack them): kernels = launches in one timed call (default 1).
+OPTIONAL_COLUMNS = {"kernels": 1.0}
 _NUMERIC = ["m", "n", "k", "batch", "q_len", "kv_len", "q_heads", "kv_heads", "head_dim",
             "flops", "bytes", "time_s"]
 
@@ -63,4 +65,6 @@ def load_calibration_csv(path, hardware_name: str | None = None) -> pd.DataFrame
                             f"pass that GPU with -g, or use its own calibration file")
     for col in _NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    for col, default in OPTIONAL_COLUMNS.items():
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(default) if col in frame else default
     return frame

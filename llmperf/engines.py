@@ -28,6 +28,7 @@ class OpRule:
 
     kernels: int
     traffic: float = 1.0
+    source: str | None = None  # calibration kernel_source for this op (default: by op kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +48,11 @@ class EngineProfile:
         return self.rules.get(op.name, OpRule(op.kernels))
 
 
-_TORCH_NORM = OpRule(8, 9.0)      # HF LlamaRMSNorm in eager torch ops (36 / 4 bytes per element)
-_TORCH_ROPE = OpRule(10, 5.0)     # rotate_half on q and k: 5 kernels each (20 / 4 bytes)
-_TORCH_QK_NORM = OpRule(16, 9.0)  # the same RMSNorm on q and on k
+# HF LlamaRMSNorm in eager torch ops (36 / 4 bytes per element), timed as such by the
+# calibration (kernel_source torch_ops); rotate_half RoPE on q and k: 5 kernels each (20 / 4).
+_TORCH_NORM = OpRule(8, 9.0, "torch_ops")
+_TORCH_ROPE = OpRule(10, 5.0, "torch_ops")
+_TORCH_QK_NORM = OpRule(16, 9.0, "torch_ops")
 
 ENGINES = {
     "fused": EngineProfile(
