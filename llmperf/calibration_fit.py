@@ -152,6 +152,7 @@ class MeasuredCalibration:
         self.source_hardware = measured_on or hardware
         self.overhead_s = launch_floor_s(frame, launch_mode)
         self.eager_launch_s = launch_floor_s(frame, "eager")
+        self.eager_step_s = 0.0
         self.launch_floors = {mode: launch_floor_s(frame, mode)
                               for mode in frame.loc[frame["op_kind"] == "launch", "layout"].unique()}
         self.source_by_kind: dict = {}
@@ -182,8 +183,8 @@ class MeasuredCalibration:
                      source: str | None = None):
         """(compute efficiency, memory efficiency) for kernels of this kind/dtype/shape, from
         ``source`` (default: the calibration's kernel source) first."""
-        for source in self._sources(source):
-            curve = self.shape_curves.get((op_kind, dtype, source, skey))
+        for candidate in self._sources(source):
+            curve = self.shape_curves.get((op_kind, dtype, candidate, skey))
             if curve is not None:
                 x = np.log(np.maximum(m, 1.0)) if op_kind == "gemm" else None
                 e = (np.interp(x, curve.log_x, curve.efficiency) if x is not None
@@ -223,6 +224,7 @@ class MeasuredCalibration:
         clone.source_by_kind = dict(engine.kernel_sources)
         clone.source_by_name = {name: rule.source for name, rule in engine.rules.items() if rule.source}
         clone.eager_launch_s = self.launch_floors.get(engine.host_launch, self.eager_launch_s)
+        clone.eager_step_s = self.launch_floors.get(f"{engine.host_launch}_step", 0.0)
         return clone
 
     def _op_efficiencies(self, op: Op, hardware: HardwareSpec):
@@ -336,10 +338,14 @@ def achieved_peaks(frame: pd.DataFrame, hardware: HardwareSpec) -> pd.DataFrame:
                      "fraction": achieved / hardware.memory_bandwidth_bytes_per_s,
                      "shape": f"{best['bytes'] / 2e6:.0f} MB copied"})
     launch = frame[frame["op_kind"] == "launch"]
-    for mode, group in launch.groupby("layout"):
-        rows.append({"what": f"launch floor ({mode})", "kernel_source": "triton",
+    shapes = {"launch_floor": "1-element copy", "host_time": "host time of eager torch",
+              "host_per_kernel": "host time of eager torch"}
+    for (mode, name, source), group in launch.groupby(["layout", "name", "kernel_source"]):
+        what = {"torch_eager": "host per kernel (eager torch)",
+                "torch_eager_step": "host per step (eager torch)"}.get(mode, f"launch floor ({mode})")
+        rows.append({"what": what, "kernel_source": source,
                      "measured": float(group["time_s"].median()), "datasheet": np.nan,
-                     "unit": "s", "fraction": np.nan, "shape": "1-element copy"})
+                     "unit": "s", "fraction": np.nan, "shape": shapes.get(name, name)})
     return pd.DataFrame(rows)
 
 

@@ -66,13 +66,14 @@ def _peak(hardware: HardwareSpec, dtype: str) -> float:
 
 def cost_ops(ops: list[Op], hardware: HardwareSpec, calibration: Calibration = IDEAL,
              overlap: Literal["max", "sum"] = "max", efficiency_ops: list[Op] | None = None,
-             host_launch_s: float = 0.0) -> StepCost:
+             host_launch_s: float = 0.0, host_step_s: float = 0.0) -> StepCost:
     """Time every op of a step on ``hardware`` under ``calibration``.
 
     efficiency_ops: the same ops at another shape whose efficiencies to use (the request-latency
     closed form evaluates efficiencies once, at the middle decode step).
-    host_launch_s: eager execution: the host issues each kernel in this time, so the step takes
-    at least kernels x host_launch_s (the excess is attributed to the ``overhead`` bound).
+    host_launch_s, host_step_s: eager execution: the host needs host_step_s + kernels x
+    host_launch_s to issue the step, so the step takes at least that long (the excess over the
+    device time is attributed to the ``overhead`` bound).
     """
     if overlap not in ("max", "sum"):
         raise LlmperfError(f"overlap must be 'max' or 'sum', got '{overlap}'")
@@ -107,8 +108,8 @@ def cost_ops(ops: list[Op], hardware: HardwareSpec, calibration: Calibration = I
         for key, value in (("compute", compute), ("memory", memory), ("comm", comm),
                            ("overhead", overhead), ("time", time), ("bound", bound)):
             out[key].append(value)
-    if host_launch_s:
-        host_s = sum(o.count * o.kernels for o in ops) * host_launch_s
+    if host_launch_s or host_step_s:
+        host_s = host_step_s + sum(o.count * o.kernels for o in ops) * host_launch_s
         extra = np.maximum(host_s - step_time, 0.0)
         step_time = step_time + extra
         bound_time[BOUNDS.index("overhead")] += extra

@@ -27,22 +27,23 @@ def engine_ops(model: ModelSpec, workload: Workload, step: Step, calibration: Ca
     """The step's ops as the workload's engine runs them, the calibration routed to that engine's
     kernel sources, and the host launch time per kernel when the step runs eagerly."""
     if workload.engine is None:
-        return build_step_ops(model, workload, step), calibration, 0.0
+        return build_step_ops(model, workload, step), calibration, (0.0, 0.0)
     engine = get_engine(workload.engine)
     wl = dataclasses.replace(workload, fused_projections=engine.fused_projections)
     ops = apply_engine(build_step_ops(model, wl, step), engine)
     if hasattr(calibration, "for_engine"):
         calibration = calibration.for_engine(engine)
     graph = engine.decode_graph if is_decode(ops) else engine.prefill_graph
-    host = 0.0 if graph else getattr(calibration, "eager_launch_s", 0.0)
+    host = ((0.0, 0.0) if graph else
+            (getattr(calibration, "eager_launch_s", 0.0), getattr(calibration, "eager_step_s", 0.0)))
     return ops, calibration, host
 
 
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
     """Build and cost every op of one step (as the workload's engine runs them)."""
-    ops, cal, host = engine_ops(model, workload, step, calibration)
-    return cost_ops(ops, hardware, cal, overlap, host_launch_s=host)
+    ops, cal, (per_kernel, per_step) = engine_ops(model, workload, step, calibration)
+    return cost_ops(ops, hardware, cal, overlap, host_launch_s=per_kernel, host_step_s=per_step)
 
 
 def _sum_max_affine(a: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -104,8 +105,9 @@ def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, b
             x_end = np.where(np.isfinite(limit), limit - p, 0.0)
             flat = (n - n_lin) * (a + s * x_end)
         total += c0.counts[i] * (linear + flat + n * c0.overhead_s[i])
-    if host:  # eager decode: each step takes at least its launches (exact when one regime holds)
-        total = np.maximum(total, n * sum(o.count * o.kernels for o in c0.ops) * host)
+    per_kernel, per_step = host
+    if per_kernel or per_step:  # eager decode: each step takes at least its host time
+        total = np.maximum(total, n * (per_step + sum(o.count * o.kernels for o in c0.ops) * per_kernel))
     return total
 
 
