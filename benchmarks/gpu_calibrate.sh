@@ -3,20 +3,8 @@
 # (llmperf_kernels.calibrate), then the 5-fold held-out fit error per op kind. Writes to $OUT:
 #   <hardware id>.csv (the calibration), calibrate.log, report.txt, env.txt
 # Usage: OUT=out bash benchmarks/gpu_calibrate.sh [quick|full]
-set -o pipefail
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-out}
 MODE=${1:-quick}
-mkdir -p "$OUT"
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-SHIM=$(mktemp -d)
-ln -sfn "$ROOT/kernels" "$SHIM/llmperf_kernels"
-export PYTHONPATH="$SHIM:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-if ls .whl/*.whl >/dev/null 2>&1; then   # pydantic, pandas ... that the GPU image may lack
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+source "$(dirname "$0")/gpu_env.sh"
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv;
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"; } 2>&1 | tee "$OUT/env.txt"
 HW=$(python3 -c "import torch; from llmperf_kernels.calibrate import detect_hardware; print(detect_hardware(torch.cuda.get_device_name()))") || exit 1

@@ -4,19 +4,7 @@
 # models in kernels/measure_e2e.py. Writes to $OUT: <hardware id>.csv, kernels_<hardware id>.txt,
 # validate.log, env.txt.
 # Usage: OUT=out bash benchmarks/gpu_validate.sh [extra args for llmperf_kernels.measure_e2e]
-set -o pipefail
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-out}
-mkdir -p "$OUT"
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-SHIM=$(mktemp -d)
-ln -sfn "$ROOT/kernels" "$SHIM/llmperf_kernels"
-export PYTHONPATH="$SHIM:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-if ls .whl/*.whl >/dev/null 2>&1; then   # pydantic ... that the GPU image may lack
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+source "$(dirname "$0")/gpu_env.sh"
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw,memory.total --format=csv;
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"; } 2>&1 | tee "$OUT/env.txt"
 HW=$(python3 -c "import torch; from llmperf_kernels.calibrate import detect_hardware; print(detect_hardware(torch.cuda.get_device_name()))") || exit 1
