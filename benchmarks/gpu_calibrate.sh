@@ -13,7 +13,8 @@ timeout "${CAL_TIMEOUT:-420}" python3 -m llmperf_kernels.calibrate -g "$HW" --mo
 python3 - "$OUT/$HW.csv" "$HW" <<'PY' 2>&1 | tee "$OUT/report.txt"
 import sys
 from llmperf import load_hardware
-from llmperf.calibration_fit import error_summary, held_out_errors, MeasuredCalibration
+from llmperf.calibration_fit import held_out_errors, MeasuredCalibration
+from llmperf.calibration_report import error_summary
 from llmperf.calibration_table import load_calibration_csv
 hw = load_hardware(sys.argv[2])
 frame = load_calibration_csv(sys.argv[1], hw.name)

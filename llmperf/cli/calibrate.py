@@ -35,7 +35,8 @@ def calibrate(gpu: o.Gpu,
 
     hw = sweep.as_hardware(gpu)
     if report is not None:
-        from llmperf.calibration_fit import achieved_peaks, error_summary, held_out_errors
+        from llmperf.calibration_fit import held_out_errors
+        from llmperf.calibration_report import achieved_peaks, error_summary
         from llmperf.calibration_table import load_calibration_csv
 
         rows = load_calibration_csv(report, hw.name)
