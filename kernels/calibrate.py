@@ -297,6 +297,70 @@ def sweep_torch_ops(rec: Recorder) -> None:
     rec.progress(f"torch eager elementwise ops: {len(rec.rows)} rows")
 
 
+def sweep_grouped(rec: Recorder) -> None:
+    """MoE experts as one grouped GEMM (``torch._grouped_mm``, CUTLASS on sm90), the way the
+    reference engine runs Qwen3-MoE: T tokens x top-k rows routed uniformly at random over E
+    experts, for the expert shapes of the bundled MoE models. Rows: op_kind gemm, kernel_source
+    cutlass_grouped, m = rows per expert touched, n/k per expert."""
+    if not hasattr(torch, "_grouped_mm"):
+        rec.failures.append("torch._grouped_mm is not available")
+        return
+    from llmperf import load_model
+
+    for name in ("qwen3-30b-a3b",):
+        spec = load_model(name)
+        experts, top_k, h, f = spec.num_experts, spec.experts_per_token, spec.hidden_size, spec.moe_intermediate_size
+        for n, k in ((2 * f, h), (h, f)):
+            w = _rand(experts, n, k)
+            for tokens in (1, 4, 16, 64, 256, 1024, 4096):
+                rows = tokens * top_k
+                chosen = torch.stack([torch.randperm(experts, device="cuda")[:top_k] for _ in range(tokens)]).reshape(-1)
+                counts = torch.bincount(chosen, minlength=experts)
+                offs = counts.cumsum(0).to(torch.int32)
+                touched = int((counts > 0).sum())
+                x = _rand(rows, k)
+                flops = 2.0 * rows * n * k
+                nbytes = 2.0 * (touched * n * k + rows * (k + n))
+                rec.add("cutlass_grouped", "gemm", "grouped_mm", "bf16", flops, nbytes,
+                        lambda: torch._grouped_mm(x, w.transpose(-2, -1), offs=offs),
+                        m=rows / max(touched, 1), n=n, k=k)
+    rec.progress(f"grouped GEMM: {len(rec.rows)} rows")
+
+
+def sweep_sustained(rec: Recorder) -> None:
+    """The same large GEMM timed alone (graph replay, L2 flushed: the calibration protocol) and
+    back to back for ~0.3 s (as in a long prefill), to see whether sustained tensor-core load runs
+    slower than the calibration's short bursts. Rows: gemm, cublas, layout burst|sustained."""
+    for m, n, k in ((8192, 6144, 4096), (8192, 28672, 4096), (16384, 4096, 14336)):
+        x, w = _rand(m, k), _rand(n, k)
+        f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 2, 2, 2)
+        rec.add("cublas_burst", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()),
+                m=m, n=n, k=k, layout="burst")
+        graph = torch.cuda.CUDAGraph()
+        reps = 8
+        torch.matmul(x, w.t())
+        torch.cuda.synchronize()
+        with torch.cuda.graph(graph):
+            for _ in range(reps):
+                torch.matmul(x, w.t())
+        graph.replay()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        loops = max(1, int(0.3 / (rec.rows[-1]["time_s"] * reps)))
+        for _ in range(loops):
+            graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        t = start.elapsed_time(end) * 1e-3 / (loops * reps)
+        row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+        row.update(rec.meta, kernel_source="cublas_sustained", op_kind="gemm", name="matmul",
+                   dtype="bf16", flops=f, bytes=b, time_s=t, layout="sustained", m=m, n=n, k=k)
+        rec.rows.append(row)
+        rec.progress(f"gemm {m}x{n}x{k}: burst {rec.rows[-2]['time_s'] * 1e3:.3f} ms, "
+                     f"sustained {t * 1e3:.3f} ms over {loops * reps * t:.2f} s")
+
+
 def sweep_launch(rec: Recorder) -> None:
     """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
     tiny = _rand(1)
@@ -310,6 +374,11 @@ def sweep_launch(rec: Recorder) -> None:
             rec.rows.append(row)
     sweep_host(rec)
     sweep_torch_ops(rec)
+    for extra in (sweep_grouped, sweep_sustained):
+        try:
+            extra(rec)
+        except Exception as exc:  # noqa: BLE001 - report, keep the other rows
+            rec.failures.append(f"{extra.__name__}: {type(exc).__name__}: {exc}")
 
 
 def run(hardware: str, mode: str = "quick", progress=print):
