@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmperf.calibration_fit import _peak_dtype
+from llmperf.calibration_fit import DIAGNOSTIC_SOURCES, _peak_dtype
 from llmperf.specs.hardware import HardwareSpec
 
 
@@ -13,7 +13,8 @@ def achieved_peaks(frame: pd.DataFrame, hardware: HardwareSpec) -> pd.DataFrame:
     """Measured peaks beside the datasheet: the best FLOP/s per GEMM dtype and kernel source,
     and the best copy bandwidth (bytes read + written per second)."""
     rows = []
-    gemm = frame[(frame["op_kind"] == "gemm") & (frame["flops"] > 0)]
+    gemm = frame[(frame["op_kind"] == "gemm") & (frame["flops"] > 0)
+                 & ~frame["kernel_source"].isin(DIAGNOSTIC_SOURCES)]
     for (dtype, source), group in gemm.groupby(["dtype", "kernel_source"]):
         best = group.loc[(group["flops"] / group["time_s"]).idxmax()]
         datasheet = hardware.peak_flop_per_s(_peak_dtype(dtype))

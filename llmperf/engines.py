@@ -87,7 +87,8 @@ ENGINES = {
             # cast; experts_gate_up = argsort (2), //k, index_select, 2 fills, scatter_add,
             # cumsum (2), int32 cast, grouped-GEMM prepare + CUTLASS grouped GEMM; experts_down =
             # prepare + grouped GEMM; experts_combine = index_copy, * weights, sum over k
-            "router_topk": OpRule(7), "experts_gate_up": OpRule(12), "experts_down": OpRule(2),
+            "router_topk": OpRule(7), "experts_gate_up": OpRule(12, 1.0, "cutlass_grouped"),
+            "experts_down": OpRule(2, 1.0, "cutlass_grouped"),
             "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_combine": OpRule(3),
         }),
     "hf-transformers": EngineProfile(

@@ -4,7 +4,8 @@ The measurements (benchmarks/results/validation/*.csv) are reference-decoder ste
 measured on H100/H200 by kernels/measure_e2e.py; nothing in llmperf is fitted to them. This test
 recomputes every prediction on CPU (the same code as benchmarks/accuracy.py) and fails when a
 change to the model makes the median |error| worse than the gate below. Gates: the issue's target
-(5%) where it is met today; today's value + margin where it is not (README says which).
+(5%) where it is met today, today's value + margin where it is not (H200 prefill: 6.0%), and the
+cross-GPU target (10%) for calibrations transferred from the other GPU.
 """
 
 from pathlib import Path
@@ -16,7 +17,8 @@ from llmperf.validation import predict, summary
 
 VALIDATION = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "validation"
 FILES = sorted(VALIDATION.glob("*.csv"))
-GATES_PCT = {("decode", "calibrated"): 5.0, ("prefill", "calibrated"): 14.0}
+GATES_PCT = {("decode", "calibrated"): 5.0, ("prefill", "calibrated"): 7.0,
+             ("decode", "transferred"): 10.0, ("prefill", "transferred"): 10.0}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def errors():
 def test_median_error_within_gates(errors):
     table = summary(errors, ["hardware", "phase", "method"])
     for (phase, method), gate in GATES_PCT.items():
-        rows = table[(table["phase"] == phase) & (table["method"] == method)]
+        rows = table[(table["phase"] == phase) & table["method"].str.startswith(method)]
         assert len(rows), f"no {phase} rows for {method}"
         assert (rows["median_abs_error_pct"] <= gate).all(), rows.to_string()
 

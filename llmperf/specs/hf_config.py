@@ -72,6 +72,8 @@ def _clean(cfg: dict, where: str) -> dict:
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SpecError(f"{where}: field '{key}' must be a whole number, got {value!r}")
+            if value > 2**40:
+                raise SpecError(f"{where}: field '{key}' = {value:.3g} is implausibly large")
             if value < 0 or (value == 0 and key in _POSITIVE):
                 raise SpecError(f"{where}: field '{key}' must be "
                                 f"{'positive' if key in _POSITIVE else 'non-negative'}, got {value}")
