@@ -381,6 +381,13 @@ def sweep_launch(rec: Recorder) -> None:
             rec.failures.append(f"{extra.__name__}: {type(exc).__name__}: {exc}")
 
 
+def stage_count(mode: str) -> int:
+    """Progress messages a sweep of this mode emits (for a progress bar)."""
+    if mode == "launch":
+        return 6
+    return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1
+
+
 def run(hardware: str, mode: str = "quick", progress=print):
     """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures)."""
     import pandas as pd
@@ -405,6 +412,11 @@ def run(hardware: str, mode: str = "quick", progress=print):
     except Exception as exc:  # noqa: BLE001 - the host rate is one row; never lose the sweep
         rec.failures.append(f"host rate: {type(exc).__name__}: {exc}")
     sweep_gemm(rec, grid)
+    for extra in (sweep_grouped, sweep_sustained):
+        try:
+            extra(rec)
+        except Exception as exc:  # noqa: BLE001 - report, keep the other rows
+            rec.failures.append(f"{extra.__name__}: {type(exc).__name__}: {exc}")
     sweep_attention(rec, grid)
     progress(f"{len(rec.rows)} measurements in {time.time() - start:.0f} s, {len(rec.failures)} failures")
     return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), checks, rec.failures

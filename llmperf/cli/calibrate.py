@@ -63,7 +63,17 @@ def calibrate(gpu: o.Gpu,
     if not sweep_kernels.device_matches(device, hw):
         fail(f"this GPU is '{device}', not {hw.name}; pass the matching -g")
     target = out or Path("hardware/calibration") / f"{hw.name}.csv"
-    frame, checks, failures = sweep_kernels.run(hw.name, "full" if full else "quick", typer.echo)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stages = sweep_kernels.stage_count("full" if full else "quick")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn()) as bar:
+        task = bar.add_task("checking kernels", total=stages)
+
+        def progress(message: str) -> None:
+            bar.update(task, advance=1, description=message[:60])
+
+        frame, checks, failures = sweep_kernels.run(hw.name, "full" if full else "quick", progress)
     from llmperf.cli._common import write_text
 
     write_text(target, frame.to_csv(index=False))
