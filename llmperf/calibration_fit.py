@@ -73,6 +73,30 @@ class Curve:
         return np.interp(x, self.log_x, self.efficiency)
 
 
+def triton_m_bucket(m):
+    """Autotuning bucket of M in our Triton GEMMs (powers of two from 16 to 4096; the same rule
+    as ``kernels/_common.py:m_bucket``, checked by tests/kernels/test_gemm.py): one config per
+    bucket, so efficiency is smooth inside a bucket and may jump between buckets."""
+    m = np.asarray(m, dtype=float)
+    return np.clip(2.0 ** np.ceil(np.log2(np.maximum(m, 1.0))), 16.0, 4096.0)
+
+
+def interp_in_buckets(m, log_m_knots, efficiency, bucket):
+    """Interpolate efficiency over log M using only knots in M's own bucket (clamped inside the
+    bucket); plain interpolation where the bucket holds no knot."""
+    m = np.asarray(m, dtype=float)
+    log_m = np.log(np.maximum(m, 1.0))
+    out = np.interp(log_m, log_m_knots, efficiency)
+    knot_bucket = bucket(np.exp(log_m_knots))
+    m_bucket = bucket(m)
+    for b in np.unique(knot_bucket):
+        inside = knot_bucket == b
+        sel = m_bucket == b
+        if np.any(sel):
+            out = np.where(sel, np.interp(log_m, log_m_knots[inside], efficiency[inside]), out)
+    return out
+
+
 def _peak_for(hardware: HardwareSpec, dtype: str) -> float:
     return hardware.peak_flop_per_s(_peak_dtype(dtype))
 
@@ -206,9 +230,12 @@ class MeasuredCalibration:
         for candidate in self._sources(source):
             curve = self.shape_curves.get((op_kind, dtype, candidate, skey))
             if curve is not None:
-                x = np.log(np.maximum(m, 1.0)) if op_kind == "gemm" else None
-                e = (np.interp(x, curve.log_x, curve.efficiency) if x is not None
-                     else curve(np.maximum(compute_ideal_s, memory_ideal_s)))
+                if op_kind != "gemm":
+                    e = curve(np.maximum(compute_ideal_s, memory_ideal_s))
+                elif candidate == "triton":
+                    e = interp_in_buckets(m, curve.log_x, curve.efficiency, triton_m_bucket)
+                else:
+                    e = np.interp(np.log(np.maximum(m, 1.0)), curve.log_x, curve.efficiency)
                 return e, e
         c_curve = None if op_kind == "memory" else self._regime_curve(op_kind, dtype, "compute", source)
         m_curve = self._regime_curve(op_kind, dtype, "memory", source)

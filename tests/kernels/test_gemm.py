@@ -161,3 +161,15 @@ def test_weight_only_gpu(dtype, M, N, K):
     assert_close(gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda")), gemm_w4a16_ref(x, q, s), dtype)
     q8, s8 = quantize_w8(w)
     assert_close(gemm_w8a16(x, q8, s8, out=poisoned((M, N), dtype, "cuda")), gemm_w8a16_ref(x, q8, s8), dtype)
+
+
+def test_core_knows_the_triton_autotune_buckets():
+    """llmperf.calibration_fit interpolates Triton GEMM efficiency within autotune buckets; its
+    copy of the bucket rule must match the kernels' own."""
+    import numpy as np
+
+    from llmperf.calibration_fit import triton_m_bucket
+    from llmperf_kernels._common import m_bucket
+
+    ms = [1, 2, 15, 16, 17, 64, 96, 128, 129, 1000, 4096, 5000, 16384]
+    assert list(triton_m_bucket(np.array(ms))) == [float(m_bucket(m)) for m in ms]
