@@ -31,8 +31,7 @@ from .gemm_wq import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 from .membound import add_rmsnorm, add_rmsnorm_ref, copy
 
 QUICK_MODELS = ("llama-3.1-8b", "qwen2.5-7b", "llama-3.2-1b")
-FULL_MODELS = QUICK_MODELS + ("llama-3.1-70b", "mixtral-8x7b", "qwen3-30b-a3b", "gemma-2-9b",
-                              "mistral-7b-v0.3", "phi-3-mini-4k", "qwen3-8b")
+FULL_MODELS = None  # every bundled model (llmperf.bundled_model_names())
 M_DENSE = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192, 16384)
 GRIDS = {
     "quick": dict(models=QUICK_MODELS, m=M_DENSE, m_fp8=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192),
@@ -51,7 +50,12 @@ GRIDS = {
 
 
 def gemm_shapes(models) -> list[tuple[int, int]]:
-    """Distinct (N, K) of every GEMM in the bundled models' layers (from the core's op builder)."""
+    """Distinct (N, K) of every GEMM in the bundled models' layers (from the core's op builder);
+    ``models`` None means every bundled model."""
+    if models is None:
+        from llmperf import bundled_model_names
+
+        models = bundled_model_names()
     shapes = set()
     for name in models:
         for op in build_step_ops(load_model(name), Workload(), Step.decode(1, 1)):
@@ -361,6 +365,29 @@ def sweep_sustained(rec: Recorder) -> None:
                      f"sustained {t * 1e3:.3f} ms over {loops * reps * t:.2f} s")
 
 
+def sweep_paged(rec: Recorder, batches=(1, 8, 64), lengths=(512, 4096, 32768), pages=(16, 32, 64)) -> None:
+    """Flash-decoding over a paged KV cache (block table, random block order) for block sizes
+    16/32/64, GQA 32/8, head_dim 128. Rows: attention_decode, kernel_source triton_paged,
+    layout paged<block>; bytes = compulsory traffic (the block table is a few bytes per page)."""
+    hq, hkv, d = 32, 8, 128
+    for page in pages:
+        for bsz in batches:
+            for kv in lengths:
+                blocks = -(-kv // page)
+                k = _rand(bsz * blocks, page, hkv, d)
+                v = _rand(bsz * blocks, page, hkv, d)
+                table = torch.randperm(bsz * blocks, device="cuda")[: bsz * blocks].view(bsz, blocks).int()
+                lens = torch.full((bsz,), kv, dtype=torch.int32, device="cuda")
+                q = _rand(bsz, hq, 1, d)
+                f = attention_flops(bsz, hq, 1, kv, d, d, causal=True)
+                nb = attention_io_bytes(bsz, hq, hkv, 1, kv, d, d, 2, 2)
+                rec.add("triton_paged", "attention_decode", "attention_decode_paged", "bf16", f, nb,
+                        lambda: attention_decode(q, k, v, lens, table, max_kv_len=kv),
+                        layout=f"paged{page}", batch=bsz, q_len=1, kv_len=kv, q_heads=hq,
+                        kv_heads=hkv, head_dim=d)
+    rec.progress(f"paged decode attention: {len(rec.rows)} rows")
+
+
 def sweep_launch(rec: Recorder) -> None:
     """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
     tiny = _rand(1)
@@ -374,7 +401,7 @@ def sweep_launch(rec: Recorder) -> None:
             rec.rows.append(row)
     sweep_host(rec)
     sweep_torch_ops(rec)
-    for extra in (sweep_grouped, sweep_sustained):
+    for extra in (sweep_grouped, sweep_sustained, sweep_paged):
         try:
             extra(rec)
         except Exception as exc:  # noqa: BLE001 - report, keep the other rows
@@ -384,8 +411,8 @@ def sweep_launch(rec: Recorder) -> None:
 def stage_count(mode: str) -> int:
     """Progress messages a sweep of this mode emits (for a progress bar)."""
     if mode == "launch":
-        return 6
-    return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1
+        return 7
+    return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 1
 
 
 def run(hardware: str, mode: str = "quick", progress=print):
@@ -418,6 +445,10 @@ def run(hardware: str, mode: str = "quick", progress=print):
         except Exception as exc:  # noqa: BLE001 - report, keep the other rows
             rec.failures.append(f"{extra.__name__}: {type(exc).__name__}: {exc}")
     sweep_attention(rec, grid)
+    try:
+        sweep_paged(rec)
+    except Exception as exc:  # noqa: BLE001
+        rec.failures.append(f"sweep_paged: {type(exc).__name__}: {exc}")
     progress(f"{len(rec.rows)} measurements in {time.time() - start:.0f} s, {len(rec.failures)} failures")
     return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), checks, rec.failures
 
