@@ -68,6 +68,9 @@ ENGINES = {
             "attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
             "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
             "final_norm": OpRule(1, 2.0),
+            # fused MoE (vLLM fused_moe): rows gathered inside the GEMM kernel, weighted sum in
+            # one moe_sum kernel
+            "experts_permute": OpRule(0, 0.0), "experts_unpermute": OpRule(0, 0.0),
         }),
     "reference": EngineProfile(
         name="reference",
@@ -85,11 +88,15 @@ ENGINES = {
             # MoE (reference_model._route/_moe with torch._grouped_mm), kernels per op as the
             # torch profiler lists them: router_topk = float copy, softmax, topk (2), sum, div,
             # cast; experts_gate_up = argsort (2), //k, index_select, 2 fills, scatter_add,
-            # cumsum (2), int32 cast, grouped-GEMM prepare + CUTLASS grouped GEMM; experts_down =
-            # prepare + grouped GEMM; experts_combine = index_copy, * weights, sum over k
-            "router_topk": OpRule(7), "experts_gate_up": OpRule(12, 1.0, "cutlass_grouped"),
+            # cumsum (2), int32 cast, grouped-GEMM prepare + CUTLASS grouped GEMM (the gather is
+            # experts_permute); experts_down = prepare + grouped GEMM
+            # experts_permute = index_select (the gather); experts_unpermute = index_copy and
+            # the multiply by routing weights (2 passes); experts_combine = the sum over k
+            "router_topk": OpRule(7), "experts_permute": OpRule(1),
+            "experts_gate_up": OpRule(11, 1.0, "cutlass_grouped"),
             "experts_down": OpRule(2, 1.0, "cutlass_grouped"),
-            "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_combine": OpRule(3),
+            "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_unpermute": OpRule(2, 2.0),
+            "experts_combine": OpRule(1),
         }),
     "hf-transformers": EngineProfile(
         name="hf-transformers",
@@ -113,7 +120,8 @@ ENGINES = {
         decode_graph=True, prefill_graph=False,
         rules={"attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
                "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
-               "final_norm": OpRule(1, 2.0)}),
+               "final_norm": OpRule(1, 2.0), "experts_permute": OpRule(0, 0.0),
+               "experts_unpermute": OpRule(0, 0.0)}),
 }
 
 

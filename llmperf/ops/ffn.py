@@ -56,6 +56,10 @@ def moe_ops(ctx: BuildContext, group: str, count: int) -> None:
     touched = expected_experts_touched(n_exp, k, t)
     routed = t * k
     rows_per_expert = routed / np.maximum(touched, 1e-30)
+    # token permutation: each routed (token, expert) row gathered into expert order for the
+    # grouped GEMMs, and scattered back and weighted after them (engines with a fused MoE kernel
+    # do both inside the GEMMs: their profile makes these ops free)
+    ctx.eltwise("experts_permute", group, count, routed * h, routed * h, "scale", flops_elems=0.0)
     n_up = 2 * f if m.gated_mlp else f
     up_params = (2 if m.gated_mlp else 1) * width * h
     ctx.gemm("experts_gate_up" if m.gated_mlp else "experts_fc1", group, count, routed, n_up, h,
@@ -69,6 +73,7 @@ def moe_ops(ctx: BuildContext, group: str, count: int) -> None:
     ctx.gemm("experts_down", group, count, routed, h, f, params=n_exp * width * h,
              active_params=k * width * h, weight_rows_read=touched, held_copies=n_exp,
              extra_shape={"experts_touched": touched, "rows_per_expert": rows_per_expert})
+    ctx.eltwise("experts_unpermute", group, count, routed * h, routed * h, "scale")
     ctx.eltwise("experts_combine", group, count, routed * h, t * h, "combine",
                 flops_elems=routed * h)
     if m.shared_expert_intermediate_size:
