@@ -39,6 +39,17 @@ def _flush_l2():
     _flush_buf.zero_()
 
 
+def _estimate_ms(fn, floor_ms: float) -> float:
+    """Rough time of one fn() call in ms (mean of 3 back-to-back calls, CUDA events)."""
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(3):
+        fn()
+    e.record()
+    torch.cuda.synchronize()
+    return max(s.elapsed_time(e) / 3, floor_ms)
+
+
 def _time_graph(fn, rep_ms: float, min_reps: int, flush_l2: bool) -> float:
     """Device time of fn from CUDA-graph replays (no host launch overhead in the numbers).
 
@@ -48,13 +59,7 @@ def _time_graph(fn, rep_ms: float, min_reps: int, flush_l2: bool) -> float:
     """
     l2 = max(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0), 8 << 20)
     buf = torch.empty(2 * l2 // 4, dtype=torch.int32, device="cuda")
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(3):
-        fn()
-    e.record()
-    torch.cuda.synchronize()
-    est_ms = max(s.elapsed_time(e) / 3, 1e-4)
+    est_ms = _estimate_ms(fn, floor_ms=1e-4)
     n = int(min(max(0.5 / est_ms, 1), 50))  # ~0.5 ms of fn per replay (but at least one call)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -120,13 +125,7 @@ def time_fn(fn, *, warmup_ms: float = 20.0, rep_ms: float = 100.0, min_reps: int
         except Exception:  # noqa: BLE001 - not capturable: fall back to eager timing
             torch.cuda.synchronize()
     LAST_METHOD = "eager"
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(3):
-        fn()
-    e.record()
-    torch.cuda.synchronize()
-    est_ms = max(s.elapsed_time(e) / 3, 1e-3)
+    est_ms = _estimate_ms(fn, floor_ms=1e-3)
     for _ in range(int(min(max(warmup_ms / est_ms, 1), max_reps))):
         fn()
     n = int(min(max(rep_ms / est_ms, min_reps), max_reps))

@@ -15,8 +15,8 @@ Importing llmperf never imports torch, triton or matplotlib.
 _EXPORTS = {
     "IDEAL": "llmperf.calibration",
     "ConstantCalibration": "llmperf.calibration",
-    "load_calibration": "llmperf.calibration_fit",
-    "resolve_calibration": "llmperf.calibration_fit",
+    "load_calibration": "llmperf.calibration_io",
+    "resolve_calibration": "llmperf.calibration_io",
     "bundled_hardware_names": "llmperf.catalog",
     "bundled_model_names": "llmperf.catalog",
     "load_hardware": "llmperf.catalog",

@@ -16,12 +16,10 @@ ideal time on a faster GPU is assumed to reach the same efficiency (``transferre
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from llmperf.calibration_table import load_calibration_csv
 from llmperf.errors import SpecError
 from llmperf.ops.op import ATTENTION, COMMUNICATION, GEMM, Op
 from llmperf.specs.hardware import HardwareSpec
@@ -310,6 +308,8 @@ class MeasuredCalibration:
         move together (the conservative choice), overheads carry no band.
         """
         if self.bands is None:
+            from llmperf.calibration_io import residual_bands
+
             self.bands = residual_bands(pd.concat([self.rows, self._launch_rows]), self.source_hardware)
         low = high = 0.0
         for op, time, overhead in zip(cost.ops, cost.time_s, cost.overhead_s):
@@ -369,99 +369,3 @@ def held_out_errors(frame: pd.DataFrame, hardware: HardwareSpec, folds: int = 5,
 
 def _peak_dtype(dtype: str) -> str:
     return {"w4a16": "bf16", "w8a16": "bf16"}.get(dtype, dtype)
-
-
-def residual_bands(frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
-    """{(op_kind, kernel_source): [p10, p90]} of held-out signed errors predicted/measured - 1."""
-    errors = held_out_errors(frame, hardware)
-    bands = {}
-    for (kind, source), group in errors.groupby(["op_kind", "kernel_source"]):
-        bands[f"{kind}|{source}"] = [float(np.percentile(group["error"], 10)),
-                                     float(np.percentile(group["error"], 90))]
-    return bands
-
-
-def _bands_for(path: Path, frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
-    """Residual bands cached beside the CSV (``<name>.residuals.json``), keyed by the CSV's hash so
-    a changed file is never paired with stale bands."""
-    import hashlib
-    import json
-
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    sidecar = Path(path).with_suffix(".residuals.json")
-    try:
-        cached = json.loads(sidecar.read_text())
-        if cached.get("source_sha256") == digest:
-            return cached["bands"]
-    except (OSError, ValueError, KeyError):
-        pass
-    bands = residual_bands(frame, hardware)
-    try:
-        sidecar.write_text(json.dumps({"source_sha256": digest, "bands": bands}, indent=1))
-    except OSError:
-        pass  # read-only install: recompute next time
-    return bands
-
-
-def load_calibration(path: Path, hardware: HardwareSpec, kernel_source: str = "triton"):
-    """A calibration file measured on ``hardware``, as ``calibrated:<file name>``."""
-    frame = load_calibration_csv(path, hardware.name)
-    cal = MeasuredCalibration(frame, hardware, f"calibrated:{Path(path).name}", kernel_source)
-    cal.bands = _bands_for(path, frame, hardware)
-    return cal
-
-
-def bundled_calibrations() -> dict:
-    """{hardware id: path} of the calibration CSVs shipped in hardware/calibration/."""
-    from llmperf.catalog import hardware_dir
-
-    folder = hardware_dir() / "calibration"
-    return {p.stem: p for p in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
-
-
-def transfer_source(hardware: HardwareSpec, available: dict):
-    """The calibrated GPU to borrow curves from: same vendor, closest ridge point.
-
-    Transfer rule (documented in the README): efficiencies are functions of the ideal time of
-    an op, so they carry over to a GPU whose units behave alike. We take a calibrated GPU of the
-    same vendor and, among those, the one whose ridge point (bf16 peak / memory bandwidth,
-    FLOP/byte) is closest in log ratio. Different vendors never transfer.
-    """
-    from llmperf.catalog import load_hardware
-
-    ridge = hardware.peak_flop_per_s("bf16") / hardware.memory_bandwidth_bytes_per_s
-    best, best_gap = None, np.inf
-    for name in available:
-        source = load_hardware(name)
-        if source.vendor != hardware.vendor:
-            continue
-        gap = abs(np.log(source.peak_flop_per_s("bf16") / source.memory_bandwidth_bytes_per_s / ridge))
-        if gap < best_gap:
-            best, best_gap = source, gap
-    return best
-
-
-def resolve_calibration(name: str, hardware: HardwareSpec, kernel_source: str = "triton"):
-    """``ideal``; ``auto`` = the GPU's bundled file, else a transferred one, else ideal; or a path.
-
-    Every estimate row names what was used: ``ideal``, ``calibrated:<file>`` or
-    ``transferred:<from>``.
-    """
-    from llmperf.calibration import IDEAL
-
-    key = str(name).strip()
-    if key.lower() == "ideal":
-        return IDEAL
-    if key.lower() != "auto":
-        return load_calibration(Path(key), hardware, kernel_source)
-    available = bundled_calibrations()
-    if hardware.name in available:
-        return load_calibration(available[hardware.name], hardware, kernel_source)
-    source = transfer_source(hardware, available)
-    if source is None:
-        return IDEAL
-    frame = load_calibration_csv(available[source.name], source.name)
-    cal = MeasuredCalibration(frame, hardware, f"transferred:{source.name}", kernel_source,
-                              measured_on=source)
-    cal.bands = _bands_for(available[source.name], frame, source)
-    return cal

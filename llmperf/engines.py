@@ -54,6 +54,16 @@ _TORCH_NORM = OpRule(8, 9.0, "torch_ops")
 _TORCH_ROPE = OpRule(10, 5.0, "torch_ops")
 _TORCH_QK_NORM = OpRule(16, 9.0, "torch_ops")
 
+# Fused kernels (vLLM/SGLang, and our Triton set): the residual add folds into the next
+# add+RMSNorm kernel (reads x and residual, writes both: 4 passes instead of 2 + 3); fused MoE
+# (vLLM fused_moe) gathers rows inside the GEMM kernel and sums in one moe_sum kernel.
+_FUSED_RULES = {
+    "attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
+    "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
+    "final_norm": OpRule(1, 2.0),
+    "experts_permute": OpRule(0, 0.0), "experts_unpermute": OpRule(0, 0.0),
+}
+
 ENGINES = {
     "fused": EngineProfile(
         name="fused",
@@ -62,16 +72,7 @@ ENGINES = {
         kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
                         "memory": "triton"},
         decode_graph=True, prefill_graph=False,
-        rules={
-            # the residual add is fused into the next add+RMSNorm kernel (reads x and residual,
-            # writes both: 4 passes instead of 2 + 3)
-            "attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
-            "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
-            "final_norm": OpRule(1, 2.0),
-            # fused MoE (vLLM fused_moe): rows gathered inside the GEMM kernel, weighted sum in
-            # one moe_sum kernel
-            "experts_permute": OpRule(0, 0.0), "experts_unpermute": OpRule(0, 0.0),
-        }),
+        rules=_FUSED_RULES),
     "reference": EngineProfile(
         name="reference",
         description="llmperf's pure-PyTorch reference decoder (kernels/reference_model.py): fused "
@@ -118,10 +119,7 @@ ENGINES = {
         kernel_sources={"gemm": "triton", "attention_prefill": "triton",
                         "attention_decode": "triton", "memory": "triton"},
         decode_graph=True, prefill_graph=False,
-        rules={"attn_residual_add": OpRule(0, 0.0), "mlp_residual_add": OpRule(0, 0.0),
-               "post_attention_layernorm": OpRule(1, 2.0), "input_layernorm": OpRule(1, 2.0),
-               "final_norm": OpRule(1, 2.0), "experts_permute": OpRule(0, 0.0),
-               "experts_unpermute": OpRule(0, 0.0)}),
+        rules=_FUSED_RULES),
 }
 
 

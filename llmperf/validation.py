@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from llmperf.calibration import IDEAL
-from llmperf.calibration_fit import MeasuredCalibration, load_calibration
+from llmperf.calibration_fit import MeasuredCalibration
+from llmperf.calibration_io import load_calibration
 from llmperf.calibration_table import load_calibration_csv
 from llmperf.catalog import hardware_dir, load_hardware, load_model
 from llmperf.errors import SpecError

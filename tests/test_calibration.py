@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from llmperf import Step, Workload, build_step_ops, estimate, load_hardware, load_model
-from llmperf.calibration_fit import (Curve, MeasuredCalibration, held_out_errors,
-                                     isotonic_increasing, load_calibration)
+from llmperf.calibration_fit import Curve, MeasuredCalibration, held_out_errors, isotonic_increasing
+from llmperf.calibration_io import load_calibration
 from llmperf.calibration_report import error_summary
 from llmperf.calibration_table import CALIBRATION_COLUMNS
 from llmperf.cost import cost_ops
@@ -127,7 +127,7 @@ def test_not_a_csv(tmp_path):
 
 
 def test_auto_uses_the_bundled_file_then_transfer_then_ideal():
-    from llmperf.calibration_fit import resolve_calibration
+    from llmperf.calibration_io import resolve_calibration
 
     assert resolve_calibration("auto", H100).name == "calibrated:h100-sxm5-80gb.csv"
     # H100 PCIe has no file: nearest-ridge NVIDIA calibration is transferred
@@ -139,7 +139,7 @@ def test_auto_uses_the_bundled_file_then_transfer_then_ideal():
 
 
 def test_transfer_picks_same_vendor_closest_ridge():
-    from llmperf.calibration_fit import transfer_source
+    from llmperf.calibration_io import transfer_source
 
     available = {"h100-sxm5-80gb": None, "h200-sxm-141gb": None}
     # H20: 148 TFLOP/s over 4.0 TB/s (ridge 37) is closer to H200's 206 than H100's 295
@@ -149,7 +149,7 @@ def test_transfer_picks_same_vendor_closest_ridge():
 
 
 def test_interval_brackets_and_ideal_has_none():
-    from llmperf.calibration_fit import resolve_calibration
+    from llmperf.calibration_io import resolve_calibration
 
     m = load_model("llama-3.1-8b")
     cal = resolve_calibration("auto", H100)

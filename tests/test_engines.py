@@ -70,7 +70,7 @@ def test_unknown_engine():
 
 
 def test_engine_routes_calibration_sources():
-    from llmperf.calibration_fit import resolve_calibration
+    from llmperf.calibration_io import resolve_calibration
 
     cal = resolve_calibration("auto", HW)
     cublas = step_cost(M, HW, Workload(engine="fused"), Step.prefill(1, 2048), cal)

@@ -151,7 +151,7 @@ def test_roofline_draws_measured_kernel_points_under_the_roof():
 
     matplotlib.use("Agg")
     from llmperf import Step, Workload, load_hardware, load_model, ops_frame, plot
-    from llmperf.calibration_fit import resolve_calibration
+    from llmperf.calibration_io import resolve_calibration
 
     hw = load_hardware("h100-sxm")
     cal = resolve_calibration("auto", hw)

@@ -69,7 +69,7 @@ def test_all_25_models_are_bundled():
 
 
 def _hw_yaml(tmp_path, mutate):
-    data = yaml.safe_load(open(f"hardware/h100-sxm5-80gb.yaml"))
+    data = yaml.safe_load(open("hardware/h100-sxm5-80gb.yaml"))
     mutate(data)
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -32,8 +32,8 @@ SWEEP_COLUMNS = list(ESTIMATE_COLUMNS)
 
 def resolve_calibration(name: str, hardware: HardwareSpec) -> Calibration:
     """``ideal``, ``auto`` (bundled or transferred) or a calibration CSV path; see
-    :func:`llmperf.calibration_fit.resolve_calibration`."""
-    from llmperf.calibration_fit import resolve_calibration as resolve
+    :func:`llmperf.calibration_io.resolve_calibration`."""
+    from llmperf.calibration_io import resolve_calibration as resolve
 
     return resolve(name, hardware)
 

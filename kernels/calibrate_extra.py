@@ -1,0 +1,190 @@
+"""Calibration sweeps beyond the kernel grid: eager host time, torch elementwise ops, grouped
+GEMMs, burst vs sustained GEMMs, paged decode attention, and the launch-only mode that runs them
+(``python -m llmperf_kernels.calibrate --mode launch``)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from llmperf.calibration_table import CALIBRATION_COLUMNS
+from llmperf.ops.formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
+
+from . import harness
+from .attention_decode import attention_decode
+from .calibrate_common import Recorder, _rand
+from .membound import copy
+
+
+def sweep_host(rec: Recorder) -> None:
+    """Host time of eager PyTorch execution (the reference engine's prefill): per kernel and per step.
+
+    Reference decoders with hidden size 256 and 2 or 8 layers run eager prefills of 16 tokens:
+    their kernels are far too small to keep the GPU busy, so the wall time is what the host needs
+    to issue them through Python and torch. host(step) = a + b x kernels: b (layout torch_eager)
+    from the difference of the two models, a (layout torch_eager_step) the rest. No validated
+    model's shapes are used.
+    """
+    from llmperf import load_model
+
+    from .measure_e2e import profile_kernels
+    from .reference_model import ReferenceDecoder
+
+    def host_time(layers):
+        tiny = dict(name=f"tiny-host-{layers}", num_layers=layers, hidden_size=256, vocab_size=512,
+                    num_attention_heads=8, num_kv_heads=2, head_dim=32, v_head_dim=32,
+                    intermediate_size=512, layer_types=("full",) * layers, moe_layers=(False,) * layers)
+        model = ReferenceDecoder(load_model("llama-3.2-1b").model_copy(update=tiny), "cuda", torch.bfloat16)
+        tokens = torch.randint(0, 512, (1, 16), device="cuda")
+        cache = model.new_cache(1, 32)
+        kernels = len(profile_kernels(lambda: model.prefill(tokens, cache)))
+        for _ in range(5):
+            model.prefill(tokens, cache)
+        times = []
+        for _ in range(7):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(30):
+                model.prefill(tokens, cache)
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) / 30)
+        return sorted(times)[len(times) // 2], kernels
+
+    (t2, k2), (t8, k8) = host_time(2), host_time(8)
+    per_kernel = (t8 - t2) / (k8 - k2)
+    per_step = max(t2 - per_kernel * k2, 0.0)
+    for layout, value, kernels in (("torch_eager", per_kernel, k8 - k2), ("torch_eager_step", per_step, k2)):
+        if value <= 0:  # a per-step intercept lost in the noise: no row (read as 0)
+            continue
+        row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+        row.update(rec.meta, kernel_source="torch", op_kind="launch", name="host_time",
+                   dtype="none", flops=0.0, bytes=0.0, time_s=value, layout=layout, m=float(kernels))
+        rec.rows.append(row)
+    rec.progress(f"torch eager host time: {per_kernel * 1e6:.1f} us per kernel + "
+                 f"{per_step * 1e6:.0f} us per step ({k2} / {k8} kernels)")
+
+
+def sweep_torch_ops(rec: Recorder) -> None:
+    """HF-style RMSNorm and rotate_half RoPE as torch eager ops (the reference/HF engines'
+    memory-bound ops: 8 and 5 kernels, strided and broadcasting), timed whole. Rows: op_kind
+    memory, kernel_source torch_ops, ``kernels`` = launches in the function, bytes as the op model
+    counts them (36 and 20 bytes per element)."""
+    from .reference_model import apply_rope, rms_norm
+
+    for t in (1, 16, 128, 1024, 4096, 16384):
+        x, w = _rand(t, 4096), _rand(4096)
+        rec.add("torch_ops", "memory", "torch_rmsnorm", "bf16", 0.0, 36.0 * t * 4096,
+                lambda: rms_norm(x, w, 1e-6), m=t, n=4096, kernels=8)
+        q = _rand(1, t, 32, 128)
+        cos, sin = _rand(t, 128), _rand(t, 128)
+        rec.add("torch_ops", "memory", "torch_rope", "bf16", 0.0, 20.0 * t * 32 * 128,
+                lambda: apply_rope(q, cos, sin), m=t, n=4096, kernels=5)
+    rec.progress(f"torch eager elementwise ops: {len(rec.rows)} rows")
+
+
+def sweep_grouped(rec: Recorder) -> None:
+    """MoE experts as one grouped GEMM (``torch._grouped_mm``, CUTLASS on sm90), the way the
+    reference engine runs Qwen3-MoE: T tokens x top-k rows routed uniformly at random over E
+    experts, for the expert shapes of the bundled MoE models. Rows: op_kind gemm, kernel_source
+    cutlass_grouped, m = rows per expert touched, n/k per expert."""
+    if not hasattr(torch, "_grouped_mm"):
+        rec.failures.append("torch._grouped_mm is not available")
+        return
+    from llmperf import load_model
+
+    for name in ("qwen3-30b-a3b",):
+        spec = load_model(name)
+        experts, top_k, h, f = spec.num_experts, spec.experts_per_token, spec.hidden_size, spec.moe_intermediate_size
+        for n, k in ((2 * f, h), (h, f)):
+            w = _rand(experts, n, k)
+            for tokens in (1, 4, 16, 64, 256, 1024, 4096):
+                rows = tokens * top_k
+                chosen = torch.stack([torch.randperm(experts, device="cuda")[:top_k] for _ in range(tokens)]).reshape(-1)
+                counts = torch.bincount(chosen, minlength=experts)
+                offs = counts.cumsum(0).to(torch.int32)
+                touched = int((counts > 0).sum())
+                x = _rand(rows, k)
+                flops = 2.0 * rows * n * k
+                nbytes = 2.0 * (touched * n * k + rows * (k + n))
+                rec.add("cutlass_grouped", "gemm", "grouped_mm", "bf16", flops, nbytes,
+                        lambda: torch._grouped_mm(x, w.transpose(-2, -1), offs=offs),
+                        m=rows / max(touched, 1), n=n, k=k)
+    rec.progress(f"grouped GEMM: {len(rec.rows)} rows")
+
+
+def sweep_sustained(rec: Recorder) -> None:
+    """The same large GEMM timed alone (graph replay, L2 flushed: the calibration protocol) and
+    back to back for ~0.3 s (as in a long prefill), to see whether sustained tensor-core load runs
+    slower than the calibration's short bursts. Rows: gemm, cublas, layout burst|sustained."""
+    for m, n, k in ((8192, 6144, 4096), (8192, 28672, 4096), (16384, 4096, 14336)):
+        x, w = _rand(m, k), _rand(n, k)
+        f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 2, 2, 2)
+        rec.add("cublas_burst", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()),
+                m=m, n=n, k=k, layout="burst")
+        graph = torch.cuda.CUDAGraph()
+        reps = 8
+        torch.matmul(x, w.t())
+        torch.cuda.synchronize()
+        with torch.cuda.graph(graph):
+            for _ in range(reps):
+                torch.matmul(x, w.t())
+        graph.replay()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        loops = max(1, int(0.3 / (rec.rows[-1]["time_s"] * reps)))
+        for _ in range(loops):
+            graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        t = start.elapsed_time(end) * 1e-3 / (loops * reps)
+        row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+        row.update(rec.meta, kernel_source="cublas_sustained", op_kind="gemm", name="matmul",
+                   dtype="bf16", flops=f, bytes=b, time_s=t, layout="sustained", m=m, n=n, k=k)
+        rec.rows.append(row)
+        rec.progress(f"gemm {m}x{n}x{k}: burst {rec.rows[-2]['time_s'] * 1e3:.3f} ms, "
+                     f"sustained {t * 1e3:.3f} ms over {loops * reps * t:.2f} s")
+
+
+def sweep_paged(rec: Recorder, batches=(1, 8, 64), lengths=(512, 4096, 32768), pages=(16, 32, 64)) -> None:
+    """Flash-decoding over a paged KV cache (block table, random block order) for block sizes
+    16/32/64, GQA 32/8, head_dim 128. Rows: attention_decode, kernel_source triton_paged,
+    layout paged<block>; bytes = compulsory traffic (the block table is a few bytes per page)."""
+    hq, hkv, d = 32, 8, 128
+    for page in pages:
+        for bsz in batches:
+            for kv in lengths:
+                blocks = -(-kv // page)
+                k = _rand(bsz * blocks, page, hkv, d)
+                v = _rand(bsz * blocks, page, hkv, d)
+                table = torch.randperm(bsz * blocks, device="cuda")[: bsz * blocks].view(bsz, blocks).int()
+                lens = torch.full((bsz,), kv, dtype=torch.int32, device="cuda")
+                q = _rand(bsz, hq, 1, d)
+                f = attention_flops(bsz, hq, 1, kv, d, d, causal=True)
+                nb = attention_io_bytes(bsz, hq, hkv, 1, kv, d, d, 2, 2)
+                rec.add("triton_paged", "attention_decode", "attention_decode_paged", "bf16", f, nb,
+                        lambda: attention_decode(q, k, v, lens, table, max_kv_len=kv),
+                        layout=f"paged{page}", batch=bsz, q_len=1, kv_len=kv, q_heads=hq,
+                        kv_heads=hkv, head_dim=d)
+    rec.progress(f"paged decode attention: {len(rec.rows)} rows")
+
+
+def sweep_launch(rec: Recorder) -> None:
+    """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
+    tiny = _rand(1)
+    out = torch.empty_like(tiny)
+    for mode, graph in (("eager", False), ("graph", True)):
+        for _ in range(5):
+            t = harness.time_fn(lambda: copy(tiny, out=out), rep_ms=rec.rep_ms, graph=graph, flush_l2=True)
+            row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+            row.update(rec.meta, kernel_source="triton", op_kind="launch", name="launch_floor",
+                       dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=mode)
+            rec.rows.append(row)
+    sweep_host(rec)
+    sweep_torch_ops(rec)
+    for extra in (sweep_grouped, sweep_sustained, sweep_paged):
+        try:
+            extra(rec)
+        except Exception as exc:  # noqa: BLE001 - report, keep the other rows
+            rec.failures.append(f"{extra.__name__}: {type(exc).__name__}: {exc}")
