@@ -17,52 +17,92 @@ from .calibrate_common import Recorder, _rand
 from .membound import copy
 
 
-def sweep_host(rec: Recorder) -> None:
-    """Host time of eager PyTorch execution (the reference engine's prefill): per kernel and per step.
+def _timed_host_rate(prefill_of_layers, layers=(2, 8), tokens: int = 16):
+    """(seconds per kernel, seconds per step, kernels of the small, of the large model).
 
-    Reference decoders with hidden size 256 and 2 or 8 layers run eager prefills of 16 tokens:
-    their kernels are far too small to keep the GPU busy, so the wall time is what the host needs
-    to issue them through Python and torch. host(step) = a + b x kernels: b (layout torch_eager)
-    from the difference of the two models, a (layout torch_eager_step) the rest. No validated
-    model's shapes are used.
+    ``prefill_of_layers(n)`` returns a no-argument eager prefill of a tiny model with n layers.
+    The tiny models' kernels are far too small to keep the GPU busy, so the wall time of a
+    prefill is what the host needs to issue it through Python and torch: host(step) = a + b x
+    kernels, b from the difference of the two models, a the rest of the smaller one (>= 0).
     """
+    from .measure_e2e import profile_kernels
+
+    def host_time(n):
+        run = prefill_of_layers(n)
+        kernels = len(profile_kernels(run))
+        for _ in range(5):
+            run()
+        times = []
+        for _ in range(7):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(30):
+                run()
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) / 30)
+        return sorted(times)[len(times) // 2], kernels
+
+    (t_small, k_small), (t_large, k_large) = (host_time(n) for n in layers)
+    per_kernel = (t_large - t_small) / (k_large - k_small)
+    return per_kernel, max(t_small - per_kernel * k_small, 0.0), k_small, k_large
+
+
+def reference_host_rate():
+    """Host rate of eager PyTorch through our reference decoder (the ``reference`` engine's
+    prefill): tiny decoders (hidden 256, 2 and 8 layers), 16-token prefills."""
     from llmperf import load_model
 
-    from .measure_e2e import profile_kernels
     from .reference_model import ReferenceDecoder
 
-    def host_time(layers):
+    def prefill_of_layers(layers):
         tiny = dict(name=f"tiny-host-{layers}", num_layers=layers, hidden_size=256, vocab_size=512,
                     num_attention_heads=8, num_kv_heads=2, head_dim=32, v_head_dim=32,
                     intermediate_size=512, layer_types=("full",) * layers, moe_layers=(False,) * layers)
         model = ReferenceDecoder(load_model("llama-3.2-1b").model_copy(update=tiny), "cuda", torch.bfloat16)
         tokens = torch.randint(0, 512, (1, 16), device="cuda")
         cache = model.new_cache(1, 32)
-        kernels = len(profile_kernels(lambda: model.prefill(tokens, cache)))
-        for _ in range(5):
-            model.prefill(tokens, cache)
-        times = []
-        for _ in range(7):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(30):
-                model.prefill(tokens, cache)
-            torch.cuda.synchronize()
-            times.append((time.perf_counter() - start) / 30)
-        return sorted(times)[len(times) // 2], kernels
+        return lambda: model.prefill(tokens, cache)
 
-    (t2, k2), (t8, k8) = host_time(2), host_time(8)
-    per_kernel = (t8 - t2) / (k8 - k2)
-    per_step = max(t2 - per_kernel * k2, 0.0)
-    for layout, value, kernels in (("torch_eager", per_kernel, k8 - k2), ("torch_eager_step", per_step, k2)):
-        if value <= 0:  # a per-step intercept lost in the noise: no row (read as 0)
+    return _timed_host_rate(prefill_of_layers)
+
+
+def hf_host_rate():
+    """Host rate of a Hugging Face transformers model's eager forward (the ``hf-transformers``
+    engine): tiny LlamaForCausalLM (hidden 256, 2 and 8 layers), 16-token prefills into a fresh
+    DynamicCache. Needs transformers."""
+    from .hf_reference import HFDecoder, tiny_llama_config
+
+    def prefill_of_layers(layers):
+        model = HFDecoder(tiny_llama_config(layers), "cuda", torch.bfloat16)
+        tokens = torch.randint(0, 512, (1, 16), device="cuda")
+        return lambda: model.prefill(tokens)
+
+    return _timed_host_rate(prefill_of_layers)
+
+
+HOST_RATES = {"torch_eager": reference_host_rate, "hf_eager": hf_host_rate}
+
+
+def sweep_host(rec: Recorder) -> None:
+    """Host time of eager execution per kernel and per step, for each eager engine: layout
+    ``<engine>`` (seconds per kernel, m = kernels of the difference) and ``<engine>_step``
+    (seconds per step). No validated model's shapes are used (tiny models only)."""
+    for layout, measure in HOST_RATES.items():
+        try:
+            per_kernel, per_step, k_small, k_large = measure()
+        except ImportError as exc:  # transformers absent: no hf rows
+            rec.failures.append(f"host rate {layout}: {exc}")
             continue
-        row = {c: float("nan") for c in CALIBRATION_COLUMNS}
-        row.update(rec.meta, kernel_source="torch", op_kind="launch", name="host_time",
-                   dtype="none", flops=0.0, bytes=0.0, time_s=value, layout=layout, m=float(kernels))
-        rec.rows.append(row)
-    rec.progress(f"torch eager host time: {per_kernel * 1e6:.1f} us per kernel + "
-                 f"{per_step * 1e6:.0f} us per step ({k2} / {k8} kernels)")
+        for row_layout, value, kernels in ((layout, per_kernel, k_large - k_small),
+                                           (f"{layout}_step", per_step, k_small)):
+            if value <= 0:  # a per-step intercept lost in the noise: no row (read as 0)
+                continue
+            row = {c: float("nan") for c in CALIBRATION_COLUMNS}
+            row.update(rec.meta, kernel_source="torch", op_kind="launch", name="host_time",
+                       dtype="none", flops=0.0, bytes=0.0, time_s=value, layout=row_layout, m=float(kernels))
+            rec.rows.append(row)
+        rec.progress(f"{layout} host time: {per_kernel * 1e6:.1f} us per kernel + "
+                     f"{per_step * 1e6:.0f} us per step ({k_small} / {k_large} kernels)")
 
 
 def sweep_torch_ops(rec: Recorder) -> None:
@@ -83,24 +123,31 @@ def sweep_torch_ops(rec: Recorder) -> None:
     rec.progress(f"torch eager elementwise ops: {len(rec.rows)} rows")
 
 
+GROUPED_TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
 def sweep_grouped(rec: Recorder) -> None:
     """MoE experts as one grouped GEMM (``torch._grouped_mm``, CUTLASS on sm90), the way the
     reference engine runs Qwen3-MoE: T tokens x top-k rows routed uniformly at random over E
-    experts, for the expert shapes of the bundled MoE models. Rows: op_kind gemm, kernel_source
-    cutlass_grouped, m = rows per expert touched, n/k per expert."""
+    experts, for the expert shapes of Qwen3-30B-A3B (128 experts, top 8) and Mixtral-8x7B (8,
+    top 2), T from 1 to 32k (16k for Mixtral) so that both the weight-bound decode regime and
+    the compute-bound prefill regime (hundreds to thousands of rows per expert) are measured.
+    Rows: op_kind gemm, kernel_source cutlass_grouped, m = rows per expert touched, n/k per
+    expert."""
     if not hasattr(torch, "_grouped_mm"):
         rec.failures.append("torch._grouped_mm is not available")
         return
     from llmperf import load_model
 
-    for name in ("qwen3-30b-a3b",):
+    for name, token_counts in (("qwen3-30b-a3b", GROUPED_TOKENS), ("mixtral-8x7b", GROUPED_TOKENS[:-1])):
         spec = load_model(name)
         experts, top_k, h, f = spec.num_experts, spec.experts_per_token, spec.hidden_size, spec.moe_intermediate_size
         for n, k in ((2 * f, h), (h, f)):
             w = _rand(experts, n, k)
-            for tokens in (1, 4, 16, 64, 256, 1024, 4096):
+            for tokens in token_counts:
                 rows = tokens * top_k
-                chosen = torch.stack([torch.randperm(experts, device="cuda")[:top_k] for _ in range(tokens)]).reshape(-1)
+                # top_k distinct experts per token, uniformly at random
+                chosen = torch.rand(tokens, experts, device="cuda").argsort(dim=1)[:, :top_k].reshape(-1)
                 counts = torch.bincount(chosen, minlength=experts)
                 offs = counts.cumsum(0).to(torch.int32)
                 touched = int((counts > 0).sum())

@@ -10,6 +10,15 @@ script computes no prediction. Per model (random bf16 weights) it measures:
   already in a random-filled static KV cache) captured in a CUDA graph per (batch, C) point and
   replayed back to back, each replay timed with its own CUDA events; >= 20 replays after warm-up.
   The kernel count comes from profiling one eager step of the same function (what the graph holds).
+* ``--impl hf`` (``method=hf_eager``): the Hugging Face transformers model of the same config
+  (kernels/hf_reference.py), prefill and decode both eager, DynamicCache, timed like the eager
+  prefill above.
+
+Every row also records the host's eager launch rate measured just before that model (tiny models
+only, kernels/calibrate_extra.py: ``host_s_per_kernel``, ``host_s_per_step``): eager steps are
+often bound by the CPU issuing kernels, and that rate is a property of the host, not of the GPU.
+It is a microbenchmark on shapes that share nothing with the measured model; it is recorded so
+that predictions can use the CPU the measurements ran on (llmperf.validation), never fitted.
 
 Points are measured cheapest first within a per-model time budget (rows are appended to the CSV as
 they are measured, so a timeout loses nothing); points whose weights + KV cache + activations
@@ -37,13 +46,18 @@ from .reference_model import ReferenceDecoder, capture_decode, grouped_mm_availa
 
 MODELS = ("llama-3.2-1b", "llama-3.1-8b", "qwen2.5-7b", "llama-2-7b", "qwen3-8b", "qwen3-30b-a3b",
           "mistral-7b-v0.3")
+HF_MODELS = ("llama-3.2-1b", "llama-3.1-8b", "qwen2.5-7b", "llama-2-7b", "qwen3-8b")
 BUDGET_WEIGHT = {"llama-3.2-1b": 0.7, "qwen3-30b-a3b": 1.4, "mistral-7b-v0.3": 0.5}  # others 1.0
 PREFILL_BATCH, PREFILL_LEN, MAX_PREFILL_TOKENS = (1, 4, 16), (128, 512, 2048, 8192, 16384), 65536
 DECODE_BATCH, DECODE_CTX = (1, 8, 32, 128, 256), (512, 2048, 8192, 32768)
+# transformers runs eagerly and copies its whole cache every decode step: a smaller grid
+HF_GRID = dict(prefill_batch=(1, 4), prefill_len=(128, 512, 2048, 8192), max_prefill_tokens=16384,
+               decode_batch=(1, 8, 32), decode_ctx=(512, 2048, 8192))
 MEMORY_FRACTION = 0.90
 COLUMNS = ["model", "hardware", "device_name", "driver", "torch_version", "triton_version", "date",
            "method", "phase", "batch", "prompt_len", "context_len", "time_s", "time_s_p10", "time_s_p90",
-           "repetitions", "kernels_per_step", "weights", "attention_backend"]
+           "repetitions", "kernels_per_step", "weights", "attention_backend", "host_s_per_kernel",
+           "host_s_per_step"]
 
 
 def log(*a):
@@ -101,8 +115,9 @@ class Sink:
 
 
 class Runner:
-    def __init__(self, sink, kernel_log, cuda: bool):
-        self.sink, self.kernel_log, self.cuda = sink, kernel_log, cuda
+    def __init__(self, sink, kernel_log, cuda: bool, impl: str = "reference"):
+        self.sink, self.kernel_log, self.cuda, self.impl = sink, kernel_log, cuda, impl
+        self.eager_method = "hf_eager" if impl == "hf" else "reference_eager"
 
     def _sync(self):
         if self.cuda:
@@ -153,7 +168,7 @@ class Runner:
                 run()
                 ts.append(time.perf_counter() - t0)
         med, p10, p90 = quantiles(ts)
-        self.sink.add(model=name, method="reference_eager", phase="prefill", batch=B, prompt_len=T,
+        self.sink.add(model=name, method=self.eager_method, phase="prefill", batch=B, prompt_len=T,
                       context_len=0, time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps,
                       kernels_per_step=nk, weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
                       attention_backend=backend)
@@ -164,7 +179,7 @@ class Runner:
         cache = model.new_cache(B, C + 1, fill="random")
         nk, backend = self._kernels(name, "decode", B, C, lambda: model.decode(tokens, cache, C))
         graph = None
-        if self.cuda:
+        if self.cuda and getattr(model, "graphable", True):
             try:
                 graph, _ = capture_decode(model, tokens, cache, C)
             except Exception as exc:  # noqa: BLE001 - not capturable: time eager steps instead
@@ -190,8 +205,10 @@ class Runner:
             method = "reference_cuda_graph"
         else:
             model.decode(tokens, cache, C)
+            before = getattr(model, "before_step", lambda cache, pos: None)
             reps, ts = 20 if self.cuda else 5, []
             for _ in range(reps):
+                before(cache, C)  # untimed: restore the same cache state
                 if self.cuda:
                     torch.cuda.synchronize()
                     s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -204,7 +221,7 @@ class Runner:
                     t0 = time.perf_counter()
                     model.decode(tokens, cache, C)
                     ts.append(time.perf_counter() - t0)
-            method = "reference_eager"
+            method = self.eager_method
         med, p10, p90 = quantiles(ts)
         self.sink.add(model=name, method=method, phase="decode", batch=B, prompt_len=0, context_len=C,
                       time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps, kernels_per_step=nk,
@@ -229,15 +246,43 @@ class Runner:
         return False
 
 
-def measure_model(runner, name, spec, budget_s, grid, dtype, device):
+def measure_host(runner) -> None:
+    """The host's eager launch rate for this implementation, right before its model is measured
+    (tiny models; recorded in every row of the model, never fitted to the rows)."""
+    if not runner.cuda:
+        return
+    from .calibrate_extra import hf_host_rate, reference_host_rate
+
+    try:
+        per_kernel, per_step, _, _ = (hf_host_rate if runner.impl == "hf" else reference_host_rate)()
+    except Exception as exc:  # noqa: BLE001 - the rows are still worth having
+        log(f"  host rate: FAILED {type(exc).__name__}: {str(exc)[:200]}")
+        per_kernel = per_step = float("nan")
+    runner.sink.meta.update(host_s_per_kernel=per_kernel, host_s_per_step=per_step)
+    log(f"  host rate ({runner.eager_method}): {per_kernel * 1e6:.1f} us per kernel + {per_step * 1e6:.0f} us per step")
+
+
+def build_model(runner, name, spec, dtype, device, hf_config=None):
+    if runner.impl == "hf":
+        from .hf_reference import HFDecoder, hf_config_dict
+
+        return HFDecoder(hf_config if hf_config is not None else hf_config_dict(name), device, dtype)
+    return ReferenceDecoder(spec, device, dtype, seed=0)
+
+
+def measure_model(runner, name, spec, budget_s, grid, dtype, device, hf_config=None):
     t_start = time.perf_counter()
+    if spec.is_moe and runner.impl == "hf":
+        log(f"== {name}: SKIPPED (transformers runs MoE experts in a Python loop; no engine profile models that)")
+        return
     if spec.is_moe and device == "cuda" and not grouped_mm_available(device):
         log(f"== {name}: SKIPPED (torch._grouped_mm does not run here; the dense MoE path is not a serving engine)")
         return
-    model = ReferenceDecoder(spec, device, dtype, seed=0)
+    measure_host(runner)
+    model = build_model(runner, name, spec, dtype, device, hf_config)
     wb = model.weight_bytes()
-    log(f"== {name}: weights {wb / 1e9:.2f} GB, moe_impl={model.moe_impl if spec.is_moe else '-'}, "
-        f"budget {budget_s:.0f} s")
+    log(f"== {name} ({runner.impl}): weights {wb / 1e9:.2f} GB, "
+        f"moe_impl={getattr(model, 'moe_impl', '-') if spec.is_moe else '-'}, budget {budget_s:.0f} s")
     dec = sorted(((B, C) for B in grid["decode_batch"] for C in grid["decode_ctx"]), key=lambda p: (p[0] * p[1], p[0]))
     pre = sorted(((B, T) for B in grid["prefill_batch"] for T in grid["prefill_len"]
                   if B * T <= grid["max_prefill_tokens"]), key=lambda p: (p[0] * p[1], p[0]))
@@ -316,7 +361,9 @@ def summary(rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="CSV path (the folder also gets kernels_<hw>.txt)")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=None, help="comma-separated bundled names (default: all of the impl)")
+    ap.add_argument("--impl", choices=("reference", "hf"), default="reference",
+                    help="our reference decoder, or the Hugging Face transformers model of the same config")
     ap.add_argument("--budget-s", type=float, default=470.0, help="wall-clock budget for all models")
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny model and grid on the CPU (script test)")
     args = ap.parse_args(argv)
@@ -331,10 +378,11 @@ def main(argv=None):
         hw = detect_hardware(md["device_name"])
         meta = dict(hardware=hw, device_name=md["device_name"], driver=md.get("driver_version", "unknown"),
                     torch_version=md["torch_version"], triton_version=md["triton_version"], date=md["date_utc"])
-        grid = dict(prefill_batch=PREFILL_BATCH, prefill_len=PREFILL_LEN, max_prefill_tokens=MAX_PREFILL_TOKENS,
-                    decode_batch=DECODE_BATCH, decode_ctx=DECODE_CTX)
+        grid = HF_GRID if args.impl == "hf" else dict(
+            prefill_batch=PREFILL_BATCH, prefill_len=PREFILL_LEN, max_prefill_tokens=MAX_PREFILL_TOKENS,
+            decode_batch=DECODE_BATCH, decode_ctx=DECODE_CTX)
         dtype, device = torch.bfloat16, "cuda"
-        names = [m for m in args.models.split(",") if m]
+        names = [m for m in (args.models or ",".join(HF_MODELS if args.impl == "hf" else MODELS)).split(",") if m]
         specs = {n: load_model(n) for n in names}
     else:
         import triton
@@ -345,15 +393,22 @@ def main(argv=None):
                     decode_ctx=(8, 32))
         dtype, device = torch.float32, "cpu"
         specs = tiny_specs(load_model("qwen3-30b-a3b"))
+        if args.impl == "hf":  # the dense tiny spec as a transformers Llama
+            specs = {"tiny-dense": specs["tiny-dense"]}
     log(f"meta: {meta}")
     if cuda:
         t = tiny_specs(load_model("qwen3-30b-a3b"))
         log(f"torch._grouped_mm runs here: {grouped_mm_available('cuda')}")
         gpu_self_check(t["tiny-dense"], t["tiny-moe"])
     sink = Sink(args.out, meta)
-    kpath = os.path.join(os.path.dirname(os.path.abspath(args.out)), f"kernels_{meta['hardware']}.txt")
+    stem = os.path.splitext(os.path.basename(args.out))[0]
+    kpath = os.path.join(os.path.dirname(os.path.abspath(args.out)), f"kernels_{stem}.txt")
+    hf_config = None
+    if args.impl == "hf" and not cuda:
+        from .hf_reference import tiny_llama_config
+        hf_config = tiny_llama_config(2)
     with open(kpath, "w") as klog:
-        runner = Runner(sink, klog, cuda)
+        runner = Runner(sink, klog, cuda, args.impl)
         weights = {n: BUDGET_WEIGHT.get(n, 1.0) for n in specs}
         for i, (name, spec) in enumerate(specs.items()):
             left = args.budget_s - (time.perf_counter() - t0)
@@ -362,7 +417,7 @@ def main(argv=None):
                 log(f"== {name}: SKIPPED (total budget spent)")
                 continue
             try:
-                measure_model(runner, name, spec, share, grid, dtype, device)
+                measure_model(runner, name, spec, share, grid, dtype, device, hf_config)
             except torch.cuda.OutOfMemoryError:
                 log(f"== {name}: SKIPPED (weights do not fit)")
             except Exception as exc:  # noqa: BLE001

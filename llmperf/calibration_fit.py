@@ -268,8 +268,30 @@ class MeasuredCalibration:
         clone = copy.copy(self)
         clone.source_by_kind = dict(engine.kernel_sources)
         clone.source_by_name = {name: rule.source for name, rule in engine.rules.items() if rule.source}
-        clone.eager_launch_s = self.launch_floors.get(engine.host_launch, self.eager_launch_s)
-        clone.eager_step_s = self.launch_floors.get(f"{engine.host_launch}_step", 0.0)
+        # a host rate measured on the host at hand wins; an engine whose own host rate was not
+        # measured falls back to eager torch's, then to the bare launch floor
+        if self.host_override is not None:
+            clone.eager_launch_s, clone.eager_step_s = self.host_override
+            return clone
+        for mode in dict.fromkeys((engine.host_launch, "torch_eager")):
+            if mode in self.launch_floors:
+                clone.eager_launch_s = self.launch_floors[mode]
+                clone.eager_step_s = self.launch_floors.get(f"{mode}_step", 0.0)
+                break
+        return clone
+
+    def with_host_rate(self, per_kernel_s: float, per_step_s: float) -> "MeasuredCalibration":
+        """This calibration with the eager host rate of another host (seconds per kernel and
+        per step, measured by the same tiny-model microbenchmark on the CPU that will run the
+        engine): the host rate belongs to the CPU, the efficiency curves to the GPU."""
+        import copy
+
+        if not (np.isfinite(per_kernel_s) and per_kernel_s > 0):
+            return self
+        clone = copy.copy(self)
+        step = float(per_step_s) if np.isfinite(per_step_s) and per_step_s > 0 else 0.0
+        clone.host_override = (float(per_kernel_s), step)
+        clone.eager_launch_s, clone.eager_step_s = clone.host_override
         return clone
 
     def _op_efficiencies(self, op: Op, hardware: HardwareSpec):
@@ -299,6 +321,7 @@ class MeasuredCalibration:
         return self.overhead_s
 
     bands: dict | None = None
+    host_override: tuple | None = None  # (s per kernel, s per step) from with_host_rate
 
     def interval(self, cost):
         """(low, high) step time from the held-out residual bands of each op's kernel kind.

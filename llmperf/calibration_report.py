@@ -35,7 +35,9 @@ def achieved_peaks(frame: pd.DataFrame, hardware: HardwareSpec) -> pd.DataFrame:
               "host_per_kernel": "host time of eager torch"}
     for (mode, name, source), group in launch.groupby(["layout", "name", "kernel_source"]):
         what = {"torch_eager": "host per kernel (eager torch)",
-                "torch_eager_step": "host per step (eager torch)"}.get(mode, f"launch floor ({mode})")
+                "torch_eager_step": "host per step (eager torch)",
+                "hf_eager": "host per kernel (transformers)",
+                "hf_eager_step": "host per step (transformers)"}.get(mode, f"launch floor ({mode})")
         rows.append({"what": what, "kernel_source": source,
                      "measured": float(group["time_s"].median()), "datasheet": np.nan,
                      "unit": "s", "fraction": np.nan, "shape": shapes.get(name, name)})

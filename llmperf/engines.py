@@ -43,6 +43,7 @@ class EngineProfile:
     rules: dict                     # op name -> OpRule (ops not listed: 1 kernel, traffic 1)
     fused_projections: bool = True  # q/k/v and gate/up as one GEMM each
     host_launch: str = "eager"      # calibration launch row for eager steps (host time per kernel)
+    cache_concat: bool = False      # the KV cache grows by torch.cat: each step copies all of it
 
     def rule(self, op: Op) -> OpRule:
         return self.rules.get(op.name, OpRule(op.kernels))
@@ -101,11 +102,13 @@ ENGINES = {
         }),
     "hf-transformers": EngineProfile(
         name="hf-transformers",
-        description="Hugging Face transformers generate(): separate q/k/v and gate/up GEMMs, "
-                    "RMSNorm/RoPE/SiLU in torch ops, SDPA, eager launches (no CUDA graph)",
+        description="Hugging Face transformers forward as generate() runs it: separate q/k/v and "
+                    "gate/up GEMMs, RMSNorm/RoPE/SiLU in torch ops, SDPA, DynamicCache (torch.cat "
+                    "copies the whole cache each step), eager launches (no CUDA graph)",
         kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
                         "memory": "torch"},
-        decode_graph=False, prefill_graph=False, fused_projections=False, host_launch="torch_eager",
+        decode_graph=False, prefill_graph=False, fused_projections=False, host_launch="hf_eager",
+        cache_concat=True,
         rules={
             "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
             "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
@@ -131,10 +134,21 @@ def get_engine(name: str) -> EngineProfile:
                            f"use --engine with one of: {', '.join(ENGINES)}") from None
 
 
+def _concat_cache_write(op: Op) -> Op:
+    """HF DynamicCache append: ``torch.cat([cache, new])`` for K and for V reads the cached
+    tokens and writes cached + new ones (transformers ``DynamicLayer.update``), every step."""
+    cached = np.asarray(op.shape.get("cached_tokens", 0.0), dtype=float)
+    copied = cached * float(op.shape.get("token_bytes", 0.0))
+    return dataclasses.replace(op, kv_read_bytes=op.kv_read_bytes + copied,
+                               kv_write_bytes=op.kv_write_bytes + copied)
+
+
 def apply_engine(ops: list[Op], engine: EngineProfile) -> list[Op]:
     """The ops as this engine runs them: kernel counts and activation traffic per its rules."""
     out = []
     for op in ops:
+        if engine.cache_concat and op.name == "kv_cache_write":
+            op = _concat_cache_write(op)
         rule = engine.rule(op)
         if rule.kernels == op.kernels and rule.traffic == 1.0:
             out.append(op)

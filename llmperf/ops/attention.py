@@ -50,12 +50,20 @@ def _core(ctx: BuildContext, group: str, count: int, heads: int, kv_heads: int, 
                                 "window": window or 0, "shared_kv": shared_kv}))
 
 
-def _kv_write(ctx: BuildContext, group: str, count: int, elems_in, kv_token_bytes: float):
-    """Store the new tokens' K/V (or latent) into the cache (vLLM's reshape_and_cache kernel)."""
+def _kv_write(ctx: BuildContext, group: str, count: int, elems_in, kv_token_bytes: float,
+              window=None):
+    """Store the new tokens' K/V (or latent) into the cache (vLLM's reshape_and_cache kernel).
+
+    shape["cached_tokens"] (batch x cached tokens a sliding layer still holds) and
+    shape["token_bytes"] let an engine that appends by concatenation (HF DynamicCache) charge
+    its copy of the whole cache (llmperf.engines)."""
     t = ctx.tokens
+    past = ctx.step.past_len if window is None else np.minimum(ctx.step.past_len, window)
     ctx.add(make_op("kv_cache_write", ELEMENTWISE, group, count, ctx.grid,
                     act_in_bytes=elems_in * ctx.io_bytes, kv_write_bytes=t * kv_token_bytes,
-                    compute_dtype="fp32", shape={"elements": elems_in}))
+                    compute_dtype="fp32",
+                    shape={"elements": elems_in, "cached_tokens": ctx.step.batch * past,
+                           "token_bytes": kv_token_bytes}))
 
 
 def gqa_attention_ops(ctx: BuildContext, group: str, count: int, window) -> None:
@@ -82,7 +90,7 @@ def gqa_attention_ops(ctx: BuildContext, group: str, count: int, window) -> None
     if m.learned_position_embeddings == 0:
         ctx.eltwise("rope", group, count, t * (hq + hkv) * d, t * (hq + hkv) * d, "rope")
     kv_token = kv_bytes_per_token_per_layer(m, ctx.kvfmt, kv_heads=hkv)
-    _kv_write(ctx, group, count, t * hkv * (d + dv), kv_token)
+    _kv_write(ctx, group, count, t * hkv * (d + dv), kv_token, window)
     _core(ctx, group, count, hq, hkv, d, dv, window, kv_token)
     o_in = m.num_attention_heads * dv
     ctx.gemm("o_proj", group, count, t, h, hq * dv, params=o_in * h + (h if m.o_bias else 0),
