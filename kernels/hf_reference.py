@@ -10,8 +10,11 @@ transformers model class of the spec's ``model_type`` built from the same config
 * decode: one eager forward of one token per sequence on top of a ``DynamicCache`` holding C
   random tokens. ``DynamicLayer.update`` appends with ``torch.cat``, so every decode step copies
   the whole cache of every layer (read C tokens, write C + 1); the ``hf-transformers`` engine
-  profile models that traffic. Before each timed step the cache is cropped back to C tokens (a
-  host-side view, no kernel), so every repetition times the same step.
+  profile models that traffic. Before each timed step every layer's K/V are set back to the same
+  contiguous C-token tensors (an attribute assignment, no kernel: ``torch.cat`` never writes its
+  inputs), so every repetition times the same step from the state a real previous step leaves.
+  (Cropping with a view instead would hand ``torch.cat`` a strided input and time its slow
+  non-vectorized path, which generate() never takes.)
 
 No CUDA graph (``generate()`` runs eagerly by default), no sampling or logits processing (the
 forward only).
@@ -96,6 +99,7 @@ class HFDecoder:
                 k = torch.randn(shape, device=self.device, dtype=self.dtype)
                 v = torch.randn(shape, device=self.device, dtype=self.dtype)
                 cache.update(k, v, layer)
+            cache.llmperf_base = [(layer.keys, layer.values) for layer in cache.layers]
         return cache
 
     @torch.inference_mode()
@@ -108,11 +112,16 @@ class HFDecoder:
         return out.logits[:, -1]
 
     def before_step(self, cache, pos: int) -> None:
-        """Crop the cache back to ``pos`` tokens (views only) so each timed step is the same."""
-        for layer in cache.layers:  # DynamicLayer (transformers 5): keys/values [B, Hkv, S, D]
-            if layer.keys is not None and layer.keys.shape[-2] > pos:
-                layer.keys = layer.keys[..., :pos, :]
-                layer.values = layer.values[..., :pos, :]
+        """Set every layer back to the same contiguous ``pos``-token K/V (no kernel once the base
+        exists), so each timed step is the same. DynamicLayer (transformers 5): keys/values
+        [B, Hkv, S, D]."""
+        base = getattr(cache, "llmperf_base", None)
+        if base is None or base[0][0].shape[-2] != pos:  # a cache filled by a forward: copy once
+            base = [(layer.keys[..., :pos, :].contiguous(), layer.values[..., :pos, :].contiguous())
+                    for layer in cache.layers]
+            cache.llmperf_base = base
+        for layer, (k, v) in zip(cache.layers, base):
+            layer.keys, layer.values = k, v
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, cache, pos: int) -> torch.Tensor:

@@ -113,7 +113,7 @@ ENGINES = {
             "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
             "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
             "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),
-            "attention": OpRule(3),
+            "attention": OpRule(1),  # SDPA alone (the profiled step shows no transpose copy)
         }),
     "triton": EngineProfile(
         name="triton",
