@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 from llmperf.errors import SpecError
-from llmperf.ops.op import ATTENTION, COMMUNICATION, GEMM, Op
+from llmperf.ops.op import ATTENTION, COMMUNICATION, GEMM, NORM, Op
 from llmperf.specs.hardware import HardwareSpec
 
 MIN_POINTS = 3
-NO_SHAPE_CURVE = ("cutlass_grouped",)
+# grouped (MoE) GEMMs: per-shape curves over the ideal time, not over rows per expert (the same
+# rows per expert can touch 8 or 16 experts, i.e. twice the weight bytes)
+IDEAL_TIME_SHAPE_CURVE = ("cutlass_grouped",)
 # diagnostic rows (burst vs sustained GEMM) are not curves of their own
 DIAGNOSTIC_SOURCES = ("cublas_burst", "cublas_sustained")
 
@@ -143,27 +145,39 @@ def sustained_factor(frame: pd.DataFrame) -> float:
     return float(min(np.median(ratio), 1.0)) if len(ratio) else 1.0
 
 
-def shape_key(op_kind: str, n=None, k=None, head_dim=None):
+# memory-bound kernels timed as whole torch-op sequences (kernel_source torch_ops): their own
+# curves, since an 8-kernel fp32 RMSNorm and a 5-kernel rotate_half RoPE stream bytes at
+# different rates
+TORCH_OP_SHAPES = ("torch_rmsnorm", "torch_rope")
+
+
+def shape_key(op_kind: str, n=None, k=None, head_dim=None, name=None):
     """What makes two measurements the same kernel shape: (N, K) of a GEMM, head_dim of
-    attention; memory-bound kernels have none."""
+    attention, the op sequence of a timed torch-op memory kernel; other memory kernels none."""
     if op_kind == "gemm":
         return (int(n), int(k))
     if op_kind.startswith("attention"):
         return int(head_dim)
-    return None
+    return name if name in TORCH_OP_SHAPES else None
 
 
 def fit_shape_curves(rows: pd.DataFrame) -> dict:
     """Per-shape efficiency knots: GEMM (N, K) over log M (interpolated, not forced monotone:
-    the regime changes with M); attention per head_dim over log(ideal time), isotonic."""
+    the regime changes with M; grouped GEMMs over log(ideal time)); attention per head_dim over
+    log(ideal time), isotonic."""
     curves = {}
-    # grouped GEMMs depend on the experts touched, not on rows per expert: no per-shape curve
-    gemm = rows[(rows["op_kind"] == "gemm") & ~rows["kernel_source"].isin(NO_SHAPE_CURVE)]
+    gemm = rows[rows["op_kind"] == "gemm"]
     for (dtype, source, n, k), sub in gemm.groupby(["dtype", "kernel_source", "n", "k"]):
-        by_m = sub.groupby("m")["efficiency"].mean()
-        if len(by_m) >= 2:
+        feature = "ideal_s" if source in IDEAL_TIME_SHAPE_CURVE else "m"
+        by_x = sub.groupby(feature)["efficiency"].mean()
+        if len(by_x) >= 2:
             curves[("gemm", dtype, source, shape_key("gemm", n, k))] = Curve(
-                np.log(by_m.index.to_numpy(dtype=float)), by_m.to_numpy(), len(sub))
+                np.log(by_x.index.to_numpy(dtype=float)), by_x.to_numpy(), len(sub))
+    ops = rows[(rows["op_kind"] == "memory") & rows["name"].isin(TORCH_OP_SHAPES)]
+    for (dtype, source, name), sub in ops.groupby(["dtype", "kernel_source", "name"]):
+        if len(sub) >= MIN_POINTS:
+            curves[("memory", dtype, source, shape_key("memory", name=name))] = Curve.fit(
+                sub["ideal_s"].to_numpy(), sub["efficiency"].to_numpy())
     attention = rows[rows["op_kind"].str.startswith("attention")]
     for (kind, dtype, source, head_dim), sub in attention.groupby(
             ["op_kind", "dtype", "kernel_source", "head_dim"]):
@@ -225,10 +239,13 @@ class MeasuredCalibration:
                      source: str | None = None):
         """(compute efficiency, memory efficiency) for kernels of this kind/dtype/shape, from
         ``source`` (default: the calibration's kernel source) first."""
-        for candidate in self._sources(source):
+        # a memory kernel's shape curve is one op sequence of one source (HF-style RMSNorm in
+        # torch ops): never lend it to an engine that runs another kernel for the op
+        candidates = self._sources(source)[:1] if op_kind == "memory" else self._sources(source)
+        for candidate in candidates:
             curve = self.shape_curves.get((op_kind, dtype, candidate, skey))
             if curve is not None:
-                if op_kind != "gemm":
+                if op_kind != "gemm" or candidate in IDEAL_TIME_SHAPE_CURVE:
                     e = curve(np.maximum(compute_ideal_s, memory_ideal_s))
                 elif candidate == "triton":
                     e = interp_in_buckets(m, curve.log_x, curve.efficiency, triton_m_bucket)
@@ -259,7 +276,9 @@ class MeasuredCalibration:
             prefill = np.any(np.asarray(op.shape.get("q_len", 1)) > 1)
             kind = "attention_prefill" if prefill else "attention_decode"
             return kind, "bf16", shape_key(kind, head_dim=op.shape.get("qk_dim", 0)), None
-        return "memory", "bf16", None, None
+        if op.kind == NORM:
+            return "memory", "bf16", "torch_rmsnorm", None
+        return "memory", "bf16", "torch_rope" if op.name == "rope" else None, None
 
     def for_engine(self, engine) -> "MeasuredCalibration":
         """This calibration with the engine's kernel source per op kind (shallow copy)."""
@@ -355,7 +374,7 @@ def predict_rows(calibration: MeasuredCalibration, rows: pd.DataFrame) -> np.nda
     """Predicted kernel times for annotated measurement rows under a fitted calibration."""
     out = np.empty(len(rows))
     for i, (_, row) in enumerate(rows.iterrows()):
-        skey = shape_key(row["op_kind"], row["n"], row["k"], row["head_dim"])
+        skey = shape_key(row["op_kind"], row["n"], row["k"], row["head_dim"], row["name"])
         e_c, e_m = calibration.efficiencies(row["op_kind"], row["dtype"], skey, row["m"],
                                             row["compute_ideal_s"], row["memory_ideal_s"],
                                             source=row["kernel_source"])
