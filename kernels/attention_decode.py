@@ -21,13 +21,21 @@ the rows of one tile, so each KV head is read from HBM exactly once for its whol
 aware); it runs the FA2 online softmax over its slice and writes a partial output and its
 log-sum-exp (base 2). A second small kernel combines the splits with the LSE weights. When the
 grid is already large (many sequences x KV heads) one split is used and the kernel writes the
-final output directly (no second launch). splits ~= 2 * #SMs / (B*Hkv), slices >= 256 tokens;
-(BLOCK_N, warps, stages) are tuned per shape key.
+final output directly (no second launch). v4: splits from :func:`default_splits` (split only
+when B*Hkv programs do not fill the SMs; 2 programs per SM contiguous, 4 paged; each slice >=
+256 KiB of K+V, so fp8 slices hold twice the tokens). Optional ``combine="fused"``: the merge runs
+in the last-arriving program of each (sequence, KV head) -- an atomic arrival counter, no second
+launch (the fix proposed in NOTES.md after run 4; the "last block" reduction of CUDA's
+threadFenceReduction sample) -- measured slower than the second launch, so not the default.
+Paged tiles that fit inside one page use one scalar block-table load per tile (vLLM's
+paged-attention kernel walks pages the same way). (BLOCK_N, warps, stages) are tuned per shape
+key (fp8 KV has its own candidates); ``config=`` / ``num_splits=`` force a launch.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import triton
@@ -37,19 +45,92 @@ from ._common import check, check_tensor
 from .harness import Tuner, is_interpreter
 
 _tuner = Tuner("attention_decode")
-# (BLOCK_N, num_warps, num_stages)
-_CANDS = [(64, 4, 3), (128, 4, 3), (64, 4, 4), (32, 4, 4), (128, 8, 2)]
-_CANDS_D256 = [(32, 4, 3), (64, 4, 2), (64, 8, 2), (16, 4, 4)]
+
+
+class DecodeConfig(NamedTuple):
+    """One launch configuration of :func:`attention_decode` (``config=`` forces it; else the tuner picks).
+
+    block_n     KV tokens per inner-loop tile (power of two >= 16).
+    num_warps   warps per program; num_stages: software-pipelining depth of the K/V tile loads.
+    splits      KV slices per (sequence, KV head); None = :func:`default_splits` (the wave heuristic).
+                The effective count can be lower: slices are whole tiles (chunk = ceil(L/splits)
+                rounded up to block_n, splits_eff = ceil(L/chunk)).
+    combine     how the slices are merged when splits_eff > 1: "kernel" = a second launch with one
+                program per (sequence, query head, query); "fused" = the last program of each
+                (sequence, KV head) to finish merges them (atomic arrival counter, one launch --
+                slower on an H200 in tune_decode run 1: its merge is serial in one CTA);
+                None = "kernel".
+    """
+
+    block_n: int = 64
+    num_warps: int = 4
+    num_stages: int = 3
+    splits: int | None = None
+    combine: str | None = None
+
+
+# Tuning candidates (splits/combine from the heuristic). 16-bit KV: a 64-token K+V tile at D=128 is
+# 32 KiB. fp8 KV: the same bytes need twice the tokens, hence 128/256-token tiles.
+# Order matters: with tuning off (tests) the first is used. tune_decode run 1 (H200): (64, 4, 4) best
+# for most bf16 cases, (128, 8, 3) for B128 paged16; fp8: (128, 4, 3) contiguous, (64, 4, 3) paged16,
+# 256-token tiles slow (38-60%).
+_CANDS = [DecodeConfig(64, 4, 4), DecodeConfig(128, 8, 3), DecodeConfig(128, 4, 3), DecodeConfig(64, 4, 3),
+          DecodeConfig(32, 4, 4), DecodeConfig(64, 8, 4)]
+_CANDS_FP8 = [DecodeConfig(128, 4, 3), DecodeConfig(64, 4, 3), DecodeConfig(64, 4, 4), DecodeConfig(32, 4, 4),
+              DecodeConfig(64, 8, 4), DecodeConfig(128, 8, 4)]
+_CANDS_D256 = [DecodeConfig(32, 4, 3), DecodeConfig(64, 4, 2), DecodeConfig(64, 8, 2), DecodeConfig(16, 4, 4)]
+
+# Split heuristic (v4, from tune_decode run 1 on an H200): split only when B*Hkv programs leave SMs
+# idle (B*Hkv < _ONE_WAVE * SMs); then ~_WAVES programs per SM -- 2 contiguous, 4 paged (a paged
+# program gathers rows and streams slower, so it needs more company) -- (Flash-Decoding splits the
+# KV "to fill the GPU"; FlashInfer / vLLM pick the split count from the SM count the same way), but
+# every slice holds >= _MIN_SLICE_BYTES of K+V (bytes, not tokens: fp8 slices hold twice the tokens).
+# Measured: B16/B32 contiguous 1 split beat 2-16 (the split path costs a partial write + a second
+# launch, and 128 programs already stream ~28 GB/s each); B1 L131k contiguous 33 splits best, paged16 64.
+_ONE_WAVE = 0.75
+_WAVES = 2
+_WAVES_PAGED = 4
+_MIN_SLICE_BYTES = 256 << 10
+_MAX_SPLITS = 256
+_COMBINE_SB = 32  # splits merged per step of the combine loop (a [32, D] fp32 tile)
 
 FP8 = torch.float8_e4m3fn
 
 
 @triton.jit
-def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr,
+def _combine_row(op_ptr, lse_ptr, o_ptr, row, SPLITS, D: tl.constexpr, SB: tl.constexpr):
+    """o[row, :] = sum_s 2^(lse[row,s] - m) * op[row, s, :] / sum_s 2^(lse[row,s] - m).
+
+    op: fp32 [rows, SPLITS, D] (normalised partial outputs), lse: fp32 [rows, SPLITS] (base 2).
+    ".cg" loads bypass L1: in the fused path the partials were written by other SMs.
+    """
+    s = tl.arange(0, SB)
+    d = tl.arange(0, D)
+    mv = tl.full((SB,), float("-inf"), dtype=tl.float32)
+    for s0 in range(0, SPLITS, SB):
+        mv = tl.maximum(mv, tl.load(lse_ptr + row * SPLITS + s0 + s, mask=s0 + s < SPLITS,
+                                    other=float("-inf"), cache_modifier=".cg"))
+    m = tl.max(mv, 0)
+    acc = tl.zeros((D,), dtype=tl.float32)
+    den = tl.zeros((SB,), dtype=tl.float32)
+    for s0 in range(0, SPLITS, SB):
+        sm = s0 + s < SPLITS
+        w = tl.exp2(tl.load(lse_ptr + row * SPLITS + s0 + s, mask=sm, other=float("-inf"),
+                            cache_modifier=".cg") - m)
+        part = tl.load(op_ptr + (row * SPLITS + s0 + s[:, None]) * D + d[None, :], mask=sm[:, None],
+                       other=0.0, cache_modifier=".cg")
+        acc += tl.sum(part * w[:, None], 0)
+        den += w
+    tl.store(o_ptr + row * D + d, (acc / tl.sum(den, 0)).to(o_ptr.dtype.element_ty))
+
+
+@triton.jit
+def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr, cnt_ptr,
                    Hq, Hkv, Lq, G, qk_scale, v_scale, chunk, SPLITS,
                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
                    D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
-                   PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr, KV_FP8: tl.constexpr):
+                   PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr, KV_FP8: tl.constexpr,
+                   FUSED: tl.constexpr, SB: tl.constexpr):
     bhk = tl.program_id(0)
     split = tl.program_id(1)
     b = bhk // Hkv
@@ -78,9 +159,17 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
         kn = s + offs_n
         inb = kn < end
         if PAGED:
-            page = tl.load(bt_ptr + b64 * sbt + kn // PAGE, mask=inb, other=0).to(tl.int64)
-            koff = page * skb + (kn % PAGE) * skn + hk * skh
-            voff = page * svb + (kn % PAGE) * svn + hk * svh
+            if PAGE >= BLOCK_N:
+                # the whole tile lies in one page (s is a multiple of BLOCK_N, PAGE of BLOCK_N):
+                # one scalar block-table load, contiguous slots
+                pg = tl.load(bt_ptr + b64 * sbt + s // PAGE).to(tl.int64)
+                slot = (s % PAGE + offs_n).to(tl.int64)
+                koff = pg * skb + slot * skn + hk * skh
+                voff = pg * svb + slot * svn + hk * svh
+            else:
+                page = tl.load(bt_ptr + b64 * sbt + kn // PAGE, mask=inb, other=0).to(tl.int64)
+                koff = page * skb + (kn % PAGE) * skn + hk * skh
+                voff = page * svb + (kn % PAGE) * svn + hk * svh
         else:
             koff = b64 * skb + hk * skh + kn.to(tl.int64) * skn
             voff = b64 * svb + hk * svh + kn.to(tl.int64) * svn
@@ -105,19 +194,22 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
         tl.store(op_ptr + (row[:, None] * SPLITS + split) * D + offs_d[None, :], o, mask=rvalid[:, None])
         lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
         tl.store(lse_ptr + row * SPLITS + split, lse, mask=rvalid)
+        if FUSED:
+            # Last-arriving program merges the group's slices (the CUDA threadFenceReduction
+            # pattern): barrier so every thread's partial stores precede thread 0's release
+            # (acq_rel atomic at GPU scope); the winner's loads then see all SPLITS partials.
+            tl.debug_barrier()
+            old = tl.atomic_add(cnt_ptr + bhk, 1, sem="acq_rel", scope="gpu")
+            if old == SPLITS - 1:
+                row0 = (b64 * Hq + hk * G) * Lq  # the group's G*Lq rows are contiguous
+                for rr in range(0, G * Lq):
+                    _combine_row(op_ptr, lse_ptr, o_ptr, row0 + rr, SPLITS, D, SB)
+                tl.store(cnt_ptr + bhk, 0)  # re-arm for the next call (and CUDA-graph replays)
 
 
 @triton.jit
-def _combine_kernel(op_ptr, lse_ptr, o_ptr, SPLITS, D: tl.constexpr, SPLITS_P2: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    s = tl.arange(0, SPLITS_P2)
-    d = tl.arange(0, D)
-    lse = tl.load(lse_ptr + row * SPLITS + s, mask=s < SPLITS, other=float("-inf"))
-    m = tl.max(lse, 0)
-    w = tl.exp2(lse - m)
-    part = tl.load(op_ptr + (row * SPLITS + s[:, None]) * D + d[None, :], mask=(s < SPLITS)[:, None], other=0.0)
-    o = tl.sum(part * w[:, None], 0) / tl.sum(w, 0)
-    tl.store(o_ptr + row * D + d, o.to(o_ptr.dtype.element_ty))
+def _combine_kernel(op_ptr, lse_ptr, o_ptr, SPLITS, D: tl.constexpr, SB: tl.constexpr):
+    _combine_row(op_ptr, lse_ptr, o_ptr, tl.program_id(0).to(tl.int64), SPLITS, D, SB)
 
 
 def _num_sms(device) -> int:
@@ -126,13 +218,51 @@ def _num_sms(device) -> int:
     return 4
 
 
+def default_splits(batch_kv_heads: int, max_kv_len: int, head_dim: int, kv_elem_bytes: int, num_sms: int,
+                   paged: bool = False) -> int:
+    """v4 split heuristic: KV slices per (sequence, KV head).
+
+    1 when B*Hkv >= _ONE_WAVE * SMs; else ceil(W * SMs / (B*Hkv)) with W = _WAVES (contiguous) or
+    _WAVES_PAGED (paged), capped so that each slice holds >= _MIN_SLICE_BYTES of K+V
+    (2 * D * elem bytes per token) and at _MAX_SPLITS. H200 (132 SMs), Hkv=8, D=128, bf16:
+    B1 contiguous -> 33 (L=32k: 33 slices of ~1k tokens), B1 paged -> 66, B8 -> 5, B >= 13 -> 1.
+    """
+    if batch_kv_heads >= _ONE_WAVE * num_sms:
+        return 1
+    tok_bytes = 2 * head_dim * kv_elem_bytes
+    min_slice = max(16, triton.cdiv(_MIN_SLICE_BYTES, tok_bytes))
+    want = triton.cdiv((_WAVES_PAGED if paged else _WAVES) * num_sms, max(1, batch_kv_heads))
+    return int(max(1, min(want, triton.cdiv(max_kv_len, min_slice), _MAX_SPLITS)))
+
+
+_COUNTERS: dict = {}
+
+
+def _arrival_counters(device, n: int):
+    """Zeroed int32 arrival counters for the fused combine, one set per (device, stream): the
+    kernel's last program of each group resets its counter to 0, so they stay zero between calls
+    (calls on one stream never overlap; different streams get different counters)."""
+    sid = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (str(device), sid)
+    buf = _COUNTERS.get(key)
+    if buf is None or buf.numel() < n:
+        buf = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
+        _COUNTERS[key] = buf
+    return buf
+
+
 def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_scale: float = 1.0,
                      v_scale: float = 1.0, num_splits: int | None = None, out=None, block_n: int | None = None,
-                     max_kv_len: int | None = None):
+                     max_kv_len: int | None = None, config=None):
     """Flash-decoding. Contiguous: k, v [B, Hkv, S, D]. Paged: k, v [blocks, block_size, Hkv, D] + block_table.
 
+    q [B, Hq, Lq, D] bf16/fp16; returns out [B, Hq, Lq, D] in q's dtype. kv_lens int32 [B] (tokens).
     ``max_kv_len`` (host int, an upper bound of kv_lens) avoids reading kv_lens back to the host --
     a device sync that would dominate a ~10 us kernel; kv_lens is then trusted (not range-checked).
+    Forcing a launch (benchmarks, tests): ``num_splits`` (KV slices per sequence and KV head),
+    ``block_n`` (tile), or a whole ``config`` (:class:`DecodeConfig` or a tuple
+    (block_n, num_warps, num_stages[, splits[, combine]])); ``num_splits`` fills config.splits when
+    that is None. Without them the tile is autotuned per shape and splits = :func:`default_splits`.
     """
     dts = (torch.bfloat16, torch.float16)
     check_tensor(q, "q", 4, dts)
@@ -174,11 +304,15 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         out = torch.empty((B, Hq, Lq, D), dtype=q.dtype, device=q.device)
     check(tuple(out.shape) == (B, Hq, Lq, D) and out.dtype == q.dtype and out.is_contiguous(),
           f"out must be a contiguous {q.dtype} tensor of shape {(B, Hq, Lq, D)}.")
+    if config is not None:
+        config = DecodeConfig(*config)
+        check(config.block_n >= 16 and config.block_n & (config.block_n - 1) == 0,
+              f"config.block_n must be a power of two >= 16, got {config.block_n}.")
+        check(config.combine in (None, "fused", "kernel"),
+              f"config.combine must be None, 'fused' or 'kernel', got {config.combine!r}.")
+    check(num_splits is None or num_splits >= 1, f"num_splits must be >= 1, got {num_splits}.")
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
-    interp = is_interpreter()
-    if num_splits is None:
-        want = triton.cdiv(2 * _num_sms(q.device), B * Hkv)
-        num_splits = max(1, min(want, triton.cdiv(max_len, 256), 128))
+    heur_splits = default_splits(B * Hkv, max_len, D, k.element_size(), _num_sms(q.device), paged)
     bt = block_table if paged else kv_lens
     if paged:
         ks, vs = (k.stride(0), k.stride(2), k.stride(1)), (v.stride(0), v.stride(2), v.stride(1))
@@ -186,31 +320,37 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         ks, vs = (k.stride(0), k.stride(1), k.stride(2)), (v.stride(0), v.stride(1), v.stride(2))
     block_r = max(16, triton.next_power_of_2(G * Lq))
 
-    def launch(c):
-        bn, nw, ns = c
-        chunk = triton.cdiv(triton.cdiv(max_len, num_splits), bn) * bn
+    def launch(c: DecodeConfig):
+        bn, nw, ns = c.block_n, c.num_warps, c.num_stages
+        want = c.splits or num_splits or heur_splits
+        chunk = triton.cdiv(triton.cdiv(max_len, want), bn) * bn
         splits = triton.cdiv(max_len, chunk)
         single = splits == 1
-        if single:
-            op = lse = out  # unused
-        else:
+        fused = not single and c.combine == "fused"
+        cnt = op = lse = out  # placeholders where unused
+        if not single:
             op = torch.empty((B, Hq, Lq, splits, D), dtype=torch.float32, device=q.device)
             lse = torch.empty((B, Hq, Lq, splits), dtype=torch.float32, device=q.device)
+        if fused:
+            cnt = _arrival_counters(q.device, B * Hkv)
+        sb = min(_COMBINE_SB, triton.next_power_of_2(splits))
         _decode_kernel[(B * Hkv, splits)](
-            q, k, v, bt, kv_lens, out, op, lse, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
+            q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
             bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
             D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
-            KV_FP8=k.dtype == FP8, num_warps=nw, num_stages=ns)
-        if not single:
-            _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D,
-                                            SPLITS_P2=triton.next_power_of_2(splits), num_warps=4)
+            KV_FP8=k.dtype == FP8, FUSED=fused, SB=sb, num_warps=nw, num_stages=ns)
+        if not single and not fused:
+            _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D, SB=sb, num_warps=4)
 
-    if block_n is not None or interp:
-        cfg = (block_n or 16, 4, 1 if interp else 3)
+    if config is not None:
+        cfg = config
+    elif block_n is not None or is_interpreter():
+        cfg = DecodeConfig(block_n or 16, 4, 1 if is_interpreter() else 3)
     else:
         key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length())
-        cfg = _tuner.pick(key, _CANDS_D256 if D > 128 else _CANDS, launch)
+        cands = _CANDS_D256 if D > 128 else (_CANDS_FP8 if k.dtype == FP8 else _CANDS)
+        cfg = _tuner.pick(key, cands, launch)
     launch(cfg)
     return out
 

@@ -210,7 +210,7 @@ def stage_count(mode: str) -> int:
     """Progress messages a sweep of this mode emits (for a progress bar)."""
     if mode == "launch":
         return 7
-    return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 2
+    return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
 
 
 def run(hardware: str, mode: str = "quick", progress=print):

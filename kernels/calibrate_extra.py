@@ -160,15 +160,27 @@ def sweep_grouped(rec: Recorder) -> None:
     rec.progress(f"grouped GEMM: {len(rec.rows)} rows")
 
 
-def sweep_sustained(rec: Recorder) -> None:
-    """The same large GEMM timed alone (graph replay, L2 flushed: the calibration protocol) and
-    back to back for ~0.3 s (as in a long prefill), to see whether sustained tensor-core load runs
-    slower than the calibration's short bursts. Rows: gemm, cublas, layout burst|sustained."""
-    for m, n, k in ((8192, 6144, 4096), (8192, 28672, 4096), (16384, 4096, 14336)):
+def _sm_clock_mhz() -> float:
+    """Current SM clock (NVML through torch), NaN where it cannot be read."""
+    try:
+        return float(torch.cuda.clock_rate())
+    except Exception:  # noqa: BLE001 - pynvml missing or not an NVIDIA GPU
+        return float("nan")
+
+
+SUSTAINED_SHAPES = ((8192, 6144, 4096), (8192, 28672, 4096), (16384, 4096, 14336), (16384, 6144, 4096))
+
+
+def sweep_sustained(rec: Recorder, idle_s: float = 1.0, warm_s: float = 1.0, timed_s: float = 0.5) -> None:
+    """The same large GEMM timed as a short burst after ``idle_s`` of idle GPU (the calibration
+    protocol: graph replay, L2 flushed) and back to back as in a long prefill (``warm_s`` of
+    untimed load, then ``timed_s`` timed), to measure how much slower tensor-core work runs once
+    power and clocks settle under sustained load. Rows: gemm, layout burst|sustained, kernel
+    source cublas_burst|cublas_sustained; the factor (median burst/sustained) is
+    llmperf.calibration_fit.sustained_factor."""
+    for m, n, k in SUSTAINED_SHAPES:
         x, w = _rand(m, k), _rand(n, k)
         f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 2, 2, 2)
-        rec.add("cublas_burst", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()),
-                m=m, n=n, k=k, layout="burst")
         graph = torch.cuda.CUDAGraph()
         reps = 8
         torch.matmul(x, w.t())
@@ -176,23 +188,30 @@ def sweep_sustained(rec: Recorder) -> None:
         with torch.cuda.graph(graph):
             for _ in range(reps):
                 torch.matmul(x, w.t())
-        graph.replay()
         torch.cuda.synchronize()
+        time.sleep(idle_s)  # let clocks and power recover before the burst
+        clock_burst = _sm_clock_mhz()
+        rec.add("cublas_burst", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()),
+                m=m, n=n, k=k, layout="burst")
+        burst = rec.rows[-1]["time_s"]
+        per_replay = burst * reps
+        for _ in range(max(1, int(warm_s / per_replay))):  # settle under load, untimed
+            graph.replay()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        loops = max(1, int(timed_s / per_replay))
         start.record()
-        loops = max(1, int(0.3 / (rec.rows[-1]["time_s"] * reps)))
         for _ in range(loops):
             graph.replay()
         end.record()
+        clock_load = _sm_clock_mhz()
         torch.cuda.synchronize()
         t = start.elapsed_time(end) * 1e-3 / (loops * reps)
         row = {c: float("nan") for c in CALIBRATION_COLUMNS}
         row.update(rec.meta, kernel_source="cublas_sustained", op_kind="gemm", name="matmul",
                    dtype="bf16", flops=f, bytes=b, time_s=t, layout="sustained", m=m, n=n, k=k)
         rec.rows.append(row)
-        rec.progress(f"gemm {m}x{n}x{k}: burst {rec.rows[-2]['time_s'] * 1e3:.3f} ms, "
-                     f"sustained {t * 1e3:.3f} ms over {loops * reps * t:.2f} s")
-
+        rec.progress(f"gemm {m}x{n}x{k}: burst {burst * 1e3:.3f} ms (SM {clock_burst:.0f} MHz), "
+                     f"sustained {t * 1e3:.3f} ms (SM {clock_load:.0f} MHz under load)")
 
 def sweep_paged(rec: Recorder, batches=(1, 8, 64), lengths=(512, 4096, 32768), pages=(16, 32, 64)) -> None:
     """Flash-decoding over a paged KV cache (block table, random block order) for block sizes

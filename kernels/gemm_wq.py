@@ -35,14 +35,195 @@ from ._common import check, check_out, check_tensor, m_bucket
 from .harness import Tuner, is_interpreter
 
 GROUP = 128
-# W4: (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K); W8: the first five.
+# W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).
+# PATH (default "mma2", the v3 kernel): "gemv" = CUDA-core kernel (_w4_gemv_kernel, BLOCK_M <= 4),
+# "mma8" = tensor-core kernel on 32-bit words (_w4_mma8_kernel). W8: the first five fields.
 _W4_SKINNY = [(16, 64, 128, 4, 4, 1), (16, 128, 128, 4, 4, 1), (16, 64, 256, 4, 4, 1), (16, 128, 256, 4, 3, 1),
               (16, 64, 256, 4, 4, 2), (16, 128, 256, 4, 3, 2), (16, 64, 512, 4, 3, 1), (16, 64, 256, 4, 4, 4)]
+# v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
+_W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 128, 256, 4, 3, 4, "gemv"),
+            (4, 64, 256, 4, 3, 8, "gemv"), (4, 64, 512, 4, 2, 4, "gemv")]
+# v4 (tensor cores, x as the A operand: mma.sync), any M <= 16.
+_W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16, 128, 256, 8, 3, 4, "mmat")]
+# v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
+_W4_MMA8 = [(16, 64, 128, 4, 4, 1, "mma8"), (16, 128, 128, 4, 4, 1, "mma8"), (16, 64, 256, 4, 3, 1, "mma8"),
+            (16, 64, 256, 4, 3, 2, "mma8"), (16, 128, 256, 4, 3, 2, "mma8"), (16, 64, 128, 4, 4, 4, "mma8")]
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _W8_SKINNY = [(16, 64, 256, 4, 4), (16, 32, 256, 4, 5), (16, 128, 128, 4, 5)]
 _W8_LARGE = [(64, 128, 64, 4, 4), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3)]
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
+_INTERP4_GEMV = [(4, 16, 2 * GROUP, 4, 1, 2, "gemv")]
+_INTERP4_MMA8 = [(16, 16, 2 * GROUP, 4, 1, 2, "mma8")]
+_INTERP4_MMAT = [(16, 16, 2 * GROUP, 4, 1, 2, "mmat")]
 _INTERP8 = [(16, 16, 32, 4, 1)]
+
+
+def w4_candidates(M: int, interpreter: bool = False):
+    """Autotuning candidate list of gemm_w4a16 for M tokens (what the Tuner searches)."""
+    if interpreter:
+        return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT if M <= 16 else _INTERP4)
+    if M <= 4:
+        return _W4_GEMV + _W4_MMAT[:2] + [_W4_SKINNY[0]]
+    if M <= 16:  # mma8 lost to both everywhere on the H200 (2026-11-22): not searched
+        return _W4_MMAT + _W4_SKINNY
+    return _W4_LARGE
+
+
+@triton.jit
+def _w4_gemv_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym, sqw,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GPI: tl.constexpr, SPLIT_K: tl.constexpr):
+    """CUDA-core W4A16 GEMV for M <= 4 (no tl.dot, so no register->MMA-operand conversion).
+
+    q_ptr is the packed weight viewed as int32 [N, K // 8] (column stride sqw, = 1): word w of row
+    n holds k = 8w + j at bits 4j..4j+3 (little-endian bytes, low nibble = even k), so one 16-byte
+    load carries 32 weights. A group of 128 k is 16 words. (Measured on an H200, 2026-11-22: a
+    variant with sqw not specialized -- one word column per thread, scalar loads, x reused over
+    more rows -- ran 2x slower than this vectorized layout.) Program (pid_n, pid_k, pid_m) owns rows [pid_n*BLOCK_N, +BLOCK_N),
+    token rows [pid_m*BLOCK_M, +BLOCK_M) and the pid_k-th of SPLIT_K slices of the K steps.
+
+    Dequantization with no FADD per weight: the code q is shifted into mantissa bits 19..22 and
+    OR'd with 1.0f (0x3F800000), giving v = 1 + q/16 exactly; since (q - 8) = 16 (v - 1.5),
+    sum_k (q_k - 8) x_k = 16 (sum_k v_k x_k - 1.5 sum_k x_k), and the second sum is per (group, word
+    column), shared by every row. Per weight: shift, AND|OR (one LOP3), and one FMA per token row.
+    The group scale multiplies the fp32 partial once per group (as Marlin, arXiv:2408.11743).
+    Lanes are reduced (tl.sum over the 16 word columns) only at the end.
+    """
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    pid_m = tl.program_id(2)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = offs_n % N  # ragged N: wrapped rows are computed and not stored
+    offs_w = tl.arange(0, 16)
+    k_tiles = K // (GPI * 128)
+    per = tl.cdiv(k_tiles, SPLIT_K)
+    kt0 = pid_k * per
+    kt1 = tl.minimum(kt0 + per, k_tiles)
+    m0 = pid_m * BLOCK_M
+    # token rows past M are clamped to M - 1 (computed twice, stored once)
+    x0 = x_ptr + tl.minimum(m0, M - 1).to(tl.int64) * sxm
+    x1 = x_ptr + tl.minimum(m0 + 1, M - 1).to(tl.int64) * sxm
+    x2 = x_ptr + tl.minimum(m0 + 2, M - 1).to(tl.int64) * sxm
+    x3 = x_ptr + tl.minimum(m0 + 3, M - 1).to(tl.int64) * sxm
+    q_ptrs = q_ptr + rn[:, None].to(tl.int64) * sqn + (kt0 * (GPI * 16) + offs_w[None, :]) * sqw
+    s_ptrs = s_ptr + rn.to(tl.int64) * ssn + kt0 * GPI
+    xo = kt0 * (GPI * 128) + 8 * offs_w  # x offset of nibble 0 of word column w
+    acc0 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+    acc1 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+    acc3 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+    for kt in range(kt0, kt1):
+        for g in tl.static_range(GPI):
+            w = tl.load(q_ptrs + g * 16 * sqw)
+            s = (tl.load(s_ptrs + g).to(tl.float32) * 16.0)[:, None]
+            p0 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+            p1 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+            p2 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+            p3 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)
+            c0 = tl.zeros((16,), dtype=tl.float32)
+            c1 = tl.zeros((16,), dtype=tl.float32)
+            c2 = tl.zeros((16,), dtype=tl.float32)
+            c3 = tl.zeros((16,), dtype=tl.float32)
+            for j in tl.static_range(8):
+                if 4 * j <= 19:
+                    sh = w << (19 - 4 * j)
+                else:
+                    sh = w >> (4 * j - 19)
+                v = ((sh & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)  # 1 + q/16
+                xoff = xo + (g * 128 + j)
+                xv = tl.load(x0 + xoff).to(tl.float32)
+                p0 += v * xv[None, :]
+                c0 += xv
+                if BLOCK_M > 1:
+                    xv = tl.load(x1 + xoff).to(tl.float32)
+                    p1 += v * xv[None, :]
+                    c1 += xv
+                if BLOCK_M > 2:
+                    xv = tl.load(x2 + xoff).to(tl.float32)
+                    p2 += v * xv[None, :]
+                    c2 += xv
+                    xv = tl.load(x3 + xoff).to(tl.float32)
+                    p3 += v * xv[None, :]
+                    c3 += xv
+            acc0 += (p0 - 1.5 * c0[None, :]) * s
+            if BLOCK_M > 1:
+                acc1 += (p1 - 1.5 * c1[None, :]) * s
+            if BLOCK_M > 2:
+                acc2 += (p2 - 1.5 * c2[None, :]) * s
+                acc3 += (p3 - 1.5 * c3[None, :]) * s
+        q_ptrs += GPI * 16 * sqw
+        s_ptrs += GPI
+        xo += GPI * 128
+    nmask = offs_n < N
+    mrow = offs_n * 0 + m0  # token row of acc0, as a tensor (the mask must be a tensor)
+    y0 = y_ptr + m0.to(tl.int64) * sym + offs_n
+    if SPLIT_K == 1:
+        tl.store(y0, tl.sum(acc0, axis=1).to(y_ptr.dtype.element_ty), mask=nmask)
+        if BLOCK_M > 1:
+            tl.store(y0 + sym, tl.sum(acc1, axis=1).to(y_ptr.dtype.element_ty), mask=nmask & (mrow + 1 < M))
+        if BLOCK_M > 2:
+            tl.store(y0 + 2 * sym, tl.sum(acc2, axis=1).to(y_ptr.dtype.element_ty), mask=nmask & (mrow + 2 < M))
+            tl.store(y0 + 3 * sym, tl.sum(acc3, axis=1).to(y_ptr.dtype.element_ty), mask=nmask & (mrow + 3 < M))
+    else:  # y is an fp32 workspace zeroed by the wrapper (split-K as in Hoque et al. 2024, SplitK W4A16)
+        tl.atomic_add(y0, tl.sum(acc0, axis=1), mask=nmask, sem="relaxed")
+        if BLOCK_M > 1:
+            tl.atomic_add(y0 + sym, tl.sum(acc1, axis=1), mask=nmask & (mrow + 1 < M), sem="relaxed")
+        if BLOCK_M > 2:
+            tl.atomic_add(y0 + 2 * sym, tl.sum(acc2, axis=1), mask=nmask & (mrow + 2 < M), sem="relaxed")
+            tl.atomic_add(y0 + 3 * sym, tl.sum(acc3, axis=1), mask=nmask & (mrow + 3 < M), sem="relaxed")
+
+
+@triton.jit
+def _w4_mma8_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GPI: tl.constexpr,
+                    SPLIT_K: tl.constexpr, IS_BF16: tl.constexpr):
+    """Tensor-core W4A16 for 4 < M <= 16 on 32-bit weight words (layout as in _w4_gemv_kernel).
+
+    A dot product is invariant under a permutation of k applied to both operands, so instead of
+    interleaving nibbles back into natural k order, nibble plane j of the [BLOCK_N, 16] word tile
+    (k = 8w + j) is multiplied with the matching stride-8 gather of x (a [16, BLOCK_M] tile, tiny
+    and cached): eight K = 16 MMAs per group, one 16-byte load per thread for 32 weights, no
+    stride-2 byte gathers. y^T = W x^T as in the v3 kernel (dequantized W is the register A
+    operand). Magic-number dequantization (0x4300 | q = bf16 128 + q; 0x6400 | q = fp16 1024 + q).
+    """
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    pid_m = tl.program_id(2)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_w = tl.arange(0, 16)
+    rn = offs_n % N
+    rm = offs_m % M
+    k_tiles = K // (GPI * 128)
+    per = tl.cdiv(k_tiles, SPLIT_K)
+    kt0 = pid_k * per
+    kt1 = tl.minimum(kt0 + per, k_tiles)
+    q_ptrs = q_ptr + rn[:, None].to(tl.int64) * sqn + kt0 * (GPI * 16) + offs_w[None, :]
+    x_ptrs = x_ptr + rm[None, :].to(tl.int64) * sxm + kt0 * (GPI * 128) + 8 * offs_w[:, None]
+    s_ptrs = s_ptr + rn.to(tl.int64) * ssn + kt0 * GPI
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for kt in range(kt0, kt1):
+        for g in tl.static_range(GPI):
+            w = tl.load(q_ptrs + g * 16)
+            s = tl.load(s_ptrs + g).to(tl.float32)
+            part = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+            for j in tl.static_range(8):
+                c = (w >> (4 * j)) & 15
+                xj = tl.load(x_ptrs + (g * 128 + j))
+                if IS_BF16:
+                    a = ((c | 0x4300).to(tl.int16).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+                else:
+                    a = ((c | 0x6400).to(tl.int16).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+                part = tl.dot(a, xj, part)
+            acc += part * s[:, None]
+        q_ptrs += GPI * 16
+        x_ptrs += GPI * 128
+        s_ptrs += GPI
+    y_ptrs = y_ptr + offs_m[None, :].to(tl.int64) * sym + offs_n[:, None]
+    ymask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
+    if SPLIT_K == 1:
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
+    else:
+        tl.atomic_add(y_ptrs, acc, mask=ymask, sem="relaxed")
 
 
 @triton.jit
@@ -129,6 +310,61 @@ def _w8_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, sym,
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
+@triton.jit
+def _w4_mmat_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GPI: tl.constexpr,
+                    SPLIT_K: tl.constexpr, IS_BF16: tl.constexpr):
+    """Tensor-core W4A16 with x as the A operand: y[BLOCK_M, BLOCK_N] = x W^T (uint8 layout).
+
+    With BLOCK_M = 16 rows of A, Triton on Hopper uses mma.sync (both operands in registers), the
+    path the W8A16 kernel streams well with; the weight tile is loaded transposed, [64 bytes of k,
+    BLOCK_N], its low/high nibbles (even/odd k) dequantized with the magic numbers and multiplied
+    with the even/odd columns of x: two K = 64 dots per group, scale applied per group.
+    """
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    pid_m = tl.program_id(2)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_h = tl.arange(0, 64)
+    rn = offs_n % N
+    rm = offs_m % M
+    k_tiles = K // (GPI * 128)
+    per = tl.cdiv(k_tiles, SPLIT_K)
+    kt0 = pid_k * per
+    kt1 = tl.minimum(kt0 + per, k_tiles)
+    q_ptrs = q_ptr + rn[None, :].to(tl.int64) * sqn + kt0 * (GPI * 64) + offs_h[:, None]
+    x_ptrs = x_ptr + rm[:, None].to(tl.int64) * sxm + kt0 * (GPI * 128) + 2 * offs_h[None, :]
+    s_ptrs = s_ptr + rn.to(tl.int64) * ssn + kt0 * GPI
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in range(kt0, kt1):
+        for g in tl.static_range(GPI):
+            p = tl.load(q_ptrs + g * 64)
+            xe = tl.load(x_ptrs + g * 128)
+            xo = tl.load(x_ptrs + g * 128 + 1)
+            s = tl.load(s_ptrs + g).to(tl.float32)
+            lo = (p & 15).to(tl.int16)
+            hi = (p >> 4).to(tl.int16)
+            if IS_BF16:
+                wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+                wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+            else:
+                wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+                wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+            part = tl.dot(xe, wl)
+            part = tl.dot(xo, wh, part)
+            acc += part * s[None, :]
+        q_ptrs += GPI * 64
+        x_ptrs += GPI * 128
+        s_ptrs += GPI
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
+    ymask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    if SPLIT_K == 1:
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
+    else:
+        tl.atomic_add(y_ptrs, acc, mask=ymask, sem="relaxed")
+
+
 _t4, _t8 = Tuner("gemm_w4a16"), Tuner("gemm_w8a16")
 
 
@@ -149,22 +385,45 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
     check(tuple(scales.shape) == (N, K // GROUP), f"scales must have shape {(N, K // GROUP)}, got {tuple(scales.shape)}.")
     M = x.shape[0]
     y = check_out(out, (M, N), x.dtype, x.device)
+    # 32-bit view of the packed weight for the v4 paths (8 nibbles per word, k = 8w + j at bits
+    # 4j..4j+3); a view when the row stride and base are 4-byte aligned, else one copy.
+    aligned = qweight.stride(0) % 4 == 0 and qweight.data_ptr() % 16 == 0
+    q32 = (qweight if aligned else qweight.clone(memory_format=torch.contiguous_format)).view(torch.int32)
 
     def launch(c):
-        bm, bn, bk, nw, ns, sk = c
+        bm, bn, bk, nw, ns, sk = c[:6]
+        path = c[6] if len(c) > 6 else "mma2"
         if K % bk:  # a K step must hold whole groups
             bk = GROUP
-        grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
+        sk = max(1, min(sk, K // bk))
         dst = y if sk == 1 else torch.zeros((M, N), dtype=torch.float32, device=x.device)
-        _w4_kernel[grid](x, qweight, scales, dst, M, N, K, x.stride(0), qweight.stride(0), scales.stride(0),
-                         dst.stride(0), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk,
-                         IS_BF16=x.dtype == torch.bfloat16, GPI=bk // GROUP, num_warps=nw, num_stages=ns)
+        common = (x, qweight if path == "mma2" else q32, scales, dst, M, N, K, x.stride(0),
+                  qweight.stride(0) if path == "mma2" else q32.stride(0), scales.stride(0), dst.stride(0))
+        if path == "gemv":
+            bm = 1 if M == 1 else (2 if M == 2 else 4)
+            grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
+            _w4_gemv_kernel[grid](*common, q32.stride(1), BLOCK_M=bm, BLOCK_N=bn, GPI=bk // GROUP, SPLIT_K=sk,
+                                  num_warps=nw, num_stages=ns)
+        elif path == "mmat":
+            grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
+            _w4_mmat_kernel[grid](x, qweight, scales, dst, M, N, K, x.stride(0), qweight.stride(0),
+                                  scales.stride(0), dst.stride(0), BLOCK_M=bm, BLOCK_N=bn, GPI=bk // GROUP,
+                                  SPLIT_K=sk, IS_BF16=x.dtype == torch.bfloat16, num_warps=nw, num_stages=ns)
+        elif path == "mma8":
+            grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
+            _w4_mma8_kernel[grid](*common, BLOCK_M=bm, BLOCK_N=bn, GPI=bk // GROUP, SPLIT_K=sk,
+                                  IS_BF16=x.dtype == torch.bfloat16, num_warps=nw, num_stages=ns)
+        else:
+            check(path == "mma2", f"unknown W4A16 path {path!r}.")
+            grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
+            _w4_kernel[grid](*common, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk,
+                             IS_BF16=x.dtype == torch.bfloat16, GPI=bk // GROUP, num_warps=nw, num_stages=ns)
         if sk > 1:
             y.copy_(dst)
 
     if config is None:
-        cands = _INTERP4 if is_interpreter() else (_W4_SKINNY if M <= 16 else _W4_LARGE)
-        config = _t4.pick((m_bucket(M), N, K, x.dtype), cands, launch)
+        config = _t4.pick((m_bucket(M) if M > 16 else M, N, K, x.dtype),
+                          w4_candidates(M, is_interpreter()), launch)
     launch(config)
     return y
 

@@ -4,11 +4,15 @@ CPU (interpreter): fp16, small ragged shapes, GQA ratios 1/4/8, causal/windowed,
 16/32/64. GPU (@gpu): bf16 and fp16 at realistic shapes, head_dim 64/128/256.
 """
 
+import importlib
+
 import pytest
 import torch
 
 from llmperf_kernels import attention_decode, attention_decode_ref, attention_prefill, attention_prefill_ref
-from llmperf_kernels.attention_decode import attention_decode_bytes
+from llmperf_kernels.attention_decode import DecodeConfig, attention_decode_bytes, default_splits
+
+ad = importlib.import_module("llmperf_kernels.attention_decode")  # the module (the package exports the function)
 
 from kernel_testutil import assert_close, poisoned
 
@@ -69,7 +73,7 @@ def test_prefill_rejects_bad_input():
         attention_prefill(torch.randn(1, 4, 8, 32, dtype=F16), kv, kv, causal=False, window=4)
 
 
-def _decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None, splits=None):
+def _decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None, splits=None, config=None):
     lens = torch.tensor(lens, dtype=torch.int32, device=device)
     S = int(lens.max())
     q = torch.randn(B, Hq, Lq, D, dtype=dtype, device=device)
@@ -86,8 +90,9 @@ def _decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None, sp
     if kv_dtype is not None:
         k, v, ks, vs = (k * 4).to(kv_dtype), (v * 4).to(kv_dtype), 0.25, 0.5
     o = attention_decode(q, k, v, lens, bt, k_scale=ks, v_scale=vs, num_splits=splits,
-                         out=poisoned((B, Hq, Lq, D), dtype, device))
+                         out=poisoned((B, Hq, Lq, D), dtype, device), config=config)
     assert_close(o, attention_decode_ref(q, k, v, lens, bt, k_scale=ks, v_scale=vs), dtype)
+    return o
 
 
 @pytest.mark.parametrize("Hq,Hkv", [(2, 2), (8, 2), (8, 1)])
@@ -106,6 +111,70 @@ def test_decode_paged(device, page, Lq):
 def test_decode_fp8_kv(device):
     _decode(device, F16, 2, 4, 1, 1, [40, 33], 64, kv_dtype=torch.float8_e4m3fn, splits=2)
     _decode(device, F16, 2, 4, 1, 2, [40, 33], 64, page=16, kv_dtype=torch.float8_e4m3fn)
+
+
+# v4: forced configs (split count, tile, combine mode), the split heuristic, the fused combine.
+# CPU tiles are 16/32/64 tokens, one stage; "fused" = last-arriving program merges the slices.
+@pytest.mark.parametrize("combine", ["fused", "kernel"])
+@pytest.mark.parametrize("splits,lens", [
+    (64, [50, 23]),      # more splits than 16-token tiles: effective count = ceil(50 / 16) = 4
+    (3, [50, 3]),        # a sequence shorter than one slice: its later slices are empty
+    (7, [113, 64]),      # ragged, slice = 32 tokens; B=1 row ends exactly on a tile
+    (2, [17, 16]),
+])
+@pytest.mark.parametrize("Hq,Hkv,Lq", [(4, 4, 1), (8, 2, 3), (8, 1, 2)])
+def test_decode_forced_splits(device, combine, splits, lens, Hq, Hkv, Lq):
+    cfg = DecodeConfig(16, 4, 1, splits, combine)
+    _decode(device, F16, 2, Hq, Hkv, Lq, lens, 32, config=cfg)
+
+
+@pytest.mark.parametrize("page,block_n", [(16, 16), (16, 32), (16, 64), (32, 16), (32, 64), (64, 32), (64, 64)])
+@pytest.mark.parametrize("combine", ["fused", "kernel"])
+def test_decode_paged_tile_vs_page(device, page, block_n, combine):
+    """block_n <= page: one scalar block-table load per tile; block_n > page: per-token gather."""
+    _decode(device, F16, 3, 8, 2, 2, [150, 5, 129], 32, page=page, config=(block_n, 4, 1, 3, combine))
+
+
+@pytest.mark.parametrize("page", [None, 16, 64])
+@pytest.mark.parametrize("cfg", [(32, 4, 1, 4, "fused"), (64, 4, 1, 2, "kernel"), (16, 4, 1, 3, None), (16, 4, 1, 1, None)])
+def test_decode_fp8_kv_configs(device, page, cfg):
+    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn, config=cfg)
+
+
+def test_decode_default_splits_heuristic():
+    # H200 numbers (132 SMs, Hkv=8, D=128): 2 (contiguous) / 4 (paged) programs per SM when
+    # B*Hkv < 0.75 * SMs, slices >= 256 KiB of K+V
+    assert default_splits(8, 131072, 128, 2, 132) == 33              # B1: ceil(264 / 8)
+    assert default_splits(8, 131072, 128, 2, 132, paged=True) == 66  # paged: ceil(528 / 8)
+    assert default_splits(8, 8192, 128, 2, 132) == 16                # capped by 512-token slices
+    assert default_splits(8, 8192, 128, 1, 132) == 8                 # fp8: 1024-token slices
+    assert default_splits(64, 4096, 128, 2, 132) == 5                # B8: ceil(264 / 64)
+    assert default_splits(96, 4096, 128, 2, 132) == 3                # 96 < 0.75 * 132 = 99
+    assert default_splits(128, 4096, 128, 2, 132) == 1               # B16: one wave already
+    assert default_splits(8, 100, 128, 2, 132) == 1                  # shorter than one slice
+    assert default_splits(1, 10**7, 128, 2, 100000) == 256           # capped
+
+
+def test_decode_heuristic_path_splits(device, monkeypatch):
+    """Default (no forced config) path with the heuristic choosing several splits + fused merge,
+    called twice: the arrival counters must be re-armed (all zero) after every call."""
+    monkeypatch.setattr(ad, "_MIN_SLICE_BYTES", 1024)  # 16-token slices at D=32 fp16
+    assert default_splits(2, 70, 32, 2, ad._num_sms(torch.device(device))) > 1
+    _decode(device, F16, 2, 4, 1, 1, [70, 33], 32)  # default: second-launch merge
+    for _ in range(2):
+        _decode(device, F16, 2, 4, 1, 1, [70, 33], 32, config=(16, 4, 1, None, "fused"))
+    assert ad._COUNTERS and all(int(c.abs().sum()) == 0 for c in ad._COUNTERS.values())
+
+
+def test_decode_rejects_bad_config():
+    q = torch.randn(1, 4, 1, 32, dtype=F16)
+    kv = torch.randn(1, 2, 8, 32, dtype=F16)
+    with pytest.raises(ValueError, match="combine"):
+        attention_decode(q, kv, kv, config=(16, 4, 1, 2, "atomic"))
+    with pytest.raises(ValueError, match="block_n"):
+        attention_decode(q, kv, kv, config=(24, 4, 1))
+    with pytest.raises(ValueError, match="num_splits"):
+        attention_decode(q, kv, kv, num_splits=0)
 
 
 def test_decode_rejects_bad_input():

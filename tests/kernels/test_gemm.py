@@ -91,6 +91,56 @@ def test_gemm_w4a16_multi_group_and_split_k(device, cfg):
     assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
 
 
+# v4 paths (kernels/gemm_wq.py): "gemv" = CUDA-core GEMV (M <= 4 per program, 32-bit weight
+# words), "mmat" = tensor cores with x as the A operand, "mma8" = eight K=16 dots per group on
+# 32-bit words, "mma2" (6-tuple) = the v3 kernel. Tiny tiles so the interpreter stays fast; N is
+# never a multiple of BLOCK_N (ragged tail), K spans several groups, SPLIT_K > 1 has uneven slices.
+_V4_CFGS = [(4, 16, 128, 4, 1, 1, "gemv"), (4, 32, 256, 4, 1, 3, "gemv"), (4, 16, 128, 4, 1, 4, "gemv"),
+            (16, 16, 128, 4, 1, 1, "mmat"), (16, 32, 256, 4, 1, 2, "mmat"), (16, 16, 128, 4, 1, 5, "mmat"),
+            (16, 16, 256, 4, 1, 1, "mma8"), (16, 32, 128, 4, 1, 3, "mma8")]
+
+
+def _w4_case(device, M, N, K, cfg=None, dtype=torch.float16):
+    x = torch.randn(M, K, dtype=dtype, device=device)
+    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
+    s = s * (1 + torch.rand_like(s))  # varied scales (never zero), so a wrong group index shows
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, device), config=cfg)
+    ref = gemm_w4a16_ref(x, q, s)
+    assert ref.abs().max() > 0
+    assert_close(y, ref, dtype)
+
+
+@pytest.mark.parametrize("cfg", _V4_CFGS, ids=lambda c: f"{c[6]}-bn{c[1]}-bk{c[2]}-sk{c[5]}")
+@pytest.mark.parametrize("M", [1, 2, 3, 4, 6, 16])
+def test_gemm_w4a16_v4_paths(device, cfg, M):
+    """Every v4 path x every M regime (GEMV BLOCK_M 1/2/4 with clamped rows, GEMV over several
+    M programs for M > 4, MMA with padded M), ragged N = 40, K = 5 groups (odd number of K steps)."""
+    _w4_case(device, M, 40, 5 * 128, cfg)
+
+
+def test_gemm_w4a16_default_dispatch(device):
+    """Without a config the wrapper picks from w4_candidates(M): GEMV for M <= 4, MMA up to 16."""
+    from llmperf_kernels.gemm_wq import w4_candidates
+    assert all(c[6] == "gemv" for c in w4_candidates(1, True))
+    assert all(len(c) == 6 or c[6] != "gemv" for c in w4_candidates(16, False))
+    for M in (1, 4, 9):
+        _w4_case(device, M, 24, 3 * 128)
+
+
+def test_gemm_w4a16_unaligned_weight_view(device):
+    """A packed weight whose rows are not 4-byte aligned (a column slice) goes through the 32-bit
+    paths via a copy, with the same result."""
+    M, N, K = 2, 20, 256
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.float16, device=device))
+    wide = torch.zeros(N, K // 2 + 3, dtype=torch.uint8, device=device)
+    wide[:, 1:K // 2 + 1] = q
+    qs = wide[:, 1:K // 2 + 1]
+    assert qs.stride(0) % 4 != 0
+    y = gemm_w4a16(x, qs, s, out=poisoned((M, N), torch.float16, device), config=_V4_CFGS[0])
+    assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
+
+
 def test_w4_packing_layout():
     """Low nibble = even k, high nibble = odd k, code = value / scale + 8."""
     w = torch.zeros(1, 128)
@@ -161,6 +211,19 @@ def test_weight_only_gpu(dtype, M, N, K):
     assert_close(gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda")), gemm_w4a16_ref(x, q, s), dtype)
     q8, s8 = quantize_w8(w)
     assert_close(gemm_w8a16(x, q8, s8, out=poisoned((M, N), dtype, "cuda")), gemm_w8a16_ref(x, q8, s8), dtype)
+
+
+_V4_GPU_CFGS = [(4, 64, 256, 4, 1, 1, "gemv"), (4, 64, 256, 4, 1, 4, "gemv"), (16, 64, 128, 4, 3, 1, "mmat"),
+                (16, 64, 128, 4, 4, 4, "mmat"), (16, 64, 128, 4, 4, 1, "mma8")]
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", _V4_GPU_CFGS, ids=lambda c: f"{c[6]}-bn{c[1]}-sk{c[5]}")
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 4, 4096, 14336),
+                                         (torch.bfloat16, 16, 18944, 3584), (torch.float16, 3, 28672, 4096)])
+def test_w4a16_v4_gpu(cfg, dtype, M, N, K):
+    _w4_case("cuda", M, N, K, cfg, dtype)
 
 
 def test_core_knows_the_triton_autotune_buckets():

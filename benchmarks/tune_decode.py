@@ -1,0 +1,243 @@
+"""Variant comparison for decode attention (llmperf_kernels.attention_decode): splits, tile, combine.
+
+For the decode cases of ``kernels_bench.bench_decode`` that carry a target (Hq=32, Hkv=8, D=128,
+q_len=1; B x L >= 64k tokens, or B=1 with L >= 32k), time explicitly forced launch configurations
+(``attention_decode(..., config=DecodeConfig(block_n, num_warps, num_stages, splits, combine))``):
+
+  * ``v3``      run 4's behaviour: splits = ceil(2*SMs / (B*Hkv)) capped by ceil(L/256) and 128,
+                separate combine kernel, tile (64, 4 warps, 3 stages) (fp8: same tile).
+  * ``tile``    stage A: tile candidates (block_n, warps, stages) at the v4 heuristic split count
+                (``default_splits``), combine kernel (the default).
+  * ``split``   stage B: with stage A's fastest tile, split counts {heuristic/2, heuristic,
+                2 x heuristic} (or {1, 2, 4} where the heuristic says 1), deduplicated by the
+                effective count, x combine {kernel, fused}.
+
+Each row: time (CUDA-graph timing, ``harness.time_fn(graph=True)`` as kernels_bench's T()), GB/s
+(bytes = ``attention_decode_bytes``), fraction of a torch copy bandwidth measured here (1 GiB and
+256 MiB device copies, graph- and eager-timed, fastest -- a graph-captured memcpy can land on the
+copy engine), and time / floor (floor = bytes / copy BW). Every variant's output is checked
+against ``attention_decode_ref`` (relative error <= 1e-2). Writes ``tune_decode.csv`` (one row per
+variant, device metadata from ``harness.device_metadata()`` on every row). About 60 s on an H200.
+
+    python benchmarks/tune_decode.py --out out/
+    TRITON_INTERPRET=1 python benchmarks/tune_decode.py --smoke --out /tmp/td   # CPU plumbing check
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import torch
+import triton
+
+import llmperf_kernels as lk
+from llmperf_kernels._common import rel_err
+from llmperf_kernels.attention_decode import DecodeConfig, _num_sms, attention_decode_bytes, default_splits
+
+HQ, HKV, D = 32, 8, 128
+# (B, L, page or None, kv dtype): bench_decode's cases with a target (+ B64/B128 paged controls)
+CASES = [(1, 32768, None, "bf16"), (1, 131072, None, "bf16"), (1, 131072, 16, "bf16"),
+         (16, 4096, None, "bf16"), (32, 4096, None, "bf16"), (32, 8192, None, "bf16"), (32, 8192, 16, "bf16"),
+         (32, 8192, None, "fp8"), (32, 8192, 16, "fp8"), (64, 4096, 16, "bf16"), (128, 2048, 16, "bf16")]
+SMOKE_CASES = [(2, 64, None, "bf16"), (2, 64, 16, "bf16"), (1, 200, 32, "fp8")]
+TILES = [(64, 4, 4), (128, 8, 3), (128, 4, 3), (64, 8, 4)]
+TILES_FP8 = [(128, 4, 3), (64, 4, 3), (64, 4, 4), (32, 4, 4), (64, 8, 4), (128, 8, 4)]
+COLS = ["case", "batch", "kv_len", "page", "kv_dtype", "variant", "block_n", "num_warps", "num_stages",
+        "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
+        "floor_us", "bytes", "rel_err", "timing", "copy_bw_tb_s"]
+
+
+def copy_bandwidth(dev, smoke, rep_ms):
+    """Fastest torch device copy (read + write bytes / s) over 1 GiB and 256 MiB, graph and eager."""
+    best, rows = 0.0, []
+    for mib in ([1] if smoke else [1024, 256]):
+        n = mib * 2**20 // 2
+        src = torch.randn(n, dtype=torch.bfloat16, device=dev)
+        dst = torch.empty_like(src)
+        for graph in ((True,) if smoke else (True, False)):
+            t = lk.time_fn(lambda: dst.copy_(src), rep_ms=rep_ms, graph=graph)
+            bw = 4.0 * n / t
+            rows.append((mib, lk.harness.LAST_METHOD or ("graph" if graph else "eager"), t, bw))
+            best = max(best, bw)
+        src = dst = None  # free before the next size
+    for mib, how, t, bw in rows:
+        print(f"[copy] {mib:5d} MiB {how:5s} {t * 1e6:9.1f} us {bw / 1e12:6.3f} TB/s")
+    print(f"[copy] reference bandwidth {best / 1e12:.3f} TB/s")
+    return best
+
+
+def probe_fixed_cost(dev, smoke, bw, rep_ms, act):
+    """Where a small decode's fixed cost comes from: a tiny decode (launch + ramp), a torch copy
+    moving the same bytes as B1 L32k (134 MB read), and B1 L32k with and without the L2 flush that
+    time_fn puts before every call (the flush leaves L2 full of dirty lines that the timed kernel
+    must write back)."""
+    L = 256 if smoke else 32768
+    q, k, v, lens, bt = make_case(1, L, None, "bf16", dev, act)
+    o = torch.empty_like(q)
+    by = attention_decode_bytes(1, HQ, HKV, 1, L, D, q.element_size(), k.element_size())
+    cfg = DecodeConfig(16 if smoke else 64, 4, 1 if smoke else 4, default_splits(HKV, L, D, 2, _num_sms(torch.device(dev))))
+    fn = lambda: lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L, config=cfg)  # noqa: E731
+    qs, ks_, vs_, ls, _ = make_case(1, 64, None, "bf16", dev, act)
+    os_ = torch.empty_like(qs)
+    tiny = lambda: lk.attention_decode(qs, ks_, vs_, ls, None, out=os_, max_kv_len=64, config=cfg._replace(splits=1))  # noqa: E731
+    src = torch.randn(int(by) // 4, dtype=torch.bfloat16, device=dev)  # copy reading+writing `by` bytes
+    dst = torch.empty_like(src)
+    out = {}
+    for name, f_, flush in (("decode_tiny_B1_L64", tiny, True), (f"decode_B1_L{L}", fn, True),
+                            (f"decode_B1_L{L}_noflush", fn, False), ("torch_copy_same_bytes", lambda: dst.copy_(src), True)):
+        t = lk.time_fn(f_, rep_ms=rep_ms, min_reps=5, graph=True, flush_l2=flush)
+        out[name] = t
+        print(f"[probe] {name:28s} {t * 1e6:8.1f} us  (bytes/copy-BW = {by / bw * 1e6:.1f} us)")
+    return out
+
+
+def v3_splits(bh, L, sms):
+    return max(1, min(triton.cdiv(2 * sms, bh), triton.cdiv(L, 256), 128))
+
+
+def eff_splits(L, splits, bn):
+    chunk = triton.cdiv(triton.cdiv(L, splits), bn) * bn
+    return triton.cdiv(L, chunk)
+
+
+def make_case(B, L, page, kvd, dev, act):
+    kdt = torch.float8_e4m3fn if kvd == "fp8" else act
+    q = torch.randn(B, HQ, 1, D, dtype=act, device=dev)
+    lens = torch.full((B,), L, dtype=torch.int32, device=dev)
+    if page is None:
+        k = torch.randn(B, HKV, L, D, device=dev).to(kdt)
+        v = torch.randn(B, HKV, L, D, device=dev).to(kdt)
+        bt = None
+    else:
+        nb = triton.cdiv(L, page)
+        k = torch.randn(B * nb, page, HKV, D, device=dev).to(kdt)
+        v = torch.randn(B * nb, page, HKV, D, device=dev).to(kdt)
+        bt = torch.randperm(B * nb, device=dev).view(B, nb).int()  # pages scattered over the pool
+    return q, k, v, lens, bt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="directory for tune_decode.csv")
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes and variants (runs on CPU, TRITON_INTERPRET=1)")
+    ap.add_argument("--rep-ms", type=float, default=8.0, help="replay time per measurement (ms)")
+    ap.add_argument("--probe", action="store_true", help="also time the fixed-cost probes (probe_fixed_cost)")
+    ap.add_argument("--cases", default="", help="comma-separated case names to keep (e.g. B1_L32768_contig_bf16)")
+    a = ap.parse_args(argv)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu" and not a.smoke:
+        sys.exit("tune_decode: no CUDA device; use --smoke (with TRITON_INTERPRET=1) for a CPU plumbing check.")
+    if dev == "cpu" and not lk.harness.is_interpreter():
+        sys.exit("tune_decode --smoke on CPU needs TRITON_INTERPRET=1.")
+    # the interpreter's tl.dot on bf16 tiles is wrong: fp16 on CPU
+    act = torch.bfloat16 if dev == "cuda" else torch.float16
+    meta = lk.device_metadata()
+    print("device:", {k: meta[k] for k in ("device_name", "sm_count", "driver_version", "torch_version",
+                                           "triton_version", "date_utc")})
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, "tune_decode.csv")
+    f = open(path, "w", newline="")
+    w = csv.DictWriter(f, fieldnames=COLS + sorted(meta))
+    w.writeheader()
+    torch.manual_seed(0)
+    t_start = time.time()
+    bw = copy_bandwidth(dev, a.smoke, 4.0 if a.smoke else 20.0)
+    sms = _num_sms(torch.device(dev))
+    if a.probe:
+        probe_fixed_cost(dev, a.smoke, bw, a.rep_ms, act)
+    keep = set(filter(None, a.cases.split(",")))
+    bad = []
+    summary = []
+    for B, L, page, kvd in (SMOKE_CASES if a.smoke else CASES):
+        name = f"B{B}_L{L}_{'paged' + str(page) if page else 'contig'}_{kvd}"
+        if keep and name not in keep:
+            continue
+        q, k, v, lens, bt = make_case(B, L, page, kvd, dev, act)
+        ks, vs = (0.25, 0.5) if kvd == "fp8" else (1.0, 1.0)
+        ref = lk.attention_decode_ref(q, k, v, lens, bt, k_scale=ks, v_scale=vs)
+        o = torch.empty_like(q)
+        by = attention_decode_bytes(B, HQ, HKV, 1, L, D, q.element_size(), k.element_size(), page_size=page)
+        floor = by / bw
+        heur = default_splits(B * HKV, L, D, k.element_size(), sms, page is not None)
+        results = {}
+
+        def measure(variant, cfg):
+            eff = eff_splits(L, cfg.splits, cfg.block_n)
+            comb = "none" if eff == 1 else (cfg.combine or "fused")
+            if (cfg.block_n, cfg.num_warps, cfg.num_stages, eff, comb) in results:
+                return results[(cfg.block_n, cfg.num_warps, cfg.num_stages, eff, comb)]
+
+            def fn():
+                lk.attention_decode(q, k, v, lens, bt, k_scale=ks, v_scale=vs, out=o, max_kv_len=L, config=cfg)
+
+            try:
+                o.fill_(float("nan"))
+                fn()
+                err = rel_err(o, ref)
+                t = lk.time_fn(fn, rep_ms=a.rep_ms, min_reps=5, graph=True)
+            except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: report, go on
+                print(f"  {name} {variant} {tuple(cfg)}: FAILED {repr(e)[:160]}")
+                return None
+            if not err <= 1e-2:
+                bad.append((name, variant, tuple(cfg), err))
+            row = dict(case=name, batch=B, kv_len=L, page=page or "", kv_dtype=kvd, variant=variant,
+                       block_n=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                       splits_asked=cfg.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
+                       gb_per_s=by / t / 1e9, frac_copy_bw=by / t / bw, x_floor=t / floor, floor_us=floor * 1e6,
+                       bytes=by, rel_err=err, timing=lk.harness.LAST_METHOD or "cpu", copy_bw_tb_s=bw / 1e12)
+            row.update(meta)
+            w.writerow(row)
+            f.flush()
+            print(f"  {name:26s} {variant:6s} bn{cfg.block_n:<4d} w{cfg.num_warps} s{cfg.num_stages} "
+                  f"splits {eff:3d} {comb:6s} {t * 1e6:9.1f} us {by / t / 1e9:7.0f} GB/s "
+                  f"{by / t / bw * 100:5.1f}% x{t / floor:5.2f}  err {err:.1e}")
+            results[(cfg.block_n, cfg.num_warps, cfg.num_stages, eff, comb)] = (t, row)
+            return t, row
+
+        print(f"[{name}] floor {floor * 1e6:.1f} us, heuristic splits {heur}")
+        if a.smoke:
+            tiles = [(16, 4, 1)]
+        else:
+            tiles = TILES_FP8 if kvd == "fp8" else TILES
+        cands = sorted({1, 2, 4} if heur == 1 else {max(1, heur // 2), heur, min(256, 2 * heur)})
+        measure("v3", DecodeConfig(64 if not a.smoke else 16, 4, 3 if not a.smoke else 1,
+                                   v3_splits(B * HKV, L, sms), "kernel"))
+        best = None
+        for bn, nw, ns in tiles:  # stage A: tiles at the heuristic split count
+            r = measure("tile", DecodeConfig(bn, nw, ns, heur, "kernel"))
+            if r and (best is None or r[0] < best[0]):
+                best = (r[0], (bn, nw, ns))
+        heur_t = best[0] if best else float("nan")
+        if best:
+            bn, nw, ns = best[1]
+            for sp in cands:  # stage B: split counts x combine modes at the best tile
+                for comb in ("kernel", "fused"):
+                    measure("split", DecodeConfig(bn, nw, ns, sp, comb))
+        allr = sorted(results.values(), key=lambda r: r[0])
+        v3r = next((r for r in results.values() if r[1]["variant"] == "v3"), None)
+        if allr:
+            tb, rb = allr[0]
+            summary.append((name, floor, v3r[0] if v3r else float("nan"), heur_t, tb, rb))
+        q = k = v = ref = o = None  # free the case's ~1 GiB before the next
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+    f.close()
+    print("\nsummary (fraction of copy BW, time / floor): v3 | v4 heuristic splits, best tile | best variant")
+    for name, floor, t3, th, tb, rb in summary:
+        print(f"  {name:26s} v3 {floor / t3 * 100:5.1f}% x{t3 / floor:4.2f} | v4 {floor / th * 100:5.1f}% "
+              f"x{th / floor:4.2f} | best {floor / tb * 100:5.1f}% x{tb / floor:4.2f} "
+              f"(bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} splits {rb['splits_eff']} {rb['combine']})")
+    print(f"wrote {path} ({time.time() - t_start:.0f} s)")
+    if bad:
+        for b in bad:
+            print("WRONG RESULT:", b)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Variant comparison for the W4A16 GEMM (kernels/gemm_wq.py) at decode M against bf16 cuBLAS.
+
+For each weight shape N x K in {14336x4096, 4096x14336, 28672x4096, 18944x3584} and M in {1, 4, 16}
+it times torch.matmul(x, W^T) (bf16 cuBLAS) and every candidate configuration of every W4A16 path
+("gemv" CUDA-core, "mma8" tensor-core on 32-bit words, "mma2" the v3 kernel) explicitly -- each
+is passed as ``config=`` so the autotuner is bypassed -- with ``harness.time_fn(graph=True)``
+(CUDA-graph replays, L2 flushed before every call), the way benchmarks/kernels_bench.py's T() does.
+The weight is always given in the documented public layout (uint8 [N, K/2], low nibble = even k,
+group-128 scales); no pre-packing. Prints one table per (shape, M) and writes ``tune_w4a16.csv``
+(one row per timing, time in seconds, speed-up = cuBLAS time / ours, GB/s of int4 + scale bytes,
+fraction of --hbm-tbps) with the device metadata on every row.
+
+    python benchmarks/tune_w4a16.py --out out/                            # H200: < 90 s
+    TRITON_INTERPRET=1 python benchmarks/tune_w4a16.py --smoke --out /tmp/tw   # CPU plumbing check
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import torch
+
+import llmperf_kernels as lk
+from llmperf_kernels import gemm_wq
+from llmperf_kernels._common import rel_err
+
+SHAPES = [(14336, 4096), (4096, 14336), (28672, 4096), (18944, 3584)]
+M_LIST = [1, 4, 16]
+
+
+def candidates(M: int, smoke: bool):
+    """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses."""
+    if smoke:
+        return [("gemv", c) for c in gemm_wq._INTERP4_GEMV] + [("mma8", c) for c in gemm_wq._INTERP4_MMA8] + \
+            [("mmat", c) for c in gemm_wq._INTERP4_MMAT] + \
+            [("mma2", c) for c in gemm_wq._INTERP4]
+    cands = list(gemm_wq.w4_candidates(M))
+    cands += gemm_wq._W4_MMA8[:1]  # not in the autotune list; timed for the comparison
+    out, seen = [], set()
+    for c in cands:
+        if c not in seen:
+            seen.add(c)
+            out.append((c[6] if len(c) > 6 else "mma2", c))
+    return out
+
+
+def w4_bytes(M, N, K, act_bytes=2):
+    """Bytes an ideal kernel moves: int4 weights + bf16 group scales + x + y."""
+    return N * K // 2 + N * (K // gemm_wq.GROUP) * 2 + M * K * act_bytes + M * N * act_bytes
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="directory for tune_w4a16.csv")
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes, runs on CPU under TRITON_INTERPRET=1")
+    ap.add_argument("--rep-ms", type=float, default=8.0, help="time_fn rep_ms per measurement")
+    ap.add_argument("--hbm-tbps", type=float, default=4.207, help="copy bandwidth for the fraction column (H200, NOTES.md)")
+    ap.add_argument("--m", default=None, help="comma list of M (default 1,4,16)")
+    a = ap.parse_args(argv)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu" and not a.smoke:
+        sys.exit("tune_w4a16: no CUDA device; use --smoke (with TRITON_INTERPRET=1) for a CPU plumbing check.")
+    if dev == "cpu" and not lk.harness.is_interpreter():
+        sys.exit("tune_w4a16: on CPU set TRITON_INTERPRET=1.")
+    meta = lk.device_metadata()
+    print("device:", {k: meta[k] for k in ("device_name", "driver_version", "torch_version", "triton_version", "date_utc")})
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, "tune_w4a16.csv")
+    cols = ["shape", "m", "n", "k", "impl", "path", "config", "time_s", "speedup_vs_cublas", "gb_per_s",
+            "hbm_fraction", "rel_err", "layout", "timing", "error"]
+    f = open(path, "w", newline="")
+    w = csv.DictWriter(f, fieldnames=cols + sorted(meta))
+    w.writeheader()
+    shapes = [(40, 384)] if a.smoke else SHAPES
+    mlist = [int(m) for m in a.m.split(",")] if a.m else ([1, 3, 16] if a.smoke else M_LIST)
+    dtype = torch.float16 if a.smoke else torch.bfloat16  # interpreter: tl.dot on bf16 is wrong
+    torch.manual_seed(0)
+    t0 = time.time()
+    best_rows = []
+    for N, K in shapes:
+        wt = torch.randn(N, K, dtype=dtype, device=dev)
+        q, s = lk.quantize_w4(wt)
+        for M in mlist:
+            x = torch.randn(M, K, dtype=dtype, device=dev)
+            y = torch.empty(M, N, dtype=dtype, device=dev)
+            ref = lk.gemm_w4a16_ref(x, q, s)
+            t_ref = lk.time_fn(lambda: torch.matmul(x, wt.t()), rep_ms=a.rep_ms, graph=True)
+            nb = w4_bytes(M, N, K)
+            base = dict(shape=f"{N}x{K}", m=M, n=N, k=K, layout="public uint8 [N,K/2] (no prepack)", **meta)
+            w.writerow(dict(base, impl="torch_bf16", path="cublas", config="", time_s=t_ref, speedup_vs_cublas=1.0,
+                            timing=lk.harness.LAST_METHOD))
+            res = []
+            for pth, cfg in candidates(M, a.smoke):
+                row = dict(base, impl="triton_w4a16", path=pth, config=str(cfg))
+                try:
+                    lk.gemm_w4a16(x, q, s, out=y, config=cfg)
+                    err = rel_err(y, ref)
+                    t = lk.time_fn(lambda: lk.gemm_w4a16(x, q, s, out=y, config=cfg), rep_ms=a.rep_ms, graph=True)
+                    row.update(time_s=t, speedup_vs_cublas=t_ref / t, gb_per_s=nb / t / 1e9,
+                               hbm_fraction=nb / t / (a.hbm_tbps * 1e12), rel_err=err, timing=lk.harness.LAST_METHOD)
+                    res.append((t, pth, cfg, err))
+                except Exception as e:  # noqa: BLE001 - e.g. out of resources: record and go on
+                    row.update(error=repr(e)[:200])
+                w.writerow(row)
+                f.flush()
+            res.sort(key=lambda r: r[0])
+            print(f"\n== {N}x{K} M={M}: cuBLAS bf16 {t_ref * 1e6:.1f} us; floor {nb / (a.hbm_tbps * 1e12) * 1e6:.1f} us")
+            for t, pth, cfg, err in res:
+                print(f"  {pth:5s} {str(cfg):38s} {t * 1e6:8.1f} us  {t_ref / t:5.2f}x  {nb / t / 1e9:6.0f} GB/s"
+                      f"  err {err:.1e}")
+            if res:
+                best_rows.append((f"{N}x{K}", M, t_ref, *res[0]))
+    f.close()
+    print(f"\n=== best per case ({meta['device_name']}, {time.time() - t0:.0f} s) ===")
+    print(f"{'shape':12s} {'M':>3s} {'cuBLAS us':>10s} {'best us':>8s} {'speedup':>8s}  path config")
+    for shape, M, t_ref, t, pth, cfg, err in best_rows:
+        print(f"{shape:12s} {M:3d} {t_ref * 1e6:10.1f} {t * 1e6:8.1f} {t_ref / t:7.2f}x  {pth} {cfg}")
+    bad = [r for r in best_rows if not r[6] <= 1e-2]
+    print("wrote", path, "| correctness:", "all best configs within 1e-2" if not bad else f"{len(bad)} FAILED")
+
+
+if __name__ == "__main__":
+    main()
