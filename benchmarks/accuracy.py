@@ -1,9 +1,12 @@
 """Accuracy report: llmperf vs end-to-end measurements never used for fitting.
 
-Reads every benchmarks/results/validation/*.csv (reference-decoder step latencies measured on a
-GPU by kernels/measure_e2e.py), recomputes llmperf's predictions on CPU (llmperf.validation:
-roofline / calibrated / transferred) and prints median and p90 |predicted/measured - 1| per GPU,
-phase and method, then per model. Writes every row to --out and the README table to --markdown.
+Reads every benchmarks/results/validation/*.csv (step latencies measured on a GPU by
+kernels/measure_e2e.py: our reference decoder, and ``hf_*.csv`` the Hugging Face transformers
+model of the same config), recomputes llmperf's predictions on CPU (llmperf.validation:
+roofline / calibrated / calibrated:bundled-host / transferred) and prints median and p90
+|predicted/measured - 1| per GPU, implementation, phase and method, then per model. Writes every
+row to --out and the README table to --markdown. Measurements of an earlier protocol (no host
+rate recorded with them) in validation/session1/ are reported in a table of their own.
 
 Usage: python benchmarks/accuracy.py [--out benchmarks/results/accuracy.csv] [--markdown FILE]
 """
@@ -19,12 +22,14 @@ from llmperf.validation import predict, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION = ROOT / "benchmarks" / "results" / "validation"
+ARCHIVE = VALIDATION / "session1"
+BY = ["hardware", "measurement", "phase", "method"]
 
 
-def load_measurements() -> pd.DataFrame:
-    files = sorted(VALIDATION.glob("*.csv"))
+def load_measurements(folder: Path = VALIDATION) -> pd.DataFrame:
+    files = sorted(folder.glob("*.csv"))
     if not files:
-        raise SystemExit(f"no measurements in {VALIDATION}")
+        raise SystemExit(f"no measurements in {folder}")
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
 
 
@@ -43,15 +48,23 @@ def main() -> None:
     parser.add_argument("--markdown", default=None, help="also write the summary as markdown")
     args = parser.parse_args()
     frame = predict(load_measurements())
-    by_phase = summary(frame, ["hardware", "phase", "method"])
-    by_model = summary(frame[frame["method"] == "calibrated"], ["hardware", "phase", "model"])
-    pd.set_option("display.width", 160)
+    by_phase = summary(frame, BY)
+    by_model = summary(frame[frame["method"] == "calibrated"], ["hardware", "measurement", "phase", "model"])
+    pd.set_option("display.width", 200)
     print(by_phase.to_string(index=False, float_format="{:.1f}".format))
     print()
     print(by_model.to_string(index=False, float_format="{:.1f}".format))
+    archive = None
+    if ARCHIVE.is_dir() and any(ARCHIVE.glob("*.csv")):
+        archive = summary(predict(load_measurements(ARCHIVE)), BY)
+        print("\nsession-1 measurements (no host rate recorded with them):")
+        print(archive.to_string(index=False, float_format="{:.1f}".format))
     frame.to_csv(args.out, index=False)
     if args.markdown:
-        Path(args.markdown).write_text(markdown(by_phase))
+        text = markdown(by_phase)
+        if archive is not None:
+            text += "\nSession-1 measurements (earlier protocol, no host rate recorded):\n\n" + markdown(archive)
+        Path(args.markdown).write_text(text)
     print(f"wrote {args.out}")
 
 

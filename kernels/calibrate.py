@@ -213,14 +213,15 @@ def stage_count(mode: str) -> int:
     return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
 
 
-def run(hardware: str, mode: str = "quick", progress=print):
-    """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures)."""
+def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None):
+    """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures).
+    ``checkpoint``: a path rewritten with all rows after every stage."""
     import pandas as pd
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
     if mode == "launch":
-        rec = Recorder(hardware, 20.0, progress)
+        rec = Recorder(hardware, 20.0, progress, checkpoint)
         sweep_launch(rec)
         return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), [], rec.failures
     grid = GRIDS[mode]
@@ -228,7 +229,7 @@ def run(hardware: str, mode: str = "quick", progress=print):
         checks = check_kernels()
     except RuntimeError as exc:  # recorded and shown; the timings are still taken
         checks = [f"CHECK FAILED: {exc}"]
-    rec = Recorder(hardware, grid["rep_ms"], progress)
+    rec = Recorder(hardware, grid["rep_ms"], progress, checkpoint)
     start = time.time()
     sweep_memory(rec, grid)
     sweep_torch_ops(rec)

@@ -13,13 +13,24 @@ from . import harness
 class Recorder:
     """Collects rows with the device metadata, and prints progress."""
 
-    def __init__(self, hardware: str, rep_ms: float, progress=print):
+    def __init__(self, hardware: str, rep_ms: float, progress=print, checkpoint=None):
         md = harness.device_metadata()
         self.meta = dict(hardware=hardware, device_name=md["device_name"],
                          driver=md.get("driver_version", "unknown"),
                          torch_version=md["torch_version"], triton_version=md["triton_version"],
                          date=md["date_utc"])
-        self.rows, self.rep_ms, self.progress, self.failures = [], rep_ms, progress, []
+        self.rows, self.rep_ms, self._report, self.failures = [], rep_ms, progress, []
+        self.checkpoint = checkpoint
+
+    def progress(self, message: str) -> None:
+        """Report a finished stage; with a checkpoint path, also write every row so far there
+        (a run cut short keeps what it measured; the caller renames the file when done)."""
+        self._report(message)
+        if self.checkpoint is not None:
+            import pandas as pd
+
+            pd.DataFrame(self.rows, columns=CALIBRATION_COLUMNS + ["kernels"]).to_csv(
+                self.checkpoint, index=False)
 
     def time(self, fn, graph=True, flush=True) -> float:
         return harness.time_fn(fn, rep_ms=self.rep_ms, warmup_ms=5.0, graph=graph, flush_l2=flush)
@@ -27,6 +38,8 @@ class Recorder:
     def add(self, source, kind, name, dtype, flops, nbytes, fn, graph=True, **shape):
         try:
             t = self.time(fn, graph=graph)
+            if flops > 1e9 and t < 1e-6:  # a graph that replayed nothing: time it eagerly
+                t = self.time(fn, graph=False)
         except Exception as exc:  # noqa: BLE001 - one failing shape must not stop the sweep
             self.failures.append(f"{source} {name} {shape}: {type(exc).__name__}: {exc}")
             return

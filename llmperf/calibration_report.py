@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from llmperf.calibration_fit import DIAGNOSTIC_SOURCES, _peak_dtype
+from llmperf.calibration_fit import DIAGNOSTIC_SOURCES, IMPOSSIBLE_SPEEDUP, _peak_dtype
 from llmperf.specs.hardware import HardwareSpec
 
 
@@ -16,8 +16,12 @@ def achieved_peaks(frame: pd.DataFrame, hardware: HardwareSpec) -> pd.DataFrame:
     gemm = frame[(frame["op_kind"] == "gemm") & (frame["flops"] > 0)
                  & ~frame["kernel_source"].isin(DIAGNOSTIC_SOURCES)]
     for (dtype, source), group in gemm.groupby(["dtype", "kernel_source"]):
-        best = group.loc[(group["flops"] / group["time_s"]).idxmax()]
         datasheet = hardware.peak_flop_per_s(_peak_dtype(dtype))
+        # timing glitches (faster than physics allows) are not peaks; the fit drops them too
+        group = group[group["flops"] / group["time_s"] <= IMPOSSIBLE_SPEEDUP * datasheet]
+        if group.empty:
+            continue
+        best = group.loc[(group["flops"] / group["time_s"]).idxmax()]
         achieved = best["flops"] / best["time_s"]
         rows.append({"what": f"gemm {dtype}", "kernel_source": source, "measured": achieved,
                      "datasheet": datasheet, "unit": "FLOP/s", "fraction": achieved / datasheet,

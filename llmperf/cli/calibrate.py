@@ -29,7 +29,8 @@ def calibrate(gpu: o.Gpu,
 
     Checks each kernel against its reference, then times GEMMs (bf16, fp8, W4A16; Triton and
     cuBLAS), prefill and decode attention (Triton and SDPA), copy/RMSNorm bandwidth and the
-    launch floor. Writes one CSV row per measurement (SI units, device/driver/versions/date)."""
+    launch floor. Writes one CSV row per measurement (SI units, device/driver/versions/date);
+    while it runs, every finished stage is saved to OUT.partial (kept if the run is cut short)."""
     from llmperf.cli.render import emit, frame_table
     from llmperf.estimators import sweep
 
@@ -63,20 +64,32 @@ def calibrate(gpu: o.Gpu,
     if not sweep_kernels.device_matches(device, hw):
         fail(f"this GPU is '{device}', not {hw.name}; pass the matching -g")
     target = out or Path("hardware/calibration") / f"{hw.name}.csv"
+    import contextlib
+    import sys
+    import time
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     stages = sweep_kernels.stage_count("full" if full else "quick")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn()) as bar:
-        task = bar.add_task("checking kernels", total=stages)
+    partial = target.with_name(target.name + ".partial")
+    interactive = sys.stdout.isatty()
+    start = time.perf_counter()
+    with (Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn()) if interactive else contextlib.nullcontext()) as bar:
+        task = bar.add_task("checking kernels", total=stages) if interactive else None
 
         def progress(message: str) -> None:
-            bar.update(task, advance=1, description=message[:60])
+            if interactive:
+                bar.update(task, advance=1, description=message[:60])
+            else:  # a log: one timed line per stage
+                typer.echo(f"[{time.perf_counter() - start:6.0f} s] {message}")
 
-        frame, checks, failures = sweep_kernels.run(hw.name, "full" if full else "quick", progress)
+        frame, checks, failures = sweep_kernels.run(hw.name, "full" if full else "quick", progress,
+                                                    checkpoint=partial)
     from llmperf.cli._common import write_text
 
     write_text(target, frame.to_csv(index=False))
+    partial.unlink(missing_ok=True)
     typer.echo("\n".join(checks))
     if failures:
         typer.echo(f"{len(failures)} shapes failed, first: {failures[0]}")

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from llmperf.calibration import IDEAL, Calibration
-from llmperf.cost import StepCost, cost_ops
+from llmperf.cost import BOUNDS, StepCost, cost_ops
 from llmperf.engines import apply_engine, get_engine, is_decode
 from llmperf.ops.builder import build_step_ops
 from llmperf.specs.hardware import HardwareSpec
@@ -39,10 +39,23 @@ def engine_ops(model: ModelSpec, workload: Workload, step: Step, calibration: Ca
     return ops, calibration, host
 
 
+def settle_clocks(ops, hardware: HardwareSpec, calibration: Calibration, overlap: str = "max"):
+    """The calibration at the tensor-core load of this step: cost it once at burst clocks, take
+    the share of its time spent in compute-bound ops, and scale the measured sustained-load
+    slowdown by that share (MeasuredCalibration.at_load). Calibrations without a sustained
+    factor below 1 (ideal, constant) are returned as they are."""
+    if getattr(calibration, "sustained_factor", 1.0) >= 1.0 or not hasattr(calibration, "at_load"):
+        return calibration
+    burst = cost_ops(ops, hardware, calibration.at_load(0.0), overlap)
+    share = burst.bound_time_s[BOUNDS.index("compute")] / np.maximum(burst.step_time_s, 1e-30)
+    return calibration.at_load(share)
+
+
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
     """Build and cost every op of one step (as the workload's engine runs them)."""
     ops, cal, (per_kernel, per_step) = engine_ops(model, workload, step, calibration)
+    cal = settle_clocks(ops, hardware, cal, overlap)
     return cost_ops(ops, hardware, cal, overlap, host_launch_s=per_kernel, host_step_s=per_step)
 
 
@@ -82,6 +95,7 @@ def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, b
     n = np.maximum(o - 1, 0.0)
     mid = p + np.floor(np.maximum(n - 1, 0.0) / 2)
     eff_ops, cal, host = engine_ops(model, workload, Step.decode(b, mid), calibration)
+    cal = settle_clocks(eff_ops, hardware, cal, overlap)
     c0 = cost_ops(engine_ops(model, workload, Step.decode(b, p), calibration)[0], hardware, cal,
                   overlap, eff_ops)
     c1 = cost_ops(engine_ops(model, workload, Step.decode(b, p + 1), calibration)[0], hardware,
