@@ -218,3 +218,82 @@ def test_achieved_peaks_from_the_bundled_h100_file():
     assert ((bf16["fraction"] > 0.5) & (bf16["fraction"] <= 1.0)).all()
     copy_bw = peaks[peaks["what"] == "copy bandwidth"]
     assert ((copy_bw["fraction"] > 0.5) & (copy_bw["fraction"] <= 1.0)).all()
+
+
+def test_host_rate_of_the_measuring_host_overrides_the_bundled_one():
+    cal = load_calibration("hardware/calibration/h100-sxm5-80gb.csv", H100)
+    from llmperf.engines import get_engine
+
+    bundled = cal.for_engine(get_engine("reference"))
+    assert bundled.eager_launch_s == pytest.approx(cal.launch_floors["torch_eager"])
+    local = cal.with_host_rate(7e-6, 2e-4).for_engine(get_engine("hf-transformers"))
+    assert (local.eager_launch_s, local.eager_step_s) == (7e-6, 2e-4)
+    assert cal.with_host_rate(float("nan"), 0.0) is cal  # nothing measured: unchanged
+    m = load_model("llama-3.2-1b")
+    slow = estimate(m, H100, Workload(engine="reference"), calibration=cal.with_host_rate(1e-3, 0.0),
+                    prompt_len=128, output_len=2)
+    fast = estimate(m, H100, Workload(engine="reference"), calibration=cal.with_host_rate(1e-6, 0.0),
+                    prompt_len=128, output_len=2)
+    assert slow["ttft_s"] > 10 * fast["ttft_s"]
+
+
+def test_sustained_slowdown_scales_with_the_loaded_share():
+    cal = load_calibration("hardware/calibration/h100-sxm5-80gb.csv", H100)
+    assert 0.7 < cal.sustained_factor < 1.0
+    op = [o for o in build_step_ops(load_model("llama-3.1-8b"), Workload(), Step.prefill(1, 4096))
+          if o.name == "gate_up_proj"][0]
+    burst = cal.at_load(0.0).compute_efficiency(op, H100)
+    full = cal.at_load(1.0).compute_efficiency(op, H100)
+    half = cal.at_load(0.5).compute_efficiency(op, H100)
+    assert full == pytest.approx(burst * cal.sustained_factor)
+    assert half == pytest.approx(burst * (1 - (1 - cal.sustained_factor) / 2))
+    from llmperf.estimators.latency import settle_clocks, step_cost
+    from llmperf.calibration import IDEAL
+
+    m = load_model("llama-3.1-8b")
+    ops = build_step_ops(m, Workload(), Step.prefill(1, 8192))
+    assert settle_clocks(ops, H100, IDEAL) is IDEAL
+    share = np.asarray(settle_clocks(ops, H100, cal).load_share)
+    assert 0.5 < share <= 1.0  # a long prefill is mostly compute-bound
+    decode = build_step_ops(m, Workload(), Step.decode(1, 1024))
+    assert np.asarray(settle_clocks(decode, H100, cal).load_share) < 0.2  # decode streams memory
+    prefill = step_cost(m, H100, Workload(), Step.prefill(1, 8192), cal).step_time_s
+    at_burst = cost_ops(ops, H100, cal.at_load(0.0)).step_time_s
+    at_full = cost_ops(ops, H100, cal.at_load(1.0)).step_time_s
+    assert at_burst < prefill < at_full
+
+
+def test_timing_glitches_are_dropped_from_fits_and_peaks():
+    frame = synthetic_frame(n=60)
+    glitch = frame.iloc[[0]].assign(time_s=1e-10, m=4096.0, n=4096.0, k=4096.0,
+                                    flops=2.0 * 4096 ** 3)
+    cal = MeasuredCalibration(pd.concat([frame, glitch], ignore_index=True), H100, "glitch")
+    assert (cal.rows["time_s"] > 1e-9).all()
+    from llmperf.calibration_report import achieved_peaks
+
+    peaks = achieved_peaks(pd.concat([frame, glitch], ignore_index=True), H100)
+    assert (peaks.loc[peaks["unit"] == "FLOP/s", "fraction"] <= 1.25).all()
+
+
+def test_grouped_gemm_curves_follow_the_ideal_time_per_shape():
+    """Grouped (MoE) GEMMs whose efficiency is a known function of the ideal time: the fit
+    recovers it on held-out rows, whatever the rows per expert."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for n, k in ((1536, 2048), (28672, 4096)):
+        for tokens in 2 ** np.arange(0, 15):
+            touched = min(128, tokens * 8)
+            rows_ = tokens * 8
+            flops, nbytes = 2.0 * rows_ * n * k, 2.0 * (touched * n * k + rows_ * (n + k))
+            ideal = max(flops / H100.peak.bf16, nbytes / H100.memory_bandwidth_bytes_per_s)
+            eff = true_memory_eff(ideal) * (0.8 if n == 28672 else 1.0)
+            rows.append(dict(hardware=H100.name, device_name="synthetic", driver="-", torch_version="-",
+                             triton_version="-", date="2026-11-22", kernel_source="cutlass_grouped",
+                             op_kind="gemm", name="grouped_mm", dtype="bf16", m=rows_ / touched, n=n, k=k,
+                             layout="", flops=flops, bytes=nbytes,
+                             time_s=ideal / eff * (1 + 0.01 * rng.normal()) + LAUNCH_S))
+    frame = pd.concat([synthetic_frame(n=40), pd.DataFrame(rows)], ignore_index=True)
+    frame = frame.reindex(columns=CALIBRATION_COLUMNS)
+    errors = held_out_errors(frame, H100)
+    grouped = errors[errors["kernel_source"] == "cutlass_grouped"]
+    assert np.median(np.abs(grouped["error"])) < 0.05

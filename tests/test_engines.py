@@ -77,3 +77,36 @@ def test_engine_routes_calibration_sources():
     triton = step_cost(M, HW, Workload(engine="triton"), Step.prefill(1, 2048), cal)
     assert np.isfinite(cublas.step_time_s) and np.isfinite(triton.step_time_s)
     assert cublas.step_time_s != triton.step_time_s
+
+
+def test_hf_dynamic_cache_copies_the_whole_cache_every_step():
+    """transformers' DynamicCache appends with torch.cat: a decode step over C cached tokens reads
+    C and writes C + 1 tokens of K/V per layer (closed form per token: 2 x Hkv x D x 2 bytes)."""
+    batch, context = 4, 1000
+    token_bytes = 2 * M.num_kv_heads * M.head_dim * 2
+    hf, _, _ = engine_ops(M, Workload(engine="hf-transformers"), Step.decode(batch, context),
+                          ConstantCalibration(1, 1))
+    ref, _, _ = engine_ops(M, Workload(engine="reference"), Step.decode(batch, context),
+                           ConstantCalibration(1, 1))
+    write_hf = [o for o in hf if o.name == "kv_cache_write"][0]
+    write_ref = [o for o in ref if o.name == "kv_cache_write"][0]
+    assert float(write_ref.kv_read_bytes) == 0.0
+    assert float(write_ref.kv_write_bytes) == pytest.approx(batch * token_bytes)
+    assert float(write_hf.kv_read_bytes) == pytest.approx(batch * context * token_bytes)
+    assert float(write_hf.kv_write_bytes) == pytest.approx(batch * (context + 1) * token_bytes)
+    # a prefill into an empty cache copies nothing extra
+    pre, _, _ = engine_ops(M, Workload(engine="hf-transformers"), Step.prefill(2, 64),
+                           ConstantCalibration(1, 1))
+    write_pre = [o for o in pre if o.name == "kv_cache_write"][0]
+    assert float(write_pre.kv_read_bytes) == 0.0
+    assert float(write_pre.kv_write_bytes) == pytest.approx(2 * 64 * token_bytes)
+
+
+def test_hf_kernel_count_matches_the_profiled_layer():
+    """Read off a profiled transformers 5 Llama prefill (benchmarks/results/validation/
+    kernels_hf_*.txt): per layer 2 x 8 RMSNorm kernels, 7 GEMMs, 10 RoPE, 2 cache cats, 1 SDPA,
+    2 residual adds, SiLU and mul = 40."""
+    ops, _, _ = engine_ops(M, Workload(engine="hf-transformers"), Step.prefill(1, 128),
+                           ConstantCalibration(1, 1))
+    per_layer = sum(o.kernels for o in ops if o.count == M.num_layers)
+    assert per_layer == 40

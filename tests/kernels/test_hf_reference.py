@@ -45,3 +45,17 @@ def test_random_cache_has_the_context_and_sizes():
 def test_bundled_config_builds_the_architecture():
     cfg = hf_config_dict("qwen3-8b")
     assert cfg["model_type"] == "qwen3" and "llmperf" not in cfg
+
+
+def test_measure_e2e_cpu_dry_run_of_the_transformers_model(tmp_path):
+    import pandas as pd
+
+    from llmperf_kernels import measure_e2e
+
+    out = tmp_path / "hf_cpu.csv"
+    assert measure_e2e.main(["--cpu-dry-run", "--impl", "hf", "--out", str(out)]) == 0
+    rows = pd.read_csv(out)
+    assert set(rows["method"]) == {"hf_eager"} and set(rows["phase"]) == {"prefill", "decode"}
+    assert {"host_s_per_kernel", "host_s_per_step"} <= set(rows.columns)
+    assert (rows["time_s"] > 0).all() and (rows["kernels_per_step"] > 0).all()
+    assert (tmp_path / "kernels_hf_cpu.txt").exists()
