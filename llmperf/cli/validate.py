@@ -23,14 +23,19 @@ from llmperf.cli._common import choice, cli_errors, fail, output_format
 def validate(model: o.Model, gpu: o.Gpu,
              grid: Annotated[str, typer.Option("--grid", metavar="quick|full",
                                                help="Time budget of the measurement.")] = "quick",
+             impl: Annotated[str, typer.Option("--impl", metavar="reference|hf",
+                                               help="Measure our reference decoder or the Hugging Face "
+                                                    "transformers model of the same config.")] = "reference",
              measurements: Annotated[Optional[Path], typer.Option(
                  "--measurements", metavar="FILE",
                  help="Compare a CSV measured earlier instead of measuring now.")] = None,
              format: o.Format = None, out: o.Out = None):
     """Measure prefill/decode latency on this GPU and report llmperf's error against it.
 
-    Prints median and p90 |predicted / measured - 1| per phase for the roofline, the calibrated
-    and the transferred predictions."""
+    Measures our reference decoder (--impl reference) or the transformers model of the same
+    config (--impl hf), each with this host's eager launch rate, and prints median and p90
+    |predicted / measured - 1| per phase for the roofline, calibrated and transferred
+    predictions."""
     import pandas as pd
 
     from llmperf.cli.render import emit, frame_table
@@ -39,6 +44,7 @@ def validate(model: o.Model, gpu: o.Gpu,
 
     m, hw = sweep.as_model(model), sweep.as_hardware(gpu)
     grid = choice(grid, ("quick", "full"), "--grid")
+    impl = choice(impl, ("reference", "hf"), "--impl")
     if measurements is None:
         try:
             import torch
@@ -49,7 +55,7 @@ def validate(model: o.Model, gpu: o.Gpu,
         if not torch.cuda.is_available():
             fail("no CUDA GPU is visible; run `llmperf validate` on the GPU, or pass --measurements FILE")
         measurements = Path(out or f"validation_{m.name}_{hw.name}.csv")
-        measure_e2e.main(["--out", str(measurements), "--models", m.name,
+        measure_e2e.main(["--out", str(measurements), "--models", m.name, "--impl", impl,
                           "--budget-s", "300" if grid == "quick" else "1500"])
         out = None
     if not measurements.exists():
