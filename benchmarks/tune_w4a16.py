@@ -1,4 +1,4 @@
-"""Variant comparison for the W4A16 GEMM (kernels/gemm_wq.py) at decode M against bf16 cuBLAS.
+"""Variant comparison for the W4A16 GEMM (kernels/gemm_w4a16.py) at decode M against bf16 cuBLAS.
 
 For each weight shape N x K in {14336x4096, 4096x14336, 28672x4096, 18944x3584} and M in {1, 4, 16}
 it times torch.matmul(x, W^T) (bf16 cuBLAS) and every candidate configuration of every W4A16 path
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import os
 import sys
 import time
@@ -25,8 +26,10 @@ import time
 import torch
 
 import llmperf_kernels as lk
-from llmperf_kernels import gemm_wq
 from llmperf_kernels._common import rel_err
+
+# the module itself (the package exports its function under the same name)
+w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
 
 SHAPES = [(14336, 4096), (4096, 14336), (28672, 4096), (18944, 3584)]
 M_LIST = [1, 4, 16]
@@ -35,11 +38,11 @@ M_LIST = [1, 4, 16]
 def candidates(M: int, smoke: bool):
     """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses."""
     if smoke:
-        return [("gemv", c) for c in gemm_wq._INTERP4_GEMV] + [("mma8", c) for c in gemm_wq._INTERP4_MMA8] + \
-            [("mmat", c) for c in gemm_wq._INTERP4_MMAT] + \
-            [("mma2", c) for c in gemm_wq._INTERP4]
-    cands = list(gemm_wq.w4_candidates(M))
-    cands += gemm_wq._W4_MMA8[:1]  # not in the autotune list; timed for the comparison
+        return [("gemv", c) for c in w4mod._INTERP4_GEMV] + [("mma8", c) for c in w4mod._INTERP4_MMA8] + \
+            [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
+            [("mma2", c) for c in w4mod._INTERP4]
+    cands = list(w4mod.w4_candidates(M))
+    cands += w4mod._W4_MMA8[:1]  # not in the autotune list; timed for the comparison
     out, seen = [], set()
     for c in cands:
         if c not in seen:
@@ -50,7 +53,7 @@ def candidates(M: int, smoke: bool):
 
 def w4_bytes(M, N, K, act_bytes=2):
     """Bytes an ideal kernel moves: int4 weights + bf16 group scales + x + y."""
-    return N * K // 2 + N * (K // gemm_wq.GROUP) * 2 + M * K * act_bytes + M * N * act_bytes
+    return N * K // 2 + N * (K // w4mod.GROUP) * 2 + M * K * act_bytes + M * N * act_bytes
 
 
 def main(argv=None):

@@ -20,6 +20,12 @@ def check_tensor(t, name: str, ndim: int, dtypes, last_contig: bool = True) -> N
               f"{name} must be contiguous in its last dimension (stride 1), got strides {t.stride()}.")
 
 
+def check_activation(x, k_expected: int) -> None:
+    """x [M, K] bf16/fp16 with K = ``k_expected`` columns (the weight-only GEMMs' input)."""
+    check_tensor(x, "x", 2, (torch.bfloat16, torch.float16))
+    check(x.shape[1] == k_expected, f"x must have K = {k_expected} columns to match the weight, got {x.shape[1]}.")
+
+
 def check_out(out, shape, dtype, device):
     """Return ``out`` (validated) or a fresh empty tensor of the given shape/dtype."""
     if out is None:

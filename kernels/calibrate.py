@@ -29,7 +29,7 @@ from .attention_decode import attention_decode, attention_decode_ref
 from .attention_prefill import attention_prefill, attention_prefill_ref
 from .gemm import gemm, gemm_ref
 from .gemm_fp8 import gemm_fp8, gemm_fp8_ref, quantize_fp8
-from .gemm_wq import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+from .gemm_w4a16 import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 from .membound import add_rmsnorm, add_rmsnorm_ref, copy
 
 QUICK_MODELS = ("llama-3.1-8b", "qwen2.5-7b", "llama-3.2-1b")

@@ -54,6 +54,13 @@ class EngineProfile:
 _TORCH_NORM = OpRule(8, 9.0, "torch_ops")
 _TORCH_ROPE = OpRule(10, 5.0, "torch_ops")
 _TORCH_QK_NORM = OpRule(16, 9.0, "torch_ops")
+# what the reference decoder and HF transformers share: norms and RoPE in torch ops, K and V
+# written by two kernels, SiLU then * up (reads gate and up, writes the product: 5/3 of one pass)
+_TORCH_OP_RULES = {
+    "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
+    "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
+    "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),
+}
 
 # Fused kernels (vLLM/SGLang, and our Triton set): the residual add folds into the next
 # add+RMSNorm kernel (reads x and residual, writes both: 4 passes instead of 2 + 3); fused MoE
@@ -83,9 +90,7 @@ ENGINES = {
                         "memory": "torch"},
         decode_graph=True, prefill_graph=False, host_launch="torch_eager",
         rules={
-            "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
-            "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
-            "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),  # silu, then * up
+            **_TORCH_OP_RULES,
             "attention": OpRule(2),  # SDPA + the transpose/reshape copy of its output
             # MoE (reference_model._route/_moe with torch._grouped_mm), kernels per op as the
             # torch profiler lists them: router_topk = float copy, softmax, topk (2), sum, div,
@@ -110,9 +115,7 @@ ENGINES = {
         decode_graph=False, prefill_graph=False, fused_projections=False, host_launch="hf_eager",
         cache_concat=True,
         rules={
-            "input_layernorm": _TORCH_NORM, "post_attention_layernorm": _TORCH_NORM,
-            "final_norm": _TORCH_NORM, "qk_norm": _TORCH_QK_NORM, "rope": _TORCH_ROPE,
-            "kv_cache_write": OpRule(2), "act_mul": OpRule(2, 5.0 / 3.0),
+            **_TORCH_OP_RULES,
             "attention": OpRule(1),  # SDPA alone (the profiled step shows no transpose copy)
         }),
     "triton": EngineProfile(

@@ -91,7 +91,7 @@ def test_gemm_w4a16_multi_group_and_split_k(device, cfg):
     assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
 
 
-# v4 paths (kernels/gemm_wq.py): "gemv" = CUDA-core GEMV (M <= 4 per program, 32-bit weight
+# v4 paths (kernels/gemm_w4a16.py): "gemv" = CUDA-core GEMV (M <= 4 per program, 32-bit weight
 # words), "mmat" = tensor cores with x as the A operand, "mma8" = eight K=16 dots per group on
 # 32-bit words, "mma2" (6-tuple) = the v3 kernel. Tiny tiles so the interpreter stays fast; N is
 # never a multiple of BLOCK_N (ragged tail), K spans several groups, SPLIT_K > 1 has uneven slices.
@@ -120,7 +120,7 @@ def test_gemm_w4a16_v4_paths(device, cfg, M):
 
 def test_gemm_w4a16_default_dispatch(device):
     """Without a config the wrapper picks from w4_candidates(M): GEMV for M <= 4, MMA up to 16."""
-    from llmperf_kernels.gemm_wq import w4_candidates
+    from llmperf_kernels.gemm_w4a16 import w4_candidates
     assert all(c[6] == "gemv" for c in w4_candidates(1, True))
     assert all(len(c) == 6 or c[6] != "gemv" for c in w4_candidates(16, False))
     for M in (1, 4, 9):

@@ -1,12 +1,10 @@
-"""Weight-only quantized GEMM for the decode regime: W8A16 and W4A16, ``y = x @ dequant(W)^T``.
+"""Weight-only int4 GEMM for the decode regime (W4A16), ``y = x @ dequant(W)^T``.
 
 x [M, K] is bf16/fp16; the weight is read in its packed form and dequantized in registers, so the
-bytes streamed from HBM (which bound decode, M <= 16) shrink 2x (int8) or ~3.9x (int4 + scales).
+bytes streamed from HBM (which bound decode, M <= 16) shrink ~3.9x (int4 + scales). W8A16 lives in
+gemm_w8a16.py.
 
-Layouts (documented here and in kernels/README.md):
-  * W8A16: ``qweight`` int8 [N, K] (row n = output channel, K contiguous), ``scales`` [N] in x's
-    dtype; ``W[n, k] = qweight[n, k] * scales[n]`` (symmetric per-channel, as LLM.int8()/
-    SmoothQuant weight-only).
+Layout (documented here and in kernels/README.md):
   * W4A16: ``qweight`` uint8 [N, K // 2]; byte ``qweight[n, j]`` holds k = 2j in its LOW nibble and
     k = 2j + 1 in its HIGH nibble, each an unsigned code q in 0..15 with implicit zero point 8;
     ``scales`` [N, K // G] in x's dtype, G = 128 (group size along K); ``W[n, k] = (q - 8) *
@@ -31,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check, check_out, check_tensor, m_bucket
+from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .harness import Tuner, is_interpreter
 
 GROUP = 128
@@ -49,13 +47,10 @@ _W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16,
 _W4_MMA8 = [(16, 64, 128, 4, 4, 1, "mma8"), (16, 128, 128, 4, 4, 1, "mma8"), (16, 64, 256, 4, 3, 1, "mma8"),
             (16, 64, 256, 4, 3, 2, "mma8"), (16, 128, 256, 4, 3, 2, "mma8"), (16, 64, 128, 4, 4, 4, "mma8")]
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
-_W8_SKINNY = [(16, 64, 256, 4, 4), (16, 32, 256, 4, 5), (16, 128, 128, 4, 5)]
-_W8_LARGE = [(64, 128, 64, 4, 4), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3)]
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
 _INTERP4_GEMV = [(4, 16, 2 * GROUP, 4, 1, 2, "gemv")]
 _INTERP4_MMA8 = [(16, 16, 2 * GROUP, 4, 1, 2, "mma8")]
 _INTERP4_MMAT = [(16, 16, 2 * GROUP, 4, 1, 2, "mmat")]
-_INTERP8 = [(16, 16, 32, 4, 1)]
 
 
 def w4_candidates(M: int, interpreter: bool = False):
@@ -67,6 +62,23 @@ def w4_candidates(M: int, interpreter: bool = False):
     if M <= 16:  # mma8 lost to both everywhere on the H200 (2026-11-22): not searched
         return _W4_MMAT + _W4_SKINNY
     return _W4_LARGE
+
+
+@triton.jit
+def _dequant_nibbles(p, IS_BF16: tl.constexpr):
+    """uint8 tile of packed codes -> (low, high) nibbles as bf16/fp16 values q - 8.
+
+    Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the bf16
+    number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8."""
+    lo = (p & 15).to(tl.int16)
+    hi = (p >> 4).to(tl.int16)
+    if IS_BF16:
+        wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+        wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
+    else:
+        wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+        wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+    return wl, wh
 
 
 @triton.jit
@@ -256,16 +268,7 @@ def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
             xe = tl.load(xe_ptrs + g * GS)
             xo = tl.load(xe_ptrs + g * GS + 1)
             s = tl.load(s_ptrs + g).to(tl.float32)
-            lo = (p & 15).to(tl.int16)
-            hi = (p >> 4).to(tl.int16)
-            # Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the
-            # bf16 number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8.
-            if IS_BF16:
-                wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-                wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-            else:
-                wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-                wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+            wl, wh = _dequant_nibbles(p, IS_BF16)
             part = tl.dot(wl, xe)
             part = tl.dot(wh, xo, part)
             acc += part * s[:, None]
@@ -278,36 +281,6 @@ def _w4_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
         tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
     else:  # y is an fp32 workspace zeroed by the wrapper
         tl.atomic_add(y_ptrs, acc, mask=ymask, sem="relaxed")
-
-
-@triton.jit
-def _w8_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, sym,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr):
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_k = tl.arange(0, BLOCK_K)
-    rm = offs_m % M
-    rn = offs_n % N
-    x_ptrs = x_ptr + rm[:, None] * sxm + offs_k[None, :]
-    q_ptrs = q_ptr + rn[:, None] * sqn + offs_k[None, :]
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for kt in range(0, tl.cdiv(K, BLOCK_K)):
-        if EVEN_K:
-            a = tl.load(x_ptrs)
-            q = tl.load(q_ptrs)
-        else:
-            kmask = offs_k[None, :] < K - kt * BLOCK_K
-            a = tl.load(x_ptrs, mask=kmask, other=0.0)
-            q = tl.load(q_ptrs, mask=kmask, other=0)
-        acc = tl.dot(a, tl.trans(q.to(a.dtype)), acc)
-        x_ptrs += BLOCK_K
-        q_ptrs += BLOCK_K
-    s = tl.load(s_ptr + rn).to(tl.float32)
-    acc = acc * s[None, :]
-    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
 @triton.jit
@@ -343,14 +316,7 @@ def _w4_mmat_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
             xe = tl.load(x_ptrs + g * 128)
             xo = tl.load(x_ptrs + g * 128 + 1)
             s = tl.load(s_ptrs + g).to(tl.float32)
-            lo = (p & 15).to(tl.int16)
-            hi = (p >> 4).to(tl.int16)
-            if IS_BF16:
-                wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-                wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-            else:
-                wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-                wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
+            wl, wh = _dequant_nibbles(p, IS_BF16)
             part = tl.dot(xe, wl)
             part = tl.dot(xo, wh, part)
             acc += part * s[None, :]
@@ -365,13 +331,7 @@ def _w4_mmat_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
         tl.atomic_add(y_ptrs, acc, mask=ymask, sem="relaxed")
 
 
-_t4, _t8 = Tuner("gemm_w4a16"), Tuner("gemm_w8a16")
-
-
-def _check_x(x, K_expected=None):
-    check_tensor(x, "x", 2, (torch.bfloat16, torch.float16))
-    if K_expected is not None:
-        check(x.shape[1] == K_expected, f"x must have K = {K_expected} columns to match the weight, got {x.shape[1]}.")
+_t4 = Tuner("gemm_w4a16")
 
 
 def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=None):
@@ -379,7 +339,7 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
     check(group_size == GROUP, f"only group_size {GROUP} is implemented, got {group_size}.")
     check_tensor(qweight, "qweight", 2, (torch.uint8,))
     N, K = qweight.shape[0], qweight.shape[1] * 2
-    _check_x(x, K)
+    check_activation(x, K)
     check(K % GROUP == 0, f"K must be a multiple of the group size {GROUP}, got {K}.")
     check_tensor(scales, "scales", 2, (x.dtype,))
     check(tuple(scales.shape) == (N, K // GROUP), f"scales must have shape {(N, K // GROUP)}, got {tuple(scales.shape)}.")
@@ -428,29 +388,6 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
     return y
 
 
-def gemm_w8a16(x, qweight, scales, out=None, config=None):
-    """``y = x @ W^T`` with W int8 [N, K] and per-output-channel scales [N] (x's dtype)."""
-    check_tensor(qweight, "qweight", 2, (torch.int8,))
-    N, K = qweight.shape
-    _check_x(x, K)
-    check_tensor(scales, "scales", 1, (x.dtype,))
-    check(scales.shape[0] == N, f"scales must have shape ({N},), got {tuple(scales.shape)}.")
-    M = x.shape[0]
-    y = check_out(out, (M, N), x.dtype, x.device)
-
-    def launch(c):
-        bm, bn, bk, nw, ns = c
-        grid = (triton.cdiv(N, bn), triton.cdiv(M, bm))
-        _w8_kernel[grid](x, qweight, scales, y, M, N, K, x.stride(0), qweight.stride(0), y.stride(0),
-                         BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, EVEN_K=(K % bk == 0), num_warps=nw, num_stages=ns)
-
-    if config is None:
-        cands = _INTERP8 if is_interpreter() else (_W8_SKINNY if M <= 16 else _W8_LARGE)
-        config = _t8.pick((m_bucket(M), N, K, x.dtype), cands, launch)
-    launch(config)
-    return y
-
-
 def quantize_w4(w: torch.Tensor, group_size: int = GROUP):
     """Symmetric int4 group quantization of W [N, K] -> (qweight uint8 [N, K//2], scales [N, K//G])."""
     N, K = w.shape
@@ -460,13 +397,6 @@ def quantize_w4(w: torch.Tensor, group_size: int = GROUP):
     q = (torch.round(wg / s[:, :, None]).clamp(-8, 7) + 8).to(torch.uint8).view(N, K)
     packed = (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
     return packed, s.to(w.dtype).contiguous()
-
-
-def quantize_w8(w: torch.Tensor):
-    """Symmetric per-channel int8 quantization of W [N, K] -> (qweight int8 [N, K], scales [N])."""
-    s = w.float().abs().amax(dim=1).clamp(min=1e-8) / 127.0
-    q = torch.round(w.float() / s[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
-    return q, s.to(w.dtype).contiguous()
 
 
 def dequant_w4(qweight, scales, group_size: int = GROUP):
@@ -479,8 +409,3 @@ def dequant_w4(qweight, scales, group_size: int = GROUP):
 def gemm_w4a16_ref(x, qweight, scales, group_size: int = GROUP):
     """fp32 reference: dequantize W, then ``x @ W^T``."""
     return x.float() @ dequant_w4(qweight, scales, group_size).t()
-
-
-def gemm_w8a16_ref(x, qweight, scales):
-    """fp32 reference: ``x @ (qweight * scales[:, None])^T``."""
-    return x.float() @ (qweight.float() * scales.float()[:, None]).t()
