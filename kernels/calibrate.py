@@ -32,6 +32,7 @@ from .gemm_fp8 import gemm_fp8, gemm_fp8_ref, quantize_fp8
 from .gemm_w4a16 import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 from .membound import add_rmsnorm, add_rmsnorm_ref, copy
 
+ATTENTION_HEADS = ((32, 8, 128), (28, 4, 128), (32, 8, 64))  # (q heads, kv heads, head_dim)
 QUICK_MODELS = ("llama-3.1-8b", "qwen2.5-7b", "llama-3.2-1b")
 FULL_MODELS = None  # every bundled model (llmperf.bundled_model_names())
 M_DENSE = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192, 16384)
@@ -120,7 +121,7 @@ def check_kernels() -> list[str]:
 
 
 def sweep_gemm(rec: Recorder, grid: dict) -> None:
-    for n, k in gemm_shapes(grid["models"]):
+    for n, k in grid.get("shapes") or gemm_shapes(grid["models"]):
         w = _rand(n, k)
         for m in grid["m"]:
             x = _rand(m, k)
@@ -149,7 +150,7 @@ def sweep_gemm(rec: Recorder, grid: dict) -> None:
 def sweep_attention(rec: Recorder, grid: dict) -> None:
     import torch.nn.functional as F
 
-    for hq, hkv, d in ((32, 8, 128), (28, 4, 128), (32, 8, 64)):
+    for hq, hkv, d in grid.get("heads") or ATTENTION_HEADS:
         for s, b in [(s, b) for s in grid["seq"] for b in grid["prefill_batch"] if b * s <= 65536]:
             q, k, v = _rand(b, hq, s, d), _rand(b, hkv, s, d), _rand(b, hkv, s, d)
             f = attention_flops(b, hq, s, s, d, d, causal=True)
@@ -210,12 +211,14 @@ def stage_count(mode: str) -> int:
     """Progress messages a sweep of this mode emits (for a progress bar)."""
     if mode == "launch":
         return 7
-    return 3 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
+    return 4 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
 
 
-def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None):
+def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0):
     """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures).
-    ``checkpoint``: a path rewritten with all rows after every stage."""
+    ``checkpoint``: a path rewritten with all rows after every stage. ``precompile_workers`` > 1:
+    first compile every Triton kernel configuration of the sweep in that many processes
+    (kernels/precompile.py), so the timed sweep finds them in Triton's disk cache."""
     import pandas as pd
 
     if not torch.cuda.is_available():
@@ -229,6 +232,10 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None):
         checks = check_kernels()
     except RuntimeError as exc:  # recorded and shown; the timings are still taken
         checks = [f"CHECK FAILED: {exc}"]
+    if precompile_workers > 1:
+        from .precompile import precompile
+
+        progress(precompile(grid, precompile_workers))
     rec = Recorder(hardware, grid["rep_ms"], progress, checkpoint)
     start = time.time()
     sweep_memory(rec, grid)
@@ -257,9 +264,11 @@ def main() -> None:
     parser.add_argument("-g", "--hardware", default=None, help="bundled id (default: detect)")
     parser.add_argument("--mode", choices=sorted(GRIDS) + ["launch"], default="quick")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--compile-jobs", type=int, default=0,
+                        help="processes that compile the Triton kernels first (kernels/precompile.py)")
     args = parser.parse_args()
     hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())
-    frame, checks, failures = run(hardware, args.mode)
+    frame, checks, failures = run(hardware, args.mode, precompile_workers=args.compile_jobs)
     frame.to_csv(args.out, index=False)
     print("\n".join(checks))
     print("\n".join(failures[:20]))

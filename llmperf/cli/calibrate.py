@@ -24,6 +24,10 @@ def calibrate(gpu: o.Gpu,
               full: Annotated[bool, typer.Option("--full", help="Every bundled shape (slow).")] = False,
               report: Annotated[Optional[Path], typer.Option(
                   "--report", metavar="FILE", help="Print the held-out fit error of a calibration CSV.")] = None,
+              compile_jobs: Annotated[Optional[int], typer.Option(
+                  "--compile-jobs", metavar="N",
+                  help="Processes that compile the Triton kernels before the timed sweep "
+                       "(default: half the CPU cores, at most 8; 0 or 1: compile while timing).")] = None,
               format: o.Format = None, out: o.Out = None):
     """Measure kernel efficiencies on this GPU, or report a calibration's held-out error.
 
@@ -52,6 +56,12 @@ def calibrate(gpu: o.Gpu,
         return
     if quick and full:
         fail("choose one of --quick and --full")
+    if compile_jobs is not None and compile_jobs < 0:
+        fail(f"--compile-jobs must be 0 or more, got {compile_jobs}")
+    if compile_jobs is None:
+        import os
+
+        compile_jobs = min(8, (os.cpu_count() or 2) // 2)
     try:
         import torch
 
@@ -70,7 +80,7 @@ def calibrate(gpu: o.Gpu,
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    stages = sweep_kernels.stage_count("full" if full else "quick")
+    stages = sweep_kernels.stage_count("full" if full else "quick") - (0 if compile_jobs > 1 else 1)
     partial = target.with_name(target.name + ".partial")
     interactive = sys.stdout.isatty()
     start = time.perf_counter()
@@ -85,7 +95,7 @@ def calibrate(gpu: o.Gpu,
                 typer.echo(f"[{time.perf_counter() - start:6.0f} s] {message}")
 
         frame, checks, failures = sweep_kernels.run(hw.name, "full" if full else "quick", progress,
-                                                    checkpoint=partial)
+                                                    checkpoint=partial, precompile_workers=compile_jobs)
     from llmperf.cli._common import write_text
 
     write_text(target, frame.to_csv(index=False))
