@@ -236,6 +236,9 @@ def default_splits(batch_kv_heads: int, max_kv_len: int, head_dim: int, kv_elem_
 
 
 _COUNTERS: dict = {}
+# kernels the last attention_decode call launched (1, or 2 with a separate combine): the
+# calibration records it beside the timing, so the launch floor is charged per launch
+LAST_LAUNCH: dict = {"kernels": 1}
 
 
 def _arrival_counters(device, n: int):
@@ -342,6 +345,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
             KV_FP8=k.dtype == FP8, FUSED=fused, SB=sb, num_warps=nw, num_stages=ns)
         if not single and not fused:
             _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D, SB=sb, num_warps=4)
+        LAST_LAUNCH["kernels"] = 1 if single or fused else 2
 
     if config is not None:
         cfg = config

@@ -147,6 +147,15 @@ def sweep_gemm(rec: Recorder, grid: dict) -> None:
         rec.progress(f"gemm N={n} K={k}: {len(rec.rows)} rows")
 
 
+def record_launches(rec: Recorder, rows_before: int) -> None:
+    """Kernels the decode-attention call just timed launched (split + combine = 2), on its row
+    (only when that call added a row)."""
+    from .attention_decode import LAST_LAUNCH
+
+    if len(rec.rows) == rows_before + 1:
+        rec.rows[-1]["kernels"] = float(LAST_LAUNCH["kernels"])
+
+
 def sweep_attention(rec: Recorder, grid: dict) -> None:
     import torch.nn.functional as F
 
@@ -170,8 +179,10 @@ def sweep_attention(rec: Recorder, grid: dict) -> None:
                 f = attention_flops(bsz, hq, 1, kv, d, d, causal=True)
                 nb = attention_io_bytes(bsz, hq, hkv, 1, kv, d, d, 2, 2)
                 shape = dict(batch=bsz, q_len=1, kv_len=kv, q_heads=hq, kv_heads=hkv, head_dim=d)
+                before = len(rec.rows)
                 rec.add("triton", "attention_decode", "attention_decode", "bf16", f, nb,
                         lambda: attention_decode(q, k, v, max_kv_len=kv), layout="contiguous", **shape)
+                record_launches(rec, before)
                 rec.add("sdpa", "attention_decode", "sdpa", "bf16", f, nb,
                         lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
                         layout="contiguous", **shape)

@@ -217,6 +217,8 @@ def sweep_paged(rec: Recorder, batches=(1, 8, 64), lengths=(512, 4096, 32768), p
     """Flash-decoding over a paged KV cache (block table, random block order) for block sizes
     16/32/64, GQA 32/8, head_dim 128. Rows: attention_decode, kernel_source triton_paged,
     layout paged<block>; bytes = compulsory traffic (the block table is a few bytes per page)."""
+    from .calibrate import record_launches
+
     hq, hkv, d = 32, 8, 128
     for page in pages:
         for bsz in batches:
@@ -229,10 +231,12 @@ def sweep_paged(rec: Recorder, batches=(1, 8, 64), lengths=(512, 4096, 32768), p
                 q = _rand(bsz, hq, 1, d)
                 f = attention_flops(bsz, hq, 1, kv, d, d, causal=True)
                 nb = attention_io_bytes(bsz, hq, hkv, 1, kv, d, d, 2, 2)
+                before = len(rec.rows)
                 rec.add("triton_paged", "attention_decode", "attention_decode_paged", "bf16", f, nb,
                         lambda: attention_decode(q, k, v, lens, table, max_kv_len=kv),
                         layout=f"paged{page}", batch=bsz, q_len=1, kv_len=kv, q_heads=hq,
                         kv_heads=hkv, head_dim=d)
+                record_launches(rec, before)
     rec.progress(f"paged decode attention: {len(rec.rows)} rows")
 
 

@@ -228,3 +228,17 @@ def test_decode_gpu(dtype, page, Lq):
 @pytest.mark.parametrize("page", [None, 32])
 def test_decode_gpu_fp8(page):
     _decode("cuda", torch.bfloat16, 2, 28, 4, 1, [3000, 12000], 128, page=page, kv_dtype=torch.float8_e4m3fn)
+
+
+def test_decode_reports_its_launch_count():
+    """The calibration charges the launch floor per kernel: a split call launches the partial and
+    the combine kernel (2), a single-slice call one."""
+    from llmperf_kernels.attention_decode import LAST_LAUNCH, attention_decode
+
+    h = torch.float16
+    q = torch.randn(1, 4, 1, 16, dtype=h)
+    k, v = torch.randn(1, 2, 200, 16, dtype=h), torch.randn(1, 2, 200, 16, dtype=h)
+    attention_decode(q, k, v, num_splits=3)
+    assert LAST_LAUNCH["kernels"] == 2
+    attention_decode(q, k, v, num_splits=1)
+    assert LAST_LAUNCH["kernels"] == 1
