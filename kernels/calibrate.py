@@ -24,7 +24,8 @@ from llmperf.ops.formulas import attention_flops, attention_io_bytes, gemm_bytes
 
 from . import harness
 from .calibrate_common import Recorder, _rand
-from .calibrate_extra import sweep_launch, sweep_paged, sweep_sustained, sweep_grouped, sweep_host, sweep_torch_ops
+from .calibrate_extra import (sweep_grouped, sweep_host, sweep_launch, sweep_launch_floors, sweep_paged,
+                              sweep_sustained, sweep_torch_ops)
 from .attention_decode import attention_decode, attention_decode_ref
 from .attention_prefill import attention_prefill, attention_prefill_ref
 from .gemm import gemm, gemm_ref
@@ -200,21 +201,7 @@ def sweep_memory(rec: Recorder, grid: dict) -> None:
         x, r, g = _rand(t, 4096), _rand(t, 4096), _rand(4096)
         rec.add("triton", "memory", "add_rmsnorm", "bf16", 0.0, (4 * t * 4096 + 4096) * 2,
                 lambda: add_rmsnorm(x, r, g, residual_out=r), m=t, n=4096)
-    tiny = _rand(1)
-    out = torch.empty_like(tiny)
-    for mode, graph in (("eager", False), ("graph", True)):
-        for _ in range(5):
-            try:
-                # same protocol as every other row (L2 flushed before each call), so the floor is
-                # what a kernel that moves nothing costs in a real step
-                t = harness.time_fn(lambda: copy(tiny, out=out), rep_ms=rec.rep_ms, graph=graph, flush_l2=True)
-            except Exception as exc:  # noqa: BLE001
-                rec.failures.append(f"launch {mode}: {exc}")
-                continue
-            row = {c: float("nan") for c in CALIBRATION_COLUMNS}
-            row.update(rec.meta, kernel_source="triton", op_kind="launch", name="launch_floor",
-                       dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=mode)
-            rec.rows.append(row)
+    sweep_launch_floors(rec)
     rec.progress(f"memory and launch floors: {len(rec.rows)} rows")
 
 
@@ -222,7 +209,7 @@ def stage_count(mode: str) -> int:
     """Progress messages a sweep of this mode emits (for a progress bar)."""
     if mode == "launch":
         return 7
-    return 4 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
+    return 5 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
 
 
 def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0):
@@ -234,9 +221,9 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, pre
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
-    if mode == "launch":
+    if mode in ("launch", "floors"):
         rec = Recorder(hardware, 20.0, progress, checkpoint)
-        sweep_launch(rec)
+        (sweep_launch if mode == "launch" else sweep_launch_floors)(rec)
         return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), [], rec.failures
     grid = GRIDS[mode]
     try:
@@ -273,7 +260,7 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, pre
 def main() -> None:
     parser = argparse.ArgumentParser(description="llmperf calibration sweep")
     parser.add_argument("-g", "--hardware", default=None, help="bundled id (default: detect)")
-    parser.add_argument("--mode", choices=sorted(GRIDS) + ["launch"], default="quick")
+    parser.add_argument("--mode", choices=sorted(GRIDS) + ["launch", "floors"], default="quick")
     parser.add_argument("--out", required=True)
     parser.add_argument("--compile-jobs", type=int, default=0,
                         help="processes that compile the Triton kernels first (kernels/precompile.py)")

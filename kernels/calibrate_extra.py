@@ -240,17 +240,50 @@ def sweep_paged(rec: Recorder, batches=(1, 8, 64), lengths=(512, 4096, 32768), p
     rec.progress(f"paged decode attention: {len(rec.rows)} rows")
 
 
-def sweep_launch(rec: Recorder) -> None:
-    """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
+SEQUENCE = 64  # empty kernels replayed back to back for the in-sequence launch floor
+
+
+def sweep_launch_floors(rec: Recorder) -> None:
+    """The launch floor: a 1-element Triton copy timed eager, in a CUDA graph on its own (layout
+    ``graph``: what every timed calibration kernel also pays, subtracted from it by the fit),
+    and as one of SEQUENCE back-to-back copies in one graph (layout ``graph_sequence``: the gap a
+    kernel costs inside a captured decode step, where the GPU front end prepares the next launch
+    while the previous kernel drains). Five rows each; the L2 is flushed before every timed call,
+    as for every other row."""
     tiny = _rand(1)
     out = torch.empty_like(tiny)
-    for mode, graph in (("eager", False), ("graph", True)):
+
+    def one():
+        copy(tiny, out=out)
+
+    def sequence():
+        for _ in range(SEQUENCE):
+            copy(tiny, out=out)
+
+    for layout, fn, graph, per_call in (("eager", one, False, 1), ("graph", one, True, 1),
+                                        ("graph_sequence", sequence, True, SEQUENCE)):
         for _ in range(5):
-            t = harness.time_fn(lambda: copy(tiny, out=out), rep_ms=rec.rep_ms, graph=graph, flush_l2=True)
+            try:
+                t = harness.time_fn(fn, rep_ms=rec.rep_ms, graph=graph, flush_l2=True) / per_call
+            except Exception as exc:  # noqa: BLE001 - report, keep the other rows
+                rec.failures.append(f"launch {layout}: {exc}")
+                continue
             row = {c: float("nan") for c in CALIBRATION_COLUMNS}
             row.update(rec.meta, kernel_source="triton", op_kind="launch", name="launch_floor",
-                       dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=mode)
+                       dtype="none", flops=0.0, bytes=0.0, time_s=t, layout=layout)
             rec.rows.append(row)
+    rec.progress("launch floors: " + ", ".join(
+        f"{layout} {launch_floor(rec, layout) * 1e6:.2f} us" for layout in ("eager", "graph", "graph_sequence")))
+
+
+def launch_floor(rec: Recorder, layout: str) -> float:
+    times = sorted(r["time_s"] for r in rec.rows if r.get("op_kind") == "launch" and r.get("layout") == layout)
+    return times[len(times) // 2] if times else float("nan")
+
+
+def sweep_launch(rec: Recorder) -> None:
+    """Launch floors only: the Triton kernel eager and in a graph, and torch's eager host rate."""
+    sweep_launch_floors(rec)
     sweep_host(rec)
     sweep_torch_ops(rec)
     for extra in (sweep_grouped, sweep_sustained, sweep_paged):

@@ -209,6 +209,12 @@ class MeasuredCalibration:
         self.kernel_source = kernel_source
         self.source_hardware = measured_on or hardware
         self.overhead_s = launch_floor_s(frame, launch_mode)
+        # inside a captured step the next launch is prepared while the previous kernel drains:
+        # the in-sequence gap (measured over back-to-back empty kernels) is what a kernel adds
+        # there; the isolated floor (what every timed calibration row paid) stays the one the
+        # fit subtracts
+        self.sequence_overhead_s = (launch_floor_s(frame, f"{launch_mode}_sequence")
+                                    or self.overhead_s)
         self.eager_launch_s = launch_floor_s(frame, "eager")
         self.eager_step_s = 0.0
         self.sustained_factor = sustained_factor(frame)
@@ -356,7 +362,7 @@ class MeasuredCalibration:
         return 1.0
 
     def kernel_overhead_s(self, op: Op, hardware: HardwareSpec) -> float:
-        return self.overhead_s
+        return self.sequence_overhead_s
 
     bands: dict | None = None
     host_override: tuple | None = None  # (s per kernel, s per step) from with_host_rate
