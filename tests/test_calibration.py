@@ -297,3 +297,17 @@ def test_grouped_gemm_curves_follow_the_ideal_time_per_shape():
     errors = held_out_errors(frame, H100)
     grouped = errors[errors["kernel_source"] == "cutlass_grouped"]
     assert np.median(np.abs(grouped["error"])) < 0.05
+
+
+def test_in_sequence_launch_floor_is_charged_inside_steps_and_isolated_one_is_fitted():
+    frame = synthetic_frame(n=60)
+    seq = frame[frame["op_kind"] == "launch"].assign(layout="graph_sequence", time_s=LAUNCH_S / 2)
+    cal = MeasuredCalibration(pd.concat([frame, seq], ignore_index=True), H100, "seq")
+    assert cal.overhead_s == pytest.approx(LAUNCH_S)          # what every timed row paid
+    assert cal.sequence_overhead_s == pytest.approx(LAUNCH_S / 2)
+    op = build_step_ops(load_model("llama-3.2-1b"), Workload(), Step.decode(1, 10))[0]
+    assert cal.kernel_overhead_s(op, H100) == pytest.approx(LAUNCH_S / 2)
+    plain = MeasuredCalibration(frame, H100, "plain")          # no sequence rows: the isolated floor
+    assert plain.kernel_overhead_s(op, H100) == pytest.approx(LAUNCH_S)
+    # the fit subtracts the isolated floor either way: same efficiencies
+    assert np.allclose(cal.rows["efficiency"], plain.rows["efficiency"])
