@@ -35,7 +35,9 @@ from .harness import Tuner, is_interpreter
 GROUP = 128
 # W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).
 # PATH (default "mma2", the v3 kernel): "gemv" = CUDA-core kernel (_w4_gemv_kernel, BLOCK_M <= 4),
-# "mma8" = tensor-core kernel on 32-bit words (_w4_mma8_kernel). W8: the first five fields.
+# "mmat" = tensor cores with x as the A operand (_w4_mmat_kernel). A fourth path tried in v4,
+# eight K = 16 dots per group on 32-bit words ("mma8"), never won on the H200 and was removed
+# (kernels/NOTES.md keeps its numbers).
 _W4_SKINNY = [(16, 64, 128, 4, 4, 1), (16, 128, 128, 4, 4, 1), (16, 64, 256, 4, 4, 1), (16, 128, 256, 4, 3, 1),
               (16, 64, 256, 4, 4, 2), (16, 128, 256, 4, 3, 2), (16, 64, 512, 4, 3, 1), (16, 64, 256, 4, 4, 4)]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
@@ -44,12 +46,9 @@ _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 12
 # v4 (tensor cores, x as the A operand: mma.sync), any M <= 16.
 _W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16, 128, 256, 8, 3, 4, "mmat")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
-_W4_MMA8 = [(16, 64, 128, 4, 4, 1, "mma8"), (16, 128, 128, 4, 4, 1, "mma8"), (16, 64, 256, 4, 3, 1, "mma8"),
-            (16, 64, 256, 4, 3, 2, "mma8"), (16, 128, 256, 4, 3, 2, "mma8"), (16, 64, 128, 4, 4, 4, "mma8")]
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
 _INTERP4_GEMV = [(4, 16, 2 * GROUP, 4, 1, 2, "gemv")]
-_INTERP4_MMA8 = [(16, 16, 2 * GROUP, 4, 1, 2, "mma8")]
 _INTERP4_MMAT = [(16, 16, 2 * GROUP, 4, 1, 2, "mmat")]
 
 
@@ -59,7 +58,7 @@ def w4_candidates(M: int, interpreter: bool = False):
         return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT if M <= 16 else _INTERP4)
     if M <= 4:
         return _W4_GEMV + _W4_MMAT[:2] + [_W4_SKINNY[0]]
-    if M <= 16:  # mma8 lost to both everywhere on the H200 (2026-11-22): not searched
+    if M <= 16:
         return _W4_MMAT + _W4_SKINNY
     return _W4_LARGE
 
@@ -182,60 +181,6 @@ def _w4_gemv_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym, sqw
         if BLOCK_M > 2:
             tl.atomic_add(y0 + 2 * sym, tl.sum(acc2, axis=1), mask=nmask & (mrow + 2 < M), sem="relaxed")
             tl.atomic_add(y0 + 3 * sym, tl.sum(acc3, axis=1), mask=nmask & (mrow + 3 < M), sem="relaxed")
-
-
-@triton.jit
-def _w4_mma8_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GPI: tl.constexpr,
-                    SPLIT_K: tl.constexpr, IS_BF16: tl.constexpr):
-    """Tensor-core W4A16 for 4 < M <= 16 on 32-bit weight words (layout as in _w4_gemv_kernel).
-
-    A dot product is invariant under a permutation of k applied to both operands, so instead of
-    interleaving nibbles back into natural k order, nibble plane j of the [BLOCK_N, 16] word tile
-    (k = 8w + j) is multiplied with the matching stride-8 gather of x (a [16, BLOCK_M] tile, tiny
-    and cached): eight K = 16 MMAs per group, one 16-byte load per thread for 32 weights, no
-    stride-2 byte gathers. y^T = W x^T as in the v3 kernel (dequantized W is the register A
-    operand). Magic-number dequantization (0x4300 | q = bf16 128 + q; 0x6400 | q = fp16 1024 + q).
-    """
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    pid_m = tl.program_id(2)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_w = tl.arange(0, 16)
-    rn = offs_n % N
-    rm = offs_m % M
-    k_tiles = K // (GPI * 128)
-    per = tl.cdiv(k_tiles, SPLIT_K)
-    kt0 = pid_k * per
-    kt1 = tl.minimum(kt0 + per, k_tiles)
-    q_ptrs = q_ptr + rn[:, None].to(tl.int64) * sqn + kt0 * (GPI * 16) + offs_w[None, :]
-    x_ptrs = x_ptr + rm[None, :].to(tl.int64) * sxm + kt0 * (GPI * 128) + 8 * offs_w[:, None]
-    s_ptrs = s_ptr + rn.to(tl.int64) * ssn + kt0 * GPI
-    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    for kt in range(kt0, kt1):
-        for g in tl.static_range(GPI):
-            w = tl.load(q_ptrs + g * 16)
-            s = tl.load(s_ptrs + g).to(tl.float32)
-            part = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-            for j in tl.static_range(8):
-                c = (w >> (4 * j)) & 15
-                xj = tl.load(x_ptrs + (g * 128 + j))
-                if IS_BF16:
-                    a = ((c | 0x4300).to(tl.int16).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-                else:
-                    a = ((c | 0x6400).to(tl.int16).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-                part = tl.dot(a, xj, part)
-            acc += part * s[:, None]
-        q_ptrs += GPI * 16
-        x_ptrs += GPI * 128
-        s_ptrs += GPI
-    y_ptrs = y_ptr + offs_m[None, :].to(tl.int64) * sym + offs_n[:, None]
-    ymask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
-    if SPLIT_K == 1:
-        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=ymask)
-    else:
-        tl.atomic_add(y_ptrs, acc, mask=ymask, sem="relaxed")
 
 
 @triton.jit
@@ -369,10 +314,6 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             _w4_mmat_kernel[grid](x, qweight, scales, dst, M, N, K, x.stride(0), qweight.stride(0),
                                   scales.stride(0), dst.stride(0), BLOCK_M=bm, BLOCK_N=bn, GPI=bk // GROUP,
                                   SPLIT_K=sk, IS_BF16=x.dtype == torch.bfloat16, num_warps=nw, num_stages=ns)
-        elif path == "mma8":
-            grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))
-            _w4_mma8_kernel[grid](*common, BLOCK_M=bm, BLOCK_N=bn, GPI=bk // GROUP, SPLIT_K=sk,
-                                  IS_BF16=x.dtype == torch.bfloat16, num_warps=nw, num_stages=ns)
         else:
             check(path == "mma2", f"unknown W4A16 path {path!r}.")
             grid = (triton.cdiv(N, bn), sk, triton.cdiv(M, bm))

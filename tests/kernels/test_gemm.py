@@ -92,12 +92,10 @@ def test_gemm_w4a16_multi_group_and_split_k(device, cfg):
 
 
 # v4 paths (kernels/gemm_w4a16.py): "gemv" = CUDA-core GEMV (M <= 4 per program, 32-bit weight
-# words), "mmat" = tensor cores with x as the A operand, "mma8" = eight K=16 dots per group on
-# 32-bit words, "mma2" (6-tuple) = the v3 kernel. Tiny tiles so the interpreter stays fast; N is
+# words), "mmat" = tensor cores with x as the A operand, "mma2" (6-tuple) = the v3 kernel. Tiny tiles so the interpreter stays fast; N is
 # never a multiple of BLOCK_N (ragged tail), K spans several groups, SPLIT_K > 1 has uneven slices.
 _V4_CFGS = [(4, 16, 128, 4, 1, 1, "gemv"), (4, 32, 256, 4, 1, 3, "gemv"), (4, 16, 128, 4, 1, 4, "gemv"),
-            (16, 16, 128, 4, 1, 1, "mmat"), (16, 32, 256, 4, 1, 2, "mmat"), (16, 16, 128, 4, 1, 5, "mmat"),
-            (16, 16, 256, 4, 1, 1, "mma8"), (16, 32, 128, 4, 1, 3, "mma8")]
+            (16, 16, 128, 4, 1, 1, "mmat"), (16, 32, 256, 4, 1, 2, "mmat"), (16, 16, 128, 4, 1, 5, "mmat")]
 
 
 def _w4_case(device, M, N, K, cfg=None, dtype=torch.float16):
@@ -214,7 +212,7 @@ def test_weight_only_gpu(dtype, M, N, K):
 
 
 _V4_GPU_CFGS = [(4, 64, 256, 4, 1, 1, "gemv"), (4, 64, 256, 4, 1, 4, "gemv"), (16, 64, 128, 4, 3, 1, "mmat"),
-                (16, 64, 128, 4, 4, 4, "mmat"), (16, 64, 128, 4, 4, 1, "mma8")]
+                (16, 64, 128, 4, 4, 4, "mmat")]
 
 
 @pytest.mark.gpu
