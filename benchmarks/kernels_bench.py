@@ -24,6 +24,7 @@ import time
 import torch
 
 import llmperf_kernels as lk
+from llmperf_kernels.attention_decode import random_decode_inputs
 from llmperf_kernels._formulas import attention_flops, attention_io_bytes, gemm_bytes, gemm_flops
 from llmperf_kernels._common import m_bucket, rel_err
 from llmperf_kernels.attention_decode import attention_decode_bytes
@@ -284,17 +285,7 @@ def bench_decode(rec, dev, smoke, rep, bw):
         (32, 8192, 16, "fp8"), (128, 2048, 16, "bf16")]
     for B, L, page, kvd in cases:
         kdt = torch.float8_e4m3fn if kvd == "fp8" else torch.bfloat16
-        q = torch.randn(B, Hq, 1, D, dtype=torch.bfloat16, device=dev)
-        lens = torch.full((B,), L, dtype=torch.int32, device=dev)
-        if page is None:
-            k = torch.randn(B, Hkv, L, D, device=dev).to(kdt)
-            v = torch.randn(B, Hkv, L, D, device=dev).to(kdt)
-            bt = None
-        else:
-            nb = L // page
-            k = torch.randn(B * nb, page, Hkv, D, device=dev).to(kdt)
-            v = torch.randn(B * nb, page, Hkv, D, device=dev).to(kdt)
-            bt = torch.randperm(B * nb, device=dev).view(B, nb).int()  # pages scattered over the pool
+        q, k, v, lens, bt = random_decode_inputs(B, L, Hq, Hkv, D, page, kdt, torch.bfloat16, dev)
         o = torch.empty_like(q)
         lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L)
         t = T(lambda: lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L), rep)

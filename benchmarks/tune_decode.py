@@ -36,7 +36,8 @@ import triton
 
 import llmperf_kernels as lk
 from llmperf_kernels._common import rel_err
-from llmperf_kernels.attention_decode import DecodeConfig, _num_sms, attention_decode_bytes, default_splits
+from llmperf_kernels.attention_decode import (DecodeConfig, _num_sms, attention_decode_bytes, default_splits,
+                                              random_decode_inputs)
 
 HQ, HKV, D = 32, 8, 128
 # (B, L, page or None, kv dtype): bench_decode's cases with a target (+ B64/B128 paged controls)
@@ -106,18 +107,7 @@ def eff_splits(L, splits, bn):
 
 def make_case(B, L, page, kvd, dev, act):
     kdt = torch.float8_e4m3fn if kvd == "fp8" else act
-    q = torch.randn(B, HQ, 1, D, dtype=act, device=dev)
-    lens = torch.full((B,), L, dtype=torch.int32, device=dev)
-    if page is None:
-        k = torch.randn(B, HKV, L, D, device=dev).to(kdt)
-        v = torch.randn(B, HKV, L, D, device=dev).to(kdt)
-        bt = None
-    else:
-        nb = triton.cdiv(L, page)
-        k = torch.randn(B * nb, page, HKV, D, device=dev).to(kdt)
-        v = torch.randn(B * nb, page, HKV, D, device=dev).to(kdt)
-        bt = torch.randperm(B * nb, device=dev).view(B, nb).int()  # pages scattered over the pool
-    return q, k, v, lens, bt
+    return random_decode_inputs(B, L, HQ, HKV, D, page, kdt, act, dev)
 
 
 def main(argv=None):
@@ -128,11 +118,7 @@ def main(argv=None):
     ap.add_argument("--probe", action="store_true", help="also time the fixed-cost probes (probe_fixed_cost)")
     ap.add_argument("--cases", default="", help="comma-separated case names to keep (e.g. B1_L32768_contig_bf16)")
     a = ap.parse_args(argv)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    if dev == "cpu" and not a.smoke:
-        sys.exit("tune_decode: no CUDA device; use --smoke (with TRITON_INTERPRET=1) for a CPU plumbing check.")
-    if dev == "cpu" and not lk.harness.is_interpreter():
-        sys.exit("tune_decode --smoke on CPU needs TRITON_INTERPRET=1.")
+    dev = lk.harness.bench_device("tune_decode", a.smoke)
     # the interpreter's tl.dot on bf16 tiles is wrong: fp16 on CPU
     act = torch.bfloat16 if dev == "cuda" else torch.float16
     meta = lk.device_metadata()

@@ -20,7 +20,6 @@ import argparse
 import csv
 import importlib
 import os
-import sys
 import time
 
 import torch
@@ -62,11 +61,7 @@ def main(argv=None):
     ap.add_argument("--hbm-tbps", type=float, default=4.207, help="copy bandwidth for the fraction column (H200, NOTES.md)")
     ap.add_argument("--m", default=None, help="comma list of M (default 1,4,16)")
     a = ap.parse_args(argv)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    if dev == "cpu" and not a.smoke:
-        sys.exit("tune_w4a16: no CUDA device; use --smoke (with TRITON_INTERPRET=1) for a CPU plumbing check.")
-    if dev == "cpu" and not lk.harness.is_interpreter():
-        sys.exit("tune_w4a16: on CPU set TRITON_INTERPRET=1.")
+    dev = lk.harness.bench_device("tune_w4a16", a.smoke)
     meta = lk.device_metadata()
     print("device:", {k: meta[k] for k in ("device_name", "driver_version", "torch_version", "triton_version", "date_utc")})
     os.makedirs(a.out, exist_ok=True)

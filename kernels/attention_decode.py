@@ -359,6 +359,26 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
     return out
 
 
+def random_decode_inputs(batch: int, kv_len: int, q_heads: int, kv_heads: int, head_dim: int,
+                         page: int | None = None, kv_dtype=torch.bfloat16, q_dtype=torch.bfloat16,
+                         device="cuda"):
+    """Random decode inputs for benchmarks: (q [B, Hq, 1, D], k, v, kv_lens int32 [B], block_table).
+
+    Contiguous K/V [B, Hkv, L, D] when ``page`` is None, else a paged pool [B * ceil(L / page),
+    page, Hkv, D] whose pages are scattered at random over the pool (block_table int32 [B, pages])."""
+    q = torch.randn(batch, q_heads, 1, head_dim, dtype=q_dtype, device=device)
+    lens = torch.full((batch,), kv_len, dtype=torch.int32, device=device)
+    if page is None:
+        shape, table = (batch, kv_heads, kv_len, head_dim), None
+    else:
+        pages = triton.cdiv(kv_len, page)
+        shape = (batch * pages, page, kv_heads, head_dim)
+        table = torch.randperm(batch * pages, device=device).view(batch, pages).int()
+    k = torch.randn(shape, device=device).to(kv_dtype)
+    v = torch.randn(shape, device=device).to(kv_dtype)
+    return q, k, v, lens, table
+
+
 def gather_paged(cache, block_table, kv_lens):
     """Contiguous [B, Hkv, S_max, D] copy of a paged cache (for references and tests)."""
     B = block_table.shape[0]

@@ -16,6 +16,7 @@ import datetime as _dt
 import os
 import platform
 import statistics
+import sys
 import subprocess
 import time
 
@@ -170,6 +171,18 @@ def device_metadata() -> dict:
         md.update(device_name="cpu", sm_count=0, compute_capability="", memory_bytes=0,
                   l2_bytes=0, driver_version="none")
     return md
+
+
+def bench_device(script: str, smoke: bool) -> str:
+    """"cuda", or "cpu" for a ``--smoke`` plumbing check under TRITON_INTERPRET=1; otherwise exit
+    with one line saying what is missing."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if not smoke:
+        sys.exit(f"{script}: no CUDA device; use --smoke (with TRITON_INTERPRET=1) for a CPU plumbing check.")
+    if not is_interpreter():
+        sys.exit(f"{script} --smoke on CPU needs TRITON_INTERPRET=1.")
+    return "cpu"
 
 
 class Tuner:

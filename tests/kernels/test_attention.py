@@ -242,3 +242,16 @@ def test_decode_reports_its_launch_count():
     assert LAST_LAUNCH["kernels"] == 2
     attention_decode(q, k, v, num_splits=1)
     assert LAST_LAUNCH["kernels"] == 1
+
+
+def test_random_decode_inputs_layouts():
+    from llmperf_kernels.attention_decode import random_decode_inputs
+
+    q, k, v, lens, bt = random_decode_inputs(2, 40, 4, 2, 16, None, torch.float16, torch.float16, "cpu")
+    assert q.shape == (2, 4, 1, 16) and k.shape == v.shape == (2, 2, 40, 16) and bt is None
+    assert lens.tolist() == [40, 40] and k.abs().sum() > 0
+    q, k, v, lens, bt = random_decode_inputs(2, 40, 4, 2, 16, 16, torch.float16, torch.float16, "cpu")
+    assert k.shape == (6, 16, 2, 16) and bt.shape == (2, 3)
+    assert sorted(bt.flatten().tolist()) == list(range(6))  # every page used once
+    out = attention_decode(q, k, v, lens, bt)
+    assert_close(out, attention_decode_ref(q, k, v, lens, bt), torch.float16)
