@@ -25,7 +25,7 @@ from llmperf.ops.formulas import attention_flops, attention_io_bytes, gemm_bytes
 from . import harness
 from .calibrate_common import Recorder, _rand
 from .calibrate_extra import (sweep_grouped, sweep_host, sweep_launch, sweep_launch_floors, sweep_paged,
-                              sweep_sustained, sweep_torch_ops)
+                              sweep_routing, sweep_sustained, sweep_torch_ops)
 from .attention_decode import attention_decode, attention_decode_ref
 from .attention_prefill import attention_prefill, attention_prefill_ref
 from .gemm import gemm, gemm_ref
@@ -212,6 +212,10 @@ def stage_count(mode: str) -> int:
     return 5 + len(gemm_shapes(GRIDS[mode]["models"])) + 4 + 6 + 1 + 3
 
 
+# sweeps that can run alone, to add their rows to an existing calibration
+PARTIAL_MODES = {"launch": sweep_launch, "floors": sweep_launch_floors, "routing": sweep_routing}
+
+
 def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0):
     """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures).
     ``checkpoint``: a path rewritten with all rows after every stage. ``precompile_workers`` > 1:
@@ -221,9 +225,9 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, pre
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
-    if mode in ("launch", "floors"):
+    if mode in PARTIAL_MODES:
         rec = Recorder(hardware, 20.0, progress, checkpoint)
-        (sweep_launch if mode == "launch" else sweep_launch_floors)(rec)
+        PARTIAL_MODES[mode](rec)
         return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), [], rec.failures
     grid = GRIDS[mode]
     try:
@@ -243,7 +247,7 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, pre
     except Exception as exc:  # noqa: BLE001 - the host rate is one row; never lose the sweep
         rec.failures.append(f"host rate: {type(exc).__name__}: {exc}")
     sweep_gemm(rec, grid)
-    for extra in (sweep_grouped, sweep_sustained):
+    for extra in (sweep_grouped, sweep_routing, sweep_sustained):
         try:
             extra(rec)
         except Exception as exc:  # noqa: BLE001 - report, keep the other rows
@@ -260,7 +264,7 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, pre
 def main() -> None:
     parser = argparse.ArgumentParser(description="llmperf calibration sweep")
     parser.add_argument("-g", "--hardware", default=None, help="bundled id (default: detect)")
-    parser.add_argument("--mode", choices=sorted(GRIDS) + ["launch", "floors"], default="quick")
+    parser.add_argument("--mode", choices=sorted(GRIDS) + sorted(PARTIAL_MODES), default="quick")
     parser.add_argument("--out", required=True)
     parser.add_argument("--compile-jobs", type=int, default=0,
                         help="processes that compile the Triton kernels first (kernels/precompile.py)")

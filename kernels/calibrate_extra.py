@@ -17,37 +17,48 @@ from .calibrate_common import Recorder, _rand
 from .membound import copy
 
 
-def _timed_host_rate(prefill_of_layers, layers=(2, 8), tokens: int = 16):
-    """(seconds per kernel, seconds per step, kernels of the small, of the large model).
+class HostRateProbe:
+    """The host's eager issue rate, from two tiny models that differ only in their layer count.
 
     ``prefill_of_layers(n)`` returns a no-argument eager prefill of a tiny model with n layers.
     The tiny models' kernels are far too small to keep the GPU busy, so the wall time of a
     prefill is what the host needs to issue it through Python and torch: host(step) = a + b x
     kernels, b from the difference of the two models, a the rest of the smaller one (>= 0).
+    The models are built and profiled once; ``measure`` can then be repeated cheaply, e.g. around
+    every end-to-end point, to follow a host whose speed drifts.
     """
-    from .measure_e2e import profile_kernels
 
-    def host_time(n):
-        run = prefill_of_layers(n)
-        kernels = len(profile_kernels(run))
-        for _ in range(5):
-            run()
+    def __init__(self, prefill_of_layers, layers=(2, 8)):
+        from .measure_e2e import profile_kernels
+
+        self.runs = [prefill_of_layers(n) for n in layers]
+        self.kernels = [len(profile_kernels(run)) for run in self.runs]
+        for run in self.runs:
+            for _ in range(5):
+                run()
+
+    @staticmethod
+    def _seconds_per_call(run, rounds: int, calls: int) -> float:
+        """Median over rounds of the mean wall time of ``calls`` back-to-back calls (s)."""
         times = []
-        for _ in range(7):
+        for _ in range(rounds):
             torch.cuda.synchronize()
             start = time.perf_counter()
-            for _ in range(30):
+            for _ in range(calls):
                 run()
             torch.cuda.synchronize()
-            times.append((time.perf_counter() - start) / 30)
-        return sorted(times)[len(times) // 2], kernels
+            times.append((time.perf_counter() - start) / calls)
+        return sorted(times)[len(times) // 2]
 
-    (t_small, k_small), (t_large, k_large) = (host_time(n) for n in layers)
-    per_kernel = (t_large - t_small) / (k_large - k_small)
-    return per_kernel, max(t_small - per_kernel * k_small, 0.0), k_small, k_large
+    def measure(self, rounds: int = 7, calls: int = 30):
+        """(seconds per kernel, seconds per step, kernels of the small, of the large model)."""
+        (t_small, t_large), (k_small, k_large) = (
+            [self._seconds_per_call(run, rounds, calls) for run in self.runs], self.kernels)
+        per_kernel = (t_large - t_small) / (k_large - k_small)
+        return per_kernel, max(t_small - per_kernel * k_small, 0.0), k_small, k_large
 
 
-def reference_host_rate():
+def reference_host_probe() -> HostRateProbe:
     """Host rate of eager PyTorch through our reference decoder (the ``reference`` engine's
     prefill): tiny decoders (hidden 256, 2 and 8 layers), 16-token prefills."""
     from llmperf import load_model
@@ -63,10 +74,10 @@ def reference_host_rate():
         cache = model.new_cache(1, 32)
         return lambda: model.prefill(tokens, cache)
 
-    return _timed_host_rate(prefill_of_layers)
+    return HostRateProbe(prefill_of_layers)
 
 
-def hf_host_rate():
+def hf_host_probe() -> HostRateProbe:
     """Host rate of a Hugging Face transformers model's eager forward (the ``hf-transformers``
     engine): tiny LlamaForCausalLM (hidden 256, 2 and 8 layers), 16-token prefills into a fresh
     DynamicCache. Needs transformers."""
@@ -77,19 +88,19 @@ def hf_host_rate():
         tokens = torch.randint(0, 512, (1, 16), device="cuda")
         return lambda: model.prefill(tokens)
 
-    return _timed_host_rate(prefill_of_layers)
+    return HostRateProbe(prefill_of_layers)
 
 
-HOST_RATES = {"torch_eager": reference_host_rate, "hf_eager": hf_host_rate}
+HOST_PROBES = {"torch_eager": reference_host_probe, "hf_eager": hf_host_probe}
 
 
 def sweep_host(rec: Recorder) -> None:
     """Host time of eager execution per kernel and per step, for each eager engine: layout
     ``<engine>`` (seconds per kernel, m = kernels of the difference) and ``<engine>_step``
     (seconds per step). No validated model's shapes are used (tiny models only)."""
-    for layout, measure in HOST_RATES.items():
+    for layout, probe in HOST_PROBES.items():
         try:
-            per_kernel, per_step, k_small, k_large = measure()
+            per_kernel, per_step, k_small, k_large = probe().measure()
         except ImportError as exc:  # transformers absent: no hf rows
             rec.failures.append(f"host rate {layout}: {exc}")
             continue
@@ -121,6 +132,38 @@ def sweep_torch_ops(rec: Recorder) -> None:
         rec.add("torch_ops", "memory", "torch_rope", "bf16", 0.0, 20.0 * t * 32 * 128,
                 lambda: apply_rope(q, cos, sin), m=t, n=4096, kernels=5)
     rec.progress(f"torch eager elementwise ops: {len(rec.rows)} rows")
+
+
+def sweep_routing(rec: Recorder) -> None:
+    """MoE routing as the reference engine runs it, each step timed whole (torch eager ops, the
+    functions of kernels/reference_model.py): ``torch_router_topk`` (fp32 softmax, top-k,
+    renormalise, cast: router logits [T, E] -> weights and experts) and ``torch_experts_sort``
+    (argsort of the T*k pairs by expert, source rows, per-expert counts by scatter_add, cumsum
+    into int32 offsets). Integer sorts and scans are latency-bound far beyond decode sizes, so
+    they get curves of their own. Shapes: Qwen3-30B-A3B (128 experts, top 8) and Mixtral-8x7B
+    (8, top 2), T = 1 .. 32k tokens. Bytes as the op model counts them (llmperf.ops.ffn), m =
+    the op's elements, ``kernels`` = launches in the function (torch profiler)."""
+    from llmperf import load_model
+    from llmperf.ops.builder import build_step_ops
+    from llmperf.specs.workload import Step, Workload
+
+    from .measure_e2e import profile_kernels
+    from .reference_model import route_topk, sort_by_expert
+
+    for name in ("qwen3-30b-a3b", "mixtral-8x7b"):
+        spec = load_model(name)
+        experts, top_k = spec.num_experts, spec.experts_per_token
+        for tokens in GROUPED_TOKENS:
+            ops = {op.name: op for op in build_step_ops(spec, Workload(), Step.prefill(1.0, float(tokens)))}
+            logits = _rand(tokens, experts)
+            topi = torch.rand(tokens, experts, device="cuda").argsort(dim=1)[:, :top_k].contiguous()
+            for op_name, fn in (("router_topk", lambda: route_topk(logits, top_k)),
+                                ("experts_sort", lambda: sort_by_expert(topi, experts))):
+                op = ops[op_name]
+                rec.add("torch_ops", "memory", f"torch_{op_name}", "bf16", 0.0, float(op.memory_bytes),
+                        fn, m=float(op.shape["elements"]), n=experts, k=top_k,
+                        kernels=len(profile_kernels(fn)))
+    rec.progress(f"MoE routing ops: {len(rec.rows)} rows")
 
 
 GROUPED_TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)

@@ -14,11 +14,13 @@ script computes no prediction. Per model (random bf16 weights) it measures:
   (kernels/hf_reference.py), prefill and decode both eager, DynamicCache, timed like the eager
   prefill above.
 
-Every row also records the host's eager launch rate measured just before that model (tiny models
-only, kernels/calibrate_extra.py: ``host_s_per_kernel``, ``host_s_per_step``): eager steps are
-often bound by the CPU issuing kernels, and that rate is a property of the host, not of the GPU.
-It is a microbenchmark on shapes that share nothing with the measured model; it is recorded so
-that predictions can use the CPU the measurements ran on (llmperf.validation), never fitted.
+Every row also records the host's eager launch rate, probed just before and just after that very
+point (tiny models only, kernels/calibrate_extra.py ``HostRateProbe``: ``host_s_per_kernel``,
+``host_s_per_step`` are the mean of the two probes, ``host_drift_pct`` how far they moved): eager
+steps are often bound by the CPU issuing kernels, that rate is a property of the host, not of the
+GPU, and on shared hosts it drifts by 2x within minutes. The probe runs shapes that share nothing
+with the measured model; it is recorded so that predictions can use the CPU speed the
+measurement ran at (llmperf.validation), never fitted.
 
 Points are measured cheapest first within a per-model time budget (rows are appended to the CSV as
 they are measured, so a timeout loses nothing); points whose weights + KV cache + activations
@@ -57,7 +59,7 @@ MEMORY_FRACTION = 0.90
 COLUMNS = ["model", "hardware", "device_name", "driver", "torch_version", "triton_version", "date",
            "method", "phase", "batch", "prompt_len", "context_len", "time_s", "time_s_p10", "time_s_p90",
            "repetitions", "kernels_per_step", "weights", "attention_backend", "host_s_per_kernel",
-           "host_s_per_step"]
+           "host_s_per_step", "host_drift_pct"]
 
 
 def log(*a):
@@ -118,6 +120,7 @@ class Runner:
     def __init__(self, sink, kernel_log, cuda: bool, impl: str = "reference"):
         self.sink, self.kernel_log, self.cuda, self.impl = sink, kernel_log, cuda, impl
         self.eager_method = "hf_eager" if impl == "hf" else "reference_eager"
+        self.probe = make_host_probe(impl) if cuda else None
 
     def _sync(self):
         if self.cuda:
@@ -168,11 +171,10 @@ class Runner:
                 run()
                 ts.append(time.perf_counter() - t0)
         med, p10, p90 = quantiles(ts)
-        self.sink.add(model=name, method=self.eager_method, phase="prefill", batch=B, prompt_len=T,
-                      context_len=0, time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps,
-                      kernels_per_step=nk, weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
-                      attention_backend=backend)
-        return med
+        return dict(model=name, method=self.eager_method, phase="prefill", batch=B, prompt_len=T,
+                    context_len=0, time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps,
+                    kernels_per_step=nk, weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
+                    attention_backend=backend)
 
     def decode(self, model, name, B, C):
         tokens = torch.randint(0, model.V, (B,), device=model.device)
@@ -223,16 +225,31 @@ class Runner:
                     ts.append(time.perf_counter() - t0)
             method = self.eager_method
         med, p10, p90 = quantiles(ts)
-        self.sink.add(model=name, method=method, phase="decode", batch=B, prompt_len=0, context_len=C,
-                      time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps, kernels_per_step=nk,
-                      weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
-                      attention_backend=backend)
-        return med
+        return dict(model=name, method=method, phase="decode", batch=B, prompt_len=0, context_len=C,
+                    time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps, kernels_per_step=nk,
+                    weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
+                    attention_backend=backend)
+
+    def host_rate(self):
+        """(s per kernel, s per step) of this host right now, from the tiny-model probe (NaN, NaN
+        on the CPU or when the probe cannot run)."""
+        if self.probe is None:
+            return float("nan"), float("nan")
+        per_kernel, per_step, _, _ = self.probe.measure(rounds=5, calls=8)
+        return per_kernel, per_step
 
     def point(self, what, fn, *args):
+        """Measure one point between two host-rate probes; the row records their mean and how far
+        they moved (``host_drift_pct``), so a prediction uses the host speed of that very point."""
         try:
-            t = fn(*args)
-            log(f"  {what}: {t * 1e3:9.3f} ms")
+            before = self.host_rate()
+            row = fn(*args)
+            after = self.host_rate()
+            per_kernel, per_step = ((a + b) / 2 for a, b in zip(before, after))
+            drift = abs(after[0] - before[0]) / per_kernel * 100 if per_kernel > 0 else float("nan")
+            self.sink.add(**row, host_s_per_kernel=per_kernel, host_s_per_step=per_step, host_drift_pct=drift)
+            log(f"  {what}: {row['time_s'] * 1e3:9.3f} ms  (host {per_kernel * 1e6:.1f} us/kernel, "
+                f"drift {drift:.0f}%)")
             return True
         except torch.cuda.OutOfMemoryError:
             log(f"  {what}: SKIPPED (out of memory)")
@@ -246,20 +263,20 @@ class Runner:
         return False
 
 
-def measure_host(runner) -> None:
-    """The host's eager launch rate for this implementation, right before its model is measured
-    (tiny models; recorded in every row of the model, never fitted to the rows)."""
-    if not runner.cuda:
-        return
-    from .calibrate_extra import hf_host_rate, reference_host_rate
+def make_host_probe(impl: str):
+    """The tiny-model host-rate probe of this implementation (calibrate_extra), or None when it
+    cannot be built (the rows then carry NaN and predictions use the calibration's host rate)."""
+    from .calibrate_extra import hf_host_probe, reference_host_probe
 
     try:
-        per_kernel, per_step, _, _ = (hf_host_rate if runner.impl == "hf" else reference_host_rate)()
+        probe = (hf_host_probe if impl == "hf" else reference_host_probe)()
     except Exception as exc:  # noqa: BLE001 - the rows are still worth having
-        log(f"  host rate: FAILED {type(exc).__name__}: {str(exc)[:200]}")
-        per_kernel = per_step = float("nan")
-    runner.sink.meta.update(host_s_per_kernel=per_kernel, host_s_per_step=per_step)
-    log(f"  host rate ({runner.eager_method}): {per_kernel * 1e6:.1f} us per kernel + {per_step * 1e6:.0f} us per step")
+        log(f"host-rate probe: FAILED {type(exc).__name__}: {str(exc)[:200]}")
+        return None
+    per_kernel, per_step, k_small, k_large = probe.measure()
+    log(f"host-rate probe ({impl}): {per_kernel * 1e6:.1f} us per kernel + {per_step * 1e6:.0f} us per step "
+        f"({k_small} / {k_large} kernels)")
+    return probe
 
 
 def build_model(runner, name, spec, dtype, device, hf_config=None):
@@ -278,7 +295,6 @@ def measure_model(runner, name, spec, budget_s, grid, dtype, device, hf_config=N
     if spec.is_moe and device == "cuda" and not grouped_mm_available(device):
         log(f"== {name}: SKIPPED (torch._grouped_mm does not run here; the dense MoE path is not a serving engine)")
         return
-    measure_host(runner)
     model = build_model(runner, name, spec, dtype, device, hf_config)
     wb = model.weight_bytes()
     log(f"== {name} ({runner.impl}): weights {wb / 1e9:.2f} GB, "

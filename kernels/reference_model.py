@@ -93,6 +93,25 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotate_half(x) * sin
 
 
+def route_topk(logits: torch.Tensor, top_k: int):
+    """Qwen3-MoE routing: logits [N, E] -> (weights [N, k] in the logits' dtype, experts [N, k]
+    int64): fp32 softmax, top-k, renormalised over the k chosen (``norm_topk_prob``)."""
+    probs = logits.float().softmax(dim=-1)
+    topw, topi = probs.topk(top_k, dim=-1)
+    topw = topw / topw.sum(dim=-1, keepdim=True)
+    return topw.to(logits.dtype), topi
+
+
+def sort_by_expert(topi: torch.Tensor, experts: int):
+    """Group the (token, slot) pairs of ``topi`` [N, k] by expert, on the device (no host sync):
+    (order [N*k] pair index in expert order, rows [N*k] token of each sorted pair, offs [E] int32
+    end of each expert's group -- the ``offs`` of ``torch._grouped_mm``)."""
+    flat = topi.reshape(-1)
+    order = flat.argsort(stable=True)
+    counts = torch.zeros(experts, device=topi.device, dtype=torch.int64).scatter_add_(0, flat, torch.ones_like(flat))
+    return order, order // topi.shape[1], counts.cumsum(0).to(torch.int32)
+
+
 class ReferenceDecoder:
     """Random-weight decoder for one ModelSpec. ``prefill``/``decode`` return last-token logits."""
 
@@ -203,29 +222,19 @@ class ReferenceDecoder:
         g, u = F.linear(x, lw["w_gu"]).chunk(2, dim=-1)
         return F.linear(F.silu(g) * u, lw["w_down"])
 
-    def _route(self, h, lw):
-        logits = F.linear(h, lw["router"])
-        probs = logits.float().softmax(dim=-1)
-        topw, topi = probs.topk(self.topk, dim=-1)
-        topw = topw / topw.sum(dim=-1, keepdim=True)  # Qwen3-MoE norm_topk_prob
-        return topw.to(h.dtype), topi
-
     def _moe(self, x, lw):
         shape = x.shape
         h = x.reshape(-1, self.H)
         N, k = h.shape[0], self.topk
-        topw, topi = self._route(h, lw)
+        topw, topi = route_topk(F.linear(h, lw["router"]), k)
         if self.moe_impl == "dense":
             gates = torch.zeros(N, self.E, device=h.device, dtype=h.dtype).scatter_(1, topi, topw)
             gu = torch.einsum("nh,eoh->eno", h, lw["w_gu"])
             g, u = gu.chunk(2, dim=-1)
             y = torch.einsum("eni,ehi->enh", F.silu(g) * u, lw["w_down"])
             return torch.einsum("enh,ne->nh", y, gates).reshape(shape)
-        flat = topi.reshape(-1)                                   # [N*k] expert of each pair
-        order = flat.argsort(stable=True)                         # pairs grouped by expert
-        xs = h.index_select(0, order // k)                        # gathered token rows
-        counts = torch.zeros(self.E, device=h.device, dtype=torch.int64).scatter_add_(0, flat, torch.ones_like(flat))
-        offs = counts.cumsum(0).to(torch.int32)                   # group ends, on the device
+        order, rows, offs = sort_by_expert(topi, self.E)
+        xs = h.index_select(0, rows)                              # gathered token rows
         g, u = torch._grouped_mm(xs, lw["w_gu"].transpose(-2, -1), offs=offs).chunk(2, dim=-1)
         y = torch._grouped_mm(F.silu(g) * u, lw["w_down"].transpose(-2, -1), offs=offs)
         yk = torch.empty_like(y).index_copy_(0, order, y)         # back to (token, slot) order
@@ -282,4 +291,4 @@ def prefill_activation_bytes(spec, tokens: int, bytes_per: int = 2) -> int:
 
 
 __all__ = ["ReferenceDecoder", "capture_decode", "check_supported", "grouped_mm_available",
-           "prefill_activation_bytes", "rms_norm", "apply_rope", "INIT_STD"]
+           "prefill_activation_bytes", "rms_norm", "apply_rope", "route_topk", "sort_by_expert", "INIT_STD"]

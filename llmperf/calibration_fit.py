@@ -25,6 +25,9 @@ from llmperf.ops.op import ATTENTION, COMMUNICATION, GEMM, NORM, Op
 from llmperf.specs.hardware import HardwareSpec
 
 MIN_POINTS = 3
+# efficiency = ideal / measured time is kept down to 1e-7: a latency-bound op (a 10 us top-k over
+# a few hundred bytes) really runs at ~1e-5 of the bandwidth roofline
+MIN_EFFICIENCY = 1e-7
 IMPOSSIBLE_SPEEDUP = 1.25  # measured faster than 1.25x the datasheet roofline: a glitch, dropped
 # grouped (MoE) GEMMs: per-shape curves over the ideal time, not over rows per expert (the same
 # rows per expert can touch 8 or 16 experts, i.e. twice the weight bytes)
@@ -66,7 +69,7 @@ class Curve:
             mask = fitted == value
             knots_x.append(log_x[mask].mean()), knots_y.append(value)
         order = np.argsort(knots_x)
-        return cls(np.asarray(knots_x)[order], np.clip(np.asarray(knots_y)[order], 1e-4, 1.0),
+        return cls(np.asarray(knots_x)[order], np.clip(np.asarray(knots_y)[order], MIN_EFFICIENCY, 1.0),
                    len(ideal_s))
 
     def __call__(self, ideal_s) -> np.ndarray:
@@ -113,7 +116,7 @@ def annotate(frame: pd.DataFrame, hardware: HardwareSpec, launch_s: float) -> pd
     rows["ideal_s"] = rows[["compute_ideal_s", "memory_ideal_s"]].max(axis=1)
     kernels = rows["kernels"] if "kernels" in rows else 1.0
     busy = np.maximum(rows["time_s"] - kernels * launch_s, rows["time_s"] * 0.05)
-    rows["efficiency"] = np.clip(rows["ideal_s"] / busy, 1e-4, 1.0)
+    rows["efficiency"] = np.clip(rows["ideal_s"] / busy, MIN_EFFICIENCY, 1.0)
     # a timing glitch (a kernel that did not run, a graph that replayed nothing) shows up as a
     # run faster than the datasheet allows; such rows are not physics, drop them
     return rows[rows["ideal_s"] <= IMPOSSIBLE_SPEEDUP * rows["time_s"]]
@@ -148,10 +151,12 @@ def sustained_factor(frame: pd.DataFrame) -> float:
     return float(min(np.median(ratio), 1.0)) if len(ratio) else 1.0
 
 
-# memory-bound kernels timed as whole torch-op sequences (kernel_source torch_ops): their own
-# curves, since an 8-kernel fp32 RMSNorm and a 5-kernel rotate_half RoPE stream bytes at
-# different rates
-TORCH_OP_SHAPES = ("torch_rmsnorm", "torch_rope")
+# kernels timed as whole torch-op sequences (kernel_source torch_ops): their own curves, since an
+# 8-kernel fp32 RMSNorm and a 5-kernel rotate_half RoPE stream bytes at different rates, and the
+# MoE routing steps (top-k; sort + scan into group offsets) are latency-bound, not bandwidth-bound
+TORCH_OP_SHAPES = ("torch_rmsnorm", "torch_rope", "torch_router_topk", "torch_experts_sort")
+# op name -> its torch-op curve (the norm ops are matched by kind)
+TORCH_OP_OF = {"rope": "torch_rope", "router_topk": "torch_router_topk", "experts_sort": "torch_experts_sort"}
 
 
 def shape_key(op_kind: str, n=None, k=None, head_dim=None, name=None):
@@ -287,7 +292,7 @@ class MeasuredCalibration:
             return kind, "bf16", shape_key(kind, head_dim=op.shape.get("qk_dim", 0)), None
         if op.kind == NORM:
             return "memory", "bf16", "torch_rmsnorm", None
-        return "memory", "bf16", "torch_rope" if op.name == "rope" else None, None
+        return "memory", "bf16", TORCH_OP_OF.get(op.name), None
 
     def for_engine(self, engine) -> "MeasuredCalibration":
         """This calibration with the engine's kernel source per op kind (shallow copy)."""

@@ -92,15 +92,17 @@ ENGINES = {
         rules={
             **_TORCH_OP_RULES,
             "attention": OpRule(2),  # SDPA + the transpose/reshape copy of its output
-            # MoE (reference_model._route/_moe with torch._grouped_mm), kernels per op as the
-            # torch profiler lists them: router_topk = float copy, softmax, topk (2), sum, div,
-            # cast; experts_gate_up = argsort (2), //k, index_select, 2 fills, scatter_add,
-            # cumsum (2), int32 cast, grouped-GEMM prepare + CUTLASS grouped GEMM (the gather is
-            # experts_permute); experts_down = prepare + grouped GEMM
-            # experts_permute = index_select (the gather); experts_unpermute = index_copy and
-            # the multiply by routing weights (2 passes); experts_combine = the sum over k
-            "router_topk": OpRule(7), "experts_permute": OpRule(1),
-            "experts_gate_up": OpRule(11, 1.0, "cutlass_grouped"),
+            # MoE (reference_model.route_topk / sort_by_expert / _moe with torch._grouped_mm),
+            # kernels per op as the torch profiler lists them: router_topk = float copy, softmax,
+            # topk (2), sum, div, cast (timed whole by the calibration: torch_router_topk);
+            # experts_sort = argsort (arange + radix sort), //k, 2 fills, scatter_add, cumsum (2),
+            # int32 cast (timed whole: torch_experts_sort); experts_permute = index_select;
+            # experts_gate_up / experts_down = grouped-GEMM prepare + CUTLASS grouped GEMM;
+            # experts_unpermute = index_copy and the multiply by routing weights (2 passes);
+            # experts_combine = the sum over k
+            "router_topk": OpRule(7, 1.0, "torch_ops"), "experts_sort": OpRule(9, 1.0, "torch_ops"),
+            "experts_permute": OpRule(1),
+            "experts_gate_up": OpRule(2, 1.0, "cutlass_grouped"),
             "experts_down": OpRule(2, 1.0, "cutlass_grouped"),
             "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_unpermute": OpRule(2, 2.0),
             "experts_combine": OpRule(1),

@@ -17,9 +17,13 @@ carries the host rate measured on its own machine right before it (``host_s_per_
 ``host_s_per_step``: the calibration's tiny-model microbenchmark, nothing fitted to the rows),
 ``calibrated`` and ``transferred`` use it, as a user who calibrated that host would; the
 ``calibrated:bundled-host`` row shows what the bundled calibration's host rate alone gives.
+Since session 3 the rate is probed around every point (``host_drift_pct`` says how far it moved
+during the point); earlier rows carry one rate per model.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -45,7 +49,13 @@ def engine_of(measurement_method: str) -> str:
 
 
 def methods(hw) -> dict:
-    """method name -> calibration compared for one GPU."""
+    """method name -> calibration compared for one GPU (loaded once per GPU)."""
+    return dict(_methods(hw.name))
+
+
+@functools.lru_cache(maxsize=None)
+def _methods(hardware_name: str) -> tuple:
+    hw = load_hardware(hardware_name)
     folder = hardware_dir() / "calibration"
     out = {"roofline": IDEAL}
     own = folder / f"{hw.name}.csv"
@@ -59,7 +69,7 @@ def methods(hw) -> dict:
             frame = load_calibration_csv(path, source.name)
             out[f"transferred:{source.name}"] = MeasuredCalibration(
                 frame, hw, f"transferred:{source.name}", measured_on=source)
-    return out
+    return tuple(out.items())
 
 
 def _host_rate(group: pd.DataFrame):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from llmperf.ops.context import BuildContext
+from llmperf.ops.formulas import expert_sort_bytes
+from llmperf.ops.op import ELEMENTWISE, make_op
 
 
 def expected_experts_touched(num_experts: int, top_k: int, tokens) -> np.ndarray:
@@ -56,6 +58,11 @@ def moe_ops(ctx: BuildContext, group: str, count: int) -> None:
     touched = expected_experts_touched(n_exp, k, t)
     routed = t * k
     rows_per_expert = routed / np.maximum(touched, 1e-30)
+    # group the routed pairs by expert (sort + counts + offsets) before the grouped GEMMs:
+    # integer work, latency-bound at decode sizes (its time comes from the calibration)
+    ctx.add(make_op("experts_sort", ELEMENTWISE, group, count, ctx.grid,
+                    act_in_bytes=expert_sort_bytes(t, n_exp, k), compute_dtype="fp32",
+                    shape={"elements": routed}))
     # token permutation: each routed (token, expert) row gathered into expert order for the
     # grouped GEMMs, and scattered back and weighted after them (engines with a fused MoE kernel
     # do both inside the GEMMs: their profile makes these ops free)

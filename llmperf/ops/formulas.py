@@ -84,3 +84,14 @@ def attention_io_bytes(batch, num_q_heads, num_kv_heads, q_len, kv_len, qk_head_
     o_bytes = b * q * num_q_heads * v_head_dim * act_bytes_per_elem
     kv_bytes = b * kv * num_kv_heads * (qk_head_dim + v_head_dim) * kv_bytes_per_elem
     return q_bytes + kv_bytes + o_bytes
+
+
+def expert_sort_bytes(tokens, num_experts: int, top_k: int):
+    """Compulsory bytes of grouping a step's (token, expert) pairs by expert for grouped GEMMs.
+
+    Reads the t·k int64 expert ids, writes the t·k int64 pair order and the t·k int64 source
+    rows of the gather, and the E int32 group ends (what ``torch._grouped_mm`` takes as
+    ``offs``; vLLM's ``moe_align_block_size`` writes the same kind of table).
+    """
+    pairs = np.asarray(tokens, dtype=float) * top_k
+    return 24.0 * pairs + 4.0 * num_experts

@@ -68,3 +68,50 @@ def test_sizes_and_unsupported():
     assert m.weight_bytes() == 4 * (2 * per_layer + h + 2 * v * h)
     with pytest.raises(NotImplementedError):
         ReferenceDecoder(_spec(False).model_copy(update=dict(norm="layernorm")), "cpu", torch.float32)
+
+
+def test_routing_helpers_group_pairs_by_expert():
+    """route_topk / sort_by_expert (also timed whole by the calibration's routing sweep): the
+    sorted pairs are grouped by expert, each group's rows are the tokens that chose it, and the
+    offsets are the running counts -- checked against a Python loop."""
+    from llmperf_kernels.reference_model import route_topk, sort_by_expert
+
+    torch.manual_seed(3)
+    tokens, experts, k = 37, 8, 3
+    weights, chosen = route_topk(torch.randn(tokens, experts), k)
+    assert chosen.shape == (tokens, k) and weights.shape == (tokens, k)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(tokens))
+    assert all(len(set(row.tolist())) == k for row in chosen)     # k distinct experts per token
+    order, rows, offs = sort_by_expert(chosen, experts)
+    flat = chosen.reshape(-1)
+    assert torch.equal(rows, order // k) and offs.dtype == torch.int32
+    expected_ends, start = [], 0
+    for e in range(experts):
+        members = [(t, s) for t in range(tokens) for s in range(k) if int(chosen[t, s]) == e]
+        group = order[start:start + len(members)]
+        assert sorted(group.tolist()) == sorted(t * k + s for t, s in members)
+        assert bool((flat[group] == e).all())
+        start += len(members)
+        expected_ends.append(start)
+    assert offs.tolist() == expected_ends
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_host_probe_and_routing_sweep_on_the_gpu():
+    """The tiny-model host probe gives a positive per-kernel rate that repeats, and the routing
+    sweep writes one row per (model, tokens, op) with the op model's bytes and a kernel count."""
+    from llmperf_kernels.calibrate_common import Recorder
+    from llmperf_kernels.calibrate_extra import GROUPED_TOKENS, reference_host_probe, sweep_routing
+
+    probe = reference_host_probe()
+    small, large = probe.kernels
+    assert 0 < small < large
+    rates = [probe.measure(rounds=3, calls=5)[0] for _ in range(2)]
+    assert all(0 < r < 1e-3 for r in rates) and max(rates) < 2 * min(rates)
+    rec = Recorder("h100-sxm5-80gb", 5.0, lambda *_: None)
+    sweep_routing(rec)
+    assert not rec.failures
+    names = [r["name"] for r in rec.rows]
+    assert names.count("torch_router_topk") == names.count("torch_experts_sort") == 2 * len(GROUPED_TOKENS)
+    assert all(r["time_s"] > 0 and r["bytes"] > 0 and r["kernels"] >= 1 for r in rec.rows)
