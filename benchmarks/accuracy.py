@@ -5,8 +5,10 @@ kernels/measure_e2e.py: our reference decoder, and ``hf_*.csv`` the Hugging Face
 model of the same config), recomputes llmperf's predictions on CPU (llmperf.validation:
 roofline / calibrated / calibrated:bundled-host / transferred) and prints median and p90
 |predicted/measured - 1| per GPU, implementation, phase and method, then per model. Writes every
-row to --out and the README table to --markdown. Measurements of an earlier protocol (no host
-rate recorded with them) in validation/session1/ are reported in a table of their own.
+row to --out and the README table to --markdown. Measurements of earlier protocols are kept and
+reported in tables of their own: validation/session1/ (no host rate recorded) and
+validation/session2/ (one host rate per model, probed before it; since session 3 the rate is
+probed around every point).
 
 Usage: python benchmarks/accuracy.py [--out benchmarks/results/accuracy.csv] [--markdown FILE]
 """
@@ -22,7 +24,8 @@ from llmperf.validation import predict, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION = ROOT / "benchmarks" / "results" / "validation"
-ARCHIVE = VALIDATION / "session1"
+ARCHIVES = {"session1": "session-1 measurements (no host rate recorded with them)",
+            "session2": "session-2 measurements (one host rate per model)"}
 BY = ["hardware", "measurement", "phase", "method"]
 
 
@@ -54,16 +57,18 @@ def main() -> None:
     print(by_phase.to_string(index=False, float_format="{:.1f}".format))
     print()
     print(by_model.to_string(index=False, float_format="{:.1f}".format))
-    archive = None
-    if ARCHIVE.is_dir() and any(ARCHIVE.glob("*.csv")):
-        archive = summary(predict(load_measurements(ARCHIVE)), BY)
-        print("\nsession-1 measurements (no host rate recorded with them):")
-        print(archive.to_string(index=False, float_format="{:.1f}".format))
+    archives = {}
+    for folder, title in ARCHIVES.items():
+        path = VALIDATION / folder
+        if path.is_dir() and any(path.glob("*.csv")):
+            archives[title] = summary(predict(load_measurements(path)), BY)
+            print(f"\n{title}:")
+            print(archives[title].to_string(index=False, float_format="{:.1f}".format))
     frame.to_csv(args.out, index=False)
     if args.markdown:
         text = markdown(by_phase)
-        if archive is not None:
-            text += "\nSession-1 measurements (earlier protocol, no host rate recorded):\n\n" + markdown(archive)
+        for title, table in archives.items():
+            text += f"\n{title[0].upper() + title[1:]}:\n\n" + markdown(table)
         Path(args.markdown).write_text(text)
     print(f"wrote {args.out}")
 

@@ -52,10 +52,23 @@ class HostRateProbe:
 
     def measure(self, rounds: int = 7, calls: int = 30):
         """(seconds per kernel, seconds per step, kernels of the small, of the large model)."""
-        (t_small, t_large), (k_small, k_large) = (
-            [self._seconds_per_call(run, rounds, calls) for run in self.runs], self.kernels)
+        per_kernel, per_step = self.rate(
+            [self._seconds_per_call(run, rounds, calls) for run in self.runs])
+        return per_kernel, per_step, *self.kernels
+
+    def sample(self):
+        """One call of each model, timed: (s small, s large) -- interleaved with the repetitions
+        of a measurement, so that the rate is taken over the same seconds as the measurement."""
+        return tuple(self._seconds_per_call(run, 1, 1) for run in self.runs)
+
+    def rate(self, times):
+        """(s per kernel, s per step) from (s small, s large) or from a list of such samples
+        (the median of each model's times)."""
+        if times and isinstance(times[0], (tuple, list)):
+            times = [sorted(ts)[len(ts) // 2] for ts in zip(*times)]
+        (t_small, t_large), (k_small, k_large) = times, self.kernels
         per_kernel = (t_large - t_small) / (k_large - k_small)
-        return per_kernel, max(t_small - per_kernel * k_small, 0.0), k_small, k_large
+        return per_kernel, max(t_small - per_kernel * k_small, 0.0)
 
 
 def reference_host_probe() -> HostRateProbe:
@@ -135,30 +148,45 @@ def sweep_torch_ops(rec: Recorder) -> None:
 
 
 def sweep_routing(rec: Recorder) -> None:
-    """MoE routing as the reference engine runs it, each step timed whole (torch eager ops, the
-    functions of kernels/reference_model.py): ``torch_router_topk`` (fp32 softmax, top-k,
-    renormalise, cast: router logits [T, E] -> weights and experts) and ``torch_experts_sort``
-    (argsort of the T*k pairs by expert, source rows, per-expert counts by scatter_add, cumsum
-    into int32 offsets). Integer sorts and scans are latency-bound far beyond decode sizes, so
-    they get curves of their own. Shapes: Qwen3-30B-A3B (128 experts, top 8) and Mixtral-8x7B
-    (8, top 2), T = 1 .. 32k tokens. Bytes as the op model counts them (llmperf.ops.ffn), m =
-    the op's elements, ``kernels`` = launches in the function (torch profiler)."""
+    """The MoE steps around the grouped GEMMs as the reference engine runs them, each timed whole
+    (torch eager ops, the functions of kernels/reference_model.py), one curve each:
+    ``torch_router_topk`` (fp32 softmax, top-k, renormalise, cast: router logits [T, E] ->
+    weights and experts), ``torch_experts_sort`` (argsort of the T*k pairs by expert, source rows,
+    per-expert counts by scatter_add, cumsum into int32 offsets), ``torch_experts_permute`` (the
+    row gather, index_select), ``torch_experts_unpermute`` (index_copy back to token order and the
+    broadcast multiply by the routing weights), ``torch_experts_combine`` (the sum over the k
+    slots). Sorts and scans are latency-bound far beyond decode sizes, and the index kernels
+    stream at their own rates (index_copy: ~1.3 TB/s on an H100), so none of them follows the
+    plain bandwidth curve. Shapes: Qwen3-30B-A3B (128 experts, top 8, hidden 2048) and
+    Mixtral-8x7B (8, top 2, hidden 4096), T = 1 .. 32k tokens. Bytes as the reference engine's op
+    model counts them (llmperf.ops.ffn + engines), m = the op's elements, ``kernels`` = launches
+    in the function (torch profiler)."""
     from llmperf import load_model
+    from llmperf.engines import apply_engine, get_engine
     from llmperf.ops.builder import build_step_ops
     from llmperf.specs.workload import Step, Workload
 
     from .measure_e2e import profile_kernels
-    from .reference_model import route_topk, sort_by_expert
+    from .reference_model import route_topk, sort_by_expert, unpermute
 
+    engine = get_engine("reference")
     for name in ("qwen3-30b-a3b", "mixtral-8x7b"):
         spec = load_model(name)
-        experts, top_k = spec.num_experts, spec.experts_per_token
+        experts, top_k, hidden = spec.num_experts, spec.experts_per_token, spec.hidden_size
         for tokens in GROUPED_TOKENS:
-            ops = {op.name: op for op in build_step_ops(spec, Workload(), Step.prefill(1.0, float(tokens)))}
-            logits = _rand(tokens, experts)
+            step = Step.prefill(1.0, float(tokens))
+            ops = {op.name: op for op in apply_engine(build_step_ops(spec, Workload(), step), engine)}
+            pairs = tokens * top_k
+            logits, h = _rand(tokens, experts), _rand(tokens, hidden)
             topi = torch.rand(tokens, experts, device="cuda").argsort(dim=1)[:, :top_k].contiguous()
+            topw = torch.rand(tokens, top_k, device="cuda").to(torch.bfloat16)
+            order, rows, _ = sort_by_expert(topi, experts)
+            y, yk = _rand(pairs, hidden), _rand(tokens, top_k, hidden)
             for op_name, fn in (("router_topk", lambda: route_topk(logits, top_k)),
-                                ("experts_sort", lambda: sort_by_expert(topi, experts))):
+                                ("experts_sort", lambda: sort_by_expert(topi, experts)),
+                                ("experts_permute", lambda: h.index_select(0, rows)),
+                                ("experts_unpermute", lambda: unpermute(y, order, topw)),
+                                ("experts_combine", lambda: yk.sum(dim=1))):
                 op = ops[op_name]
                 rec.add("torch_ops", "memory", f"torch_{op_name}", "bf16", 0.0, float(op.memory_bytes),
                         fn, m=float(op.shape["elements"]), n=experts, k=top_k,

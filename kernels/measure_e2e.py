@@ -14,11 +14,12 @@ script computes no prediction. Per model (random bf16 weights) it measures:
   (kernels/hf_reference.py), prefill and decode both eager, DynamicCache, timed like the eager
   prefill above.
 
-Every row also records the host's eager launch rate, probed just before and just after that very
-point (tiny models only, kernels/calibrate_extra.py ``HostRateProbe``: ``host_s_per_kernel``,
-``host_s_per_step`` are the mean of the two probes, ``host_drift_pct`` how far they moved): eager
-steps are often bound by the CPU issuing kernels, that rate is a property of the host, not of the
-GPU, and on shared hosts it drifts by 2x within minutes. The probe runs shapes that share nothing
+Every row also records the host's eager launch rate over that very point (tiny models only,
+kernels/calibrate_extra.py ``HostRateProbe``, timed once between every two repetitions of an
+eager step, or just after a graph-replayed one: ``host_s_per_kernel``, ``host_s_per_step``, and
+``host_drift_pct`` = p90 - p10 of the per-sample rates over their median): eager steps are often
+bound by the CPU issuing kernels, that rate is a property of the host, not of the GPU, and on
+shared hosts it moved by 20-70% within a second (session 3, H100). The probe runs shapes that share nothing
 with the measured model; it is recorded so that predictions can use the CPU speed the
 measurement ran at (llmperf.validation), never fitted.
 
@@ -121,6 +122,7 @@ class Runner:
         self.sink, self.kernel_log, self.cuda, self.impl = sink, kernel_log, cuda, impl
         self.eager_method = "hf_eager" if impl == "hf" else "reference_eager"
         self.probe = make_host_probe(impl) if cuda else None
+        self.host_samples = []
 
     def _sync(self):
         if self.cuda:
@@ -158,6 +160,7 @@ class Runner:
         reps = int(min(max(0.4 / max(est, 1e-6), 5), 30))
         ts = []
         for _ in range(reps):
+            self.sample_host()
             if self.cuda:
                 torch.cuda.synchronize()
                 s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -211,6 +214,7 @@ class Runner:
             reps, ts = 20 if self.cuda else 5, []
             for _ in range(reps):
                 before(cache, C)  # untimed: restore the same cache state
+                self.sample_host()
                 if self.cuda:
                     torch.cuda.synchronize()
                     s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -230,26 +234,35 @@ class Runner:
                     weights="bf16" if model.dtype == torch.bfloat16 else str(model.dtype),
                     attention_backend=backend)
 
+    def sample_host(self):
+        """Time the host-rate probe once, between two timed repetitions of an eager step."""
+        if self.probe is not None:
+            self.host_samples.append(self.probe.sample())
+
     def host_rate(self):
-        """(s per kernel, s per step) of this host right now, from the tiny-model probe (NaN, NaN
-        on the CPU or when the probe cannot run)."""
+        """(s per kernel, s per step, drift %) of the host over the point just measured: from the
+        probe samples interleaved with its eager repetitions (drift = p90 - p10 of the per-sample
+        rates over their median), else (a graph-replayed step) from a probe just after it.
+        NaN on the CPU or when the probe cannot run."""
         if self.probe is None:
-            return float("nan"), float("nan")
-        per_kernel, per_step, _, _ = self.probe.measure(rounds=5, calls=8)
-        return per_kernel, per_step
+            return float("nan"), float("nan"), float("nan")
+        if not self.host_samples:
+            return (*self.probe.measure(rounds=5, calls=8)[:2], float("nan"))
+        per_kernel, per_step = self.probe.rate(self.host_samples)
+        each = sorted(self.probe.rate(s)[0] for s in self.host_samples)
+        spread = each[int(0.9 * (len(each) - 1))] - each[int(0.1 * (len(each) - 1))]
+        return per_kernel, per_step, spread / per_kernel * 100 if per_kernel > 0 else float("nan")
 
     def point(self, what, fn, *args):
-        """Measure one point between two host-rate probes; the row records their mean and how far
-        they moved (``host_drift_pct``), so a prediction uses the host speed of that very point."""
+        """Measure one point; the row records the host rate over that very point
+        (``host_s_per_kernel``, ``host_s_per_step``) and how much it moved (``host_drift_pct``)."""
         try:
-            before = self.host_rate()
+            self.host_samples = []
             row = fn(*args)
-            after = self.host_rate()
-            per_kernel, per_step = ((a + b) / 2 for a, b in zip(before, after))
-            drift = abs(after[0] - before[0]) / per_kernel * 100 if per_kernel > 0 else float("nan")
+            per_kernel, per_step, drift = self.host_rate()
             self.sink.add(**row, host_s_per_kernel=per_kernel, host_s_per_step=per_step, host_drift_pct=drift)
             log(f"  {what}: {row['time_s'] * 1e3:9.3f} ms  (host {per_kernel * 1e6:.1f} us/kernel, "
-                f"drift {drift:.0f}%)")
+                f"spread {drift:.0f}%)")
             return True
         except torch.cuda.OutOfMemoryError:
             log(f"  {what}: SKIPPED (out of memory)")

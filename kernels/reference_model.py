@@ -112,6 +112,13 @@ def sort_by_expert(topi: torch.Tensor, experts: int):
     return order, order // topi.shape[1], counts.cumsum(0).to(torch.int32)
 
 
+def unpermute(y: torch.Tensor, order: torch.Tensor, topw: torch.Tensor) -> torch.Tensor:
+    """Expert outputs y [N*k, H] in expert order -> [N, k, H] in (token, slot) order, each row
+    times its routing weight (topw [N, k]): an index_copy and a broadcast multiply."""
+    n, k = topw.shape
+    return torch.empty_like(y).index_copy_(0, order, y).view(n, k, y.shape[-1]) * topw.unsqueeze(-1)
+
+
 class ReferenceDecoder:
     """Random-weight decoder for one ModelSpec. ``prefill``/``decode`` return last-token logits."""
 
@@ -237,8 +244,7 @@ class ReferenceDecoder:
         xs = h.index_select(0, rows)                              # gathered token rows
         g, u = torch._grouped_mm(xs, lw["w_gu"].transpose(-2, -1), offs=offs).chunk(2, dim=-1)
         y = torch._grouped_mm(F.silu(g) * u, lw["w_down"].transpose(-2, -1), offs=offs)
-        yk = torch.empty_like(y).index_copy_(0, order, y)         # back to (token, slot) order
-        return (yk.view(N, k, self.H) * topw.unsqueeze(-1)).sum(dim=1).reshape(shape)
+        return unpermute(y, order, topw).sum(dim=1).reshape(shape)  # sum over the k slots
 
     def _forward(self, tokens, cache, start: int):
         ks, vs = cache
@@ -291,4 +297,4 @@ def prefill_activation_bytes(spec, tokens: int, bytes_per: int = 2) -> int:
 
 
 __all__ = ["ReferenceDecoder", "capture_decode", "check_supported", "grouped_mm_available",
-           "prefill_activation_bytes", "rms_norm", "apply_rope", "route_topk", "sort_by_expert", "INIT_STD"]
+           "prefill_activation_bytes", "rms_norm", "apply_rope", "route_topk", "sort_by_expert", "unpermute", "INIT_STD"]

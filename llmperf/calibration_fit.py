@@ -152,11 +152,13 @@ def sustained_factor(frame: pd.DataFrame) -> float:
 
 
 # kernels timed as whole torch-op sequences (kernel_source torch_ops): their own curves, since an
-# 8-kernel fp32 RMSNorm and a 5-kernel rotate_half RoPE stream bytes at different rates, and the
-# MoE routing steps (top-k; sort + scan into group offsets) are latency-bound, not bandwidth-bound
-TORCH_OP_SHAPES = ("torch_rmsnorm", "torch_rope", "torch_router_topk", "torch_experts_sort")
+# 8-kernel fp32 RMSNorm and a 5-kernel rotate_half RoPE stream bytes at different rates, the MoE
+# routing steps (top-k; sort + scan into group offsets) are latency-bound, and the MoE row
+# gather / index_copy scatter stream at their own (low) rates
+MOE_TORCH_OPS = ("router_topk", "experts_sort", "experts_permute", "experts_unpermute", "experts_combine")
+TORCH_OP_SHAPES = ("torch_rmsnorm", "torch_rope") + tuple(f"torch_{name}" for name in MOE_TORCH_OPS)
 # op name -> its torch-op curve (the norm ops are matched by kind)
-TORCH_OP_OF = {"rope": "torch_rope", "router_topk": "torch_router_topk", "experts_sort": "torch_experts_sort"}
+TORCH_OP_OF = {"rope": "torch_rope", **{name: f"torch_{name}" for name in MOE_TORCH_OPS}}
 
 
 def shape_key(op_kind: str, n=None, k=None, head_dim=None, name=None):

@@ -99,13 +99,13 @@ ENGINES = {
             # int32 cast (timed whole: torch_experts_sort); experts_permute = index_select;
             # experts_gate_up / experts_down = grouped-GEMM prepare + CUTLASS grouped GEMM;
             # experts_unpermute = index_copy and the multiply by routing weights (2 passes);
-            # experts_combine = the sum over k
+            # experts_combine = the sum over k (the last three timed whole as well)
             "router_topk": OpRule(7, 1.0, "torch_ops"), "experts_sort": OpRule(9, 1.0, "torch_ops"),
-            "experts_permute": OpRule(1),
+            "experts_permute": OpRule(1, 1.0, "torch_ops"),
             "experts_gate_up": OpRule(2, 1.0, "cutlass_grouped"),
             "experts_down": OpRule(2, 1.0, "cutlass_grouped"),
-            "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_unpermute": OpRule(2, 2.0),
-            "experts_combine": OpRule(1),
+            "experts_act_mul": OpRule(2, 5.0 / 3.0), "experts_unpermute": OpRule(2, 2.0, "torch_ops"),
+            "experts_combine": OpRule(1, 1.0, "torch_ops"),
         }),
     "hf-transformers": EngineProfile(
         name="hf-transformers",
