@@ -12,6 +12,14 @@ Small M (decode, M <= 16) is memory-bound on W: a "skinny" family with BLOCK_M =
 BLOCK_N (16-64) gives N/BLOCK_N >= #SMs programs, each streaming a contiguous slab of W with deep
 pipelining, so no split-K reduction is needed for the layer shapes of 1-8B models.
 
+Mid M (128 < M <= 512) has too few large tiles to fill the GPU (256 x 4096 in 128 x 128 tiles: 64
+tiles for 132 SMs) and small tiles are L2-bandwidth bound, so split-K candidates join: SPLIT
+programs per output tile each reduce a contiguous range of K tiles into an fp32 partial in a
+workspace, count their arrival on a per-tile atomic counter, and the last to arrive adds the
+other partials to its own accumulator and writes y (and resets the counter): one launch, no
+zero-fill, a deterministic sum order per arrival (the classic "serial split-K with semaphore" of
+CUTLASS, here without waiting: nobody spins, the last arriver does the fix-up).
+
 On Hopper, tensor-descriptor (TMA) and persistent variants (gemm_tma.py) join the candidates for
 M > 64. Configs are chosen per (M bucket, N, K, dtype) by :class:`harness.Tuner` (M buckets: powers of two
 16..4096, so M = 1...16384 map onto 9 keys per weight shape).
@@ -24,7 +32,7 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_out, check_tensor, m_bucket
-from .gemm_tma import TMA_BF16, TMA_BF16_MID, launch_tma, tma_ok
+from .gemm_tma import TMA_BF16, TMA_BF16_MID, TensorDescriptor, launch_tma, tma_ok
 from .harness import Tuner, is_interpreter
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages), by M bucket.
@@ -36,7 +44,17 @@ _MEDIUM = [(64, 128, 64, 8, 4, 4), (128, 128, 64, 8, 8, 4), (64, 256, 64, 8, 8, 
            (128, 64, 64, 8, 4, 4)]
 _LARGE = [(128, 256, 64, 8, 8, 3), (128, 256, 64, 8, 8, 4), (256, 128, 64, 8, 8, 3),
           (128, 128, 64, 8, 8, 4), (128, 128, 64, 8, 4, 4)]
+# Split-K: (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages, "splitk", SPLIT, tma).
+# M = 256, N = 4096: 128 x 128 tiles x SPLIT 2 = 128 programs for 132 SMs; 3 stages (96 KiB of
+# shared memory) let 2 programs share an SM; 64-row tiles for the narrow-N shapes (N 2048-4608).
+# H100 run 5 dropped 128 x 128 x SPLIT 3 and 128 x 256 x SPLIT 2/4 (never the fastest).
+_SPLITK_TMA = [(128, 128, 64, 8, 8, 4, "splitk", 2, True), (128, 128, 64, 8, 8, 3, "splitk", 2, True),
+               (128, 128, 64, 8, 8, 4, "splitk", 4, True), (128, 128, 64, 8, 4, 4, "splitk", 2, True),
+               (64, 128, 64, 8, 4, 4, "splitk", 2, True), (64, 128, 64, 8, 4, 3, "splitk", 4, True),
+               (64, 64, 128, 8, 4, 3, "splitk", 2, True)]
+_SPLITK_PTR = [(128, 128, 64, 8, 8, 4, "splitk", 2, False), (128, 128, 64, 8, 8, 4, "splitk", 4, False)]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
+SPLITK_MAX_TILES = 16384  # capacity of the per-device tile-counter buffer (64 KiB of int32)
 
 
 def configs_for(m: int, tma: bool = False):
@@ -50,33 +68,33 @@ def configs_for(m: int, tma: bool = False):
     if b <= 64:
         return _SMALL
     if b <= 512:
-        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] if tma else [])
+        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA if tma else _SPLITK_PTR)
     return _LARGE[:3] + (TMA_BF16 if tma else [])
 
 
 @triton.jit
-def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                 GROUP_M: tl.constexpr, EVEN_K: tl.constexpr):
-    pid = tl.program_id(0)
+def _tile_coords(tile_id, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of output tile ``tile_id`` in GROUP_M-grouped order (W tiles reused from L2)."""
     num_pid_m = tl.cdiv(M, BLOCK_M)
     num_pid_n = tl.cdiv(N, BLOCK_N)
     group = GROUP_M * num_pid_n
-    first_m = (pid // group) * GROUP_M
+    first_m = (tile_id // group) * GROUP_M
     size_m = tl.minimum(num_pid_m - first_m, GROUP_M)
-    pid_m = first_m + ((pid % group) % size_m)
-    pid_n = (pid % group) // size_m
+    return first_m + ((tile_id % group) % size_m), (tile_id % group) // size_m
 
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+
+@triton.jit
+def _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, k_lo, k_hi,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr):
+    """fp32 [BLOCK_M, BLOCK_N] = sum over K tiles k_lo..k_hi-1 of x_tile @ w_tile^T (pointer loads)."""
     offs_k = tl.arange(0, BLOCK_K)
     # Out-of-range rows/cols are wrapped (never read out of bounds) and masked at the store.
-    rm = offs_m % M
-    rn = offs_n % N
-    x_ptrs = x_ptr + rm[:, None] * sxm + offs_k[None, :] * sxk
-    w_ptrs = w_ptr + rn[:, None] * swn + offs_k[None, :] * swk
+    rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M
+    rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N
+    x_ptrs = x_ptr + rm[:, None] * sxm + (k_lo * BLOCK_K + offs_k)[None, :] * sxk
+    w_ptrs = w_ptr + rn[:, None] * swn + (k_lo * BLOCK_K + offs_k)[None, :] * swk
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for kt in range(0, tl.cdiv(K, BLOCK_K)):
+    for kt in range(k_lo, k_hi):
         if EVEN_K:
             a = tl.load(x_ptrs)
             b = tl.load(w_ptrs)
@@ -87,17 +105,111 @@ def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
         acc = tl.dot(a, tl.trans(b), acc)
         x_ptrs += BLOCK_K * sxk
         w_ptrs += BLOCK_K * swk
-    y = acc.to(y_ptr.dtype.element_ty)
+    return acc
+
+
+@triton.jit
+def _acc_tma(a_desc, b_desc, pid_m, pid_n, k_lo, k_hi,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """As :func:`_acc_ptr` through tensor descriptors (the copy engine zero-fills the K tail)."""
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in range(k_lo, k_hi):
+        a = a_desc.load([pid_m * BLOCK_M, kt * BLOCK_K])
+        b = b_desc.load([pid_n * BLOCK_N, kt * BLOCK_K])
+        acc = tl.dot(a, b.T, acc)
+    return acc
+
+
+@triton.jit
+def _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """y[tile] = acc in y's dtype, rows >= M and cols >= N masked."""
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :] * syn  # M*N may exceed 2^31
-    tl.store(y_ptrs, y, mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+
+@triton.jit
+def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                 GROUP_M: tl.constexpr, EVEN_K: tl.constexpr):
+    pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, 0, tl.cdiv(K, BLOCK_K),
+                   BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
+    _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+
+
+@triton.jit
+def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, M, N, K,
+                        sxm, sxk, swn, swk, sym, syn,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                        GROUP_M: tl.constexpr, SPLIT: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr):
+    """Program (tile, s) of a grid of #tiles * SPLIT: K tiles [s * per, (s + 1) * per) of output tile
+    ``tile`` into ws[tile, s] (fp32 [BLOCK_M, BLOCK_N]); the last of the SPLIT to arrive on
+    cnt[tile] sums the others into its accumulator, writes y and resets cnt[tile] to 0."""
+    tile = tl.program_id(0) // SPLIT
+    s = tl.program_id(0) % SPLIT
+    pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    k_tiles = tl.cdiv(K, BLOCK_K)
+    per = tl.cdiv(k_tiles, SPLIT)
+    k_lo = tl.minimum(s * per, k_tiles)  # the last splits may be empty (their partial is 0)
+    k_hi = tl.minimum(k_lo + per, k_tiles)
+    if TMA:
+        acc = _acc_tma(a_desc, b_desc, pid_m, pid_n, k_lo, k_hi, BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, k_lo, k_hi,
+                       BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
+    part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    ws_tile = ws_ptr + tile.to(tl.int64) * (SPLIT * BLOCK_M * BLOCK_N)
+    tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+    tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+    if tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == SPLIT - 1:
+        for j in tl.static_range(SPLIT):
+            if j != s:
+                acc += tl.load(ws_tile + j * (BLOCK_M * BLOCK_N) + part, cache_modifier=".cg")
+        tl.atomic_xchg(cnt_ptr + tile, 0)
+        _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
 
 
 _tuner = Tuner("gemm")
+_COUNTERS: dict = {}  # device -> int32 [SPLITK_MAX_TILES], all 0 between launches
+
+
+def _tile_counters(device: torch.device) -> torch.Tensor:
+    """The split-K arrival counters of ``device`` (zeroed once; each launch leaves them at 0).
+
+    Calls on one device share them, so split-K launches must be ordered (one stream, or streams
+    that wait on each other). First needed inside a CUDA-graph capture, a zeroed buffer is made
+    per call instead (its memset is part of the graph; nothing eager could have zeroed it).
+    """
+    if device in _COUNTERS:
+        return _COUNTERS[device]
+    cnt = torch.zeros(SPLITK_MAX_TILES, dtype=torch.int32, device=device)
+    if device.type != "cuda" or not torch.cuda.is_current_stream_capturing():
+        _COUNTERS[device] = cnt
+    return cnt
+
+
+def _launch_splitk(x, w, y, cfg):
+    """One launch of the split-K kernel for a ("splitk", SPLIT, tma) config; fp32 workspace of
+    #tiles * SPLIT * BLOCK_M * BLOCK_N * 4 bytes from the caching allocator."""
+    bm, bn, bk, gm, nw, ns, _, split, tma = cfg
+    M, K = x.shape
+    N = w.shape[0]
+    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    check(tiles <= SPLITK_MAX_TILES, f"split-K needs <= {SPLITK_MAX_TILES} output tiles, got {tiles}.")
+    ws = torch.empty(tiles * split * bm * bn, dtype=torch.float32, device=x.device)
+    a, b = (TensorDescriptor.from_tensor(x, [bm, bk]), TensorDescriptor.from_tensor(w, [bn, bk])) if tma else (x, w)
+    _gemm_splitk_kernel[(tiles * split,)](
+        x, w, a, b, y, ws, _tile_counters(x.device), M, N, K, x.stride(0), x.stride(1), w.stride(0),
+        w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm, SPLIT=split,
+        EVEN_K=(K % bk == 0), TMA=tma, num_warps=nw, num_stages=ns)
 
 
 def _launch(x, w, y, cfg):
+    """Launch the kernel a config names: 6-tuple pointer kernel, "tma" (gemm_tma.py) or "splitk"."""
     if len(cfg) > 6:
-        return launch_tma(x, w, y, cfg)
+        return _launch_splitk(x, w, y, cfg) if cfg[6] == "splitk" else launch_tma(x, w, y, cfg)
     bm, bn, bk, gm, nw, ns = cfg
     M, K = x.shape
     N = w.shape[0]
@@ -111,7 +223,8 @@ def gemm(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None, conf
     """``y[M, N] = x[M, K] @ w[N, K]^T`` in bf16 or fp16 with fp32 accumulation.
 
     x and w must share a dtype (bf16/fp16) and device and be contiguous along K. ``out`` (optional)
-    receives the result; ``config`` forces one (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages).
+    receives the result; ``config`` forces one: (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages),
+    optionally followed by ("tma", persistent, flatten) or ("splitk", SPLIT, tma).
     """
     dts = (torch.bfloat16, torch.float16)
     check_tensor(x, "x", 2, dts)

@@ -4,11 +4,14 @@ CPU (interpreter): fp16 only -- the triton 3.9 interpreter's tl.dot on bf16 tile
 GPU (@gpu): bf16 and fp16 at layer shapes of the benchmarked models, including skinny M.
 """
 
+import importlib
+
 import pytest
 import torch
 
 from llmperf_kernels import (gemm, gemm_fp8, gemm_ref, gemm_w4a16, gemm_w4a16_ref, gemm_w8a16,
                              gemm_w8a16_ref, quantize_w4, quantize_w8)
+from llmperf_kernels.gemm import _SPLITK_PTR, _SPLITK_TMA, _tile_counters
 from llmperf_kernels.gemm_fp8 import gemm_fp8_ref, quantize_fp8, quantize_fp8_weight_blocks
 
 from kernel_testutil import assert_close, poisoned
@@ -38,6 +41,35 @@ def test_gemm_tma_variant(device, persistent):
     w = torch.randn(N, K, dtype=torch.float16, device=device)
     y = gemm(x, w, out=poisoned((M, N), torch.float16, device), config=cfg)
     assert_close(y, gemm_ref(x, w), torch.float16)
+
+
+# Split-K configs (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, "splitk", SPLIT, tma): SPLIT
+# programs per output tile, the last to arrive sums the fp32 partials and writes y.
+@pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
+@pytest.mark.parametrize("M,N,K,split", [(37, 45, 200, 3), (37, 45, 136, 4), (64, 64, 96, 2), (5, 33, 32, 2)])
+def test_gemm_splitk(device, tma, M, N, K, split):
+    """Ragged M and N tails, a ragged last K tile (200 = 6.25 x 32), an empty last split (136: 5 K
+    tiles in splits of 2, 2, 1, 0), more splits than K tiles (32: 1 tile); a second call with new x
+    into the same output checks that each launch leaves the arrival counters at 0."""
+    cfg = (16, 16, 32, 2, 4, 1, "splitk", split, tma)
+    w = torch.randn(N, K, dtype=torch.float16, device=device)
+    y = poisoned((M, N), torch.float16, device)
+    for _ in range(2):
+        x = torch.randn(M, K, dtype=torch.float16, device=device)
+        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.float16)
+        y.fill_(float("nan"))
+    assert int(_tile_counters(torch.device(device)).abs().sum()) == 0
+
+
+def test_gemm_splitk_candidates(monkeypatch):
+    """Split-K joins the candidates for the 256 and 512 buckets only (skinny and large M untouched);
+    the TMA flavour where descriptors work, the pointer one elsewhere."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")  # the package's `gemm` is the function
+    monkeypatch.setattr(gemm_mod, "is_interpreter", lambda: False)  # the interpreter has one candidate
+    for tma in (True, False):
+        split = {m: [c for c in gemm_mod.configs_for(m, tma) if "splitk" in c] for m in (16, 64, 256, 512, 1024)}
+        assert split[256] and split[512] and not split[16] and not split[64] and not split[1024]
+        assert all(c[8] == tma for c in split[256] + split[512])
 
 
 def test_fp8_tma_variant(device):
@@ -181,6 +213,46 @@ SHAPES = [(4096, 4096), (6144, 4096), (3584, 18944), (3072, 2048)]
 @pytest.mark.parametrize("N,K", SHAPES)
 def test_gemm_gpu(M, N, K):
     _run_gemm("cuda", torch.bfloat16, M, N, K)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", _SPLITK_TMA + _SPLITK_PTR, ids=str)
+@pytest.mark.parametrize("M,N,K", [(256, 4096, 4096), (300, 3072, 2048), (200, 3584, 18944)])
+def test_gemm_splitk_gpu(cfg, M, N, K):
+    """Every split-K candidate at bucket-256 layer shapes (M = 300 ragged), three calls in a row
+    into the same output (arrival counters reused), bf16 against the fp32 reference."""
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
+    y = poisoned((M, N), torch.bfloat16, "cuda")
+    for _ in range(3):
+        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.bfloat16)
+        y.fill_(float("nan"))
+
+
+@pytest.mark.gpu
+@gpu
+def test_gemm_splitk_first_launch_in_cuda_graph(monkeypatch):
+    """Split-K first launched inside a CUDA-graph capture (no counter buffer yet): the graph zeroes
+    its own counters, nothing is cached from the capture, and every replay is right."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    M, N, K = 256, 2048, 2048
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
+    y = poisoned((M, N), torch.bfloat16, "cuda")
+    gemm(x, w, out=y, config=_SPLITK_TMA[0])  # compile outside the capture
+    monkeypatch.setattr(gemm_mod, "_COUNTERS", {})
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=stream):
+        gemm(x, w, out=y, config=_SPLITK_TMA[0])
+    assert not gemm_mod._COUNTERS
+    for _ in range(2):
+        y.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        assert_close(y, gemm_ref(x, w), torch.bfloat16)
 
 
 @pytest.mark.gpu
