@@ -7,8 +7,9 @@ roofline / calibrated / calibrated:bundled-host / transferred) and prints median
 |predicted/measured - 1| per GPU, implementation, phase and method, then per model. Writes every
 row to --out and the README table to --markdown. Measurements of earlier protocols are kept and
 reported in tables of their own: validation/session1/ (no host rate recorded) and
-validation/session2/ (one host rate per model, probed before it; since session 3 the rate is
-probed around every point).
+validation/session2/ (one host rate per model, probed before it), validation/session3_first/ (the
+rate probed before and after each point); since then it is sampled between the repetitions of
+every point.
 
 Usage: python benchmarks/accuracy.py [--out benchmarks/results/accuracy.csv] [--markdown FILE]
 """
@@ -25,7 +26,8 @@ from llmperf.validation import predict, summary
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION = ROOT / "benchmarks" / "results" / "validation"
 ARCHIVES = {"session1": "session-1 measurements (no host rate recorded with them)",
-            "session2": "session-2 measurements (one host rate per model)"}
+            "session2": "session-2 measurements (one host rate per model)",
+            "session3_first": "session-3 first H100 run (host rate probed before and after each point)"}
 BY = ["hardware", "measurement", "phase", "method"]
 
 
