@@ -2,15 +2,15 @@
 
 For the decode cases of ``kernels_bench.bench_decode`` that carry a target (Hq=32, Hkv=8, D=128,
 q_len=1; B x L >= 64k tokens, or B=1 with L >= 32k), time explicitly forced launch configurations
-(``attention_decode(..., config=DecodeConfig(block_n, num_warps, num_stages, splits, combine))``):
+(``attention_decode(..., config=DecodeConfig(block_n, num_warps, num_stages, splits, combine, swap))``):
 
   * ``v3``      run 4's behaviour: splits = ceil(2*SMs / (B*Hkv)) capped by ceil(L/256) and 128,
                 separate combine kernel, tile (64, 4 warps, 3 stages) (fp8: same tile).
-  * ``tile``    stage A: tile candidates (block_n, warps, stages) at the v4 heuristic split count
-                (``default_splits``), combine kernel (the default).
+  * ``tile``    stage A: tile candidates (block_n, warps, stages) x swap-AB {off, on} at the
+                heuristic split count (``default_splits``), combine kernel.
   * ``split``   stage B: with stage A's fastest tile, split counts {heuristic/2, heuristic,
-                2 x heuristic} (or {1, 2, 4} where the heuristic says 1), deduplicated by the
-                effective count, x combine {kernel, fused}.
+                2 x heuristic} (or {1, 2, 4, 8} where the heuristic says 1), deduplicated by the
+                effective count, x combine {kernel, pdl, fused}.
 
 Each row: time (CUDA-graph timing, ``harness.time_fn(graph=True)`` as kernels_bench's T()), GB/s
 (bytes = ``attention_decode_bytes``), fraction of a torch copy bandwidth measured here (1 GiB and
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 import time
@@ -48,7 +49,7 @@ SMOKE_CASES = [(2, 64, None, "bf16"), (2, 64, 16, "bf16"), (1, 200, 32, "fp8")]
 TILES = [(64, 4, 4), (128, 8, 3), (128, 4, 3), (64, 8, 4)]
 TILES_FP8 = [(128, 4, 3), (64, 4, 3), (64, 4, 4), (32, 4, 4), (64, 8, 4), (128, 8, 4)]
 COLS = ["case", "batch", "kv_len", "page", "kv_dtype", "variant", "block_n", "num_warps", "num_stages",
-        "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
+        "swap", "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
         "floor_us", "bytes", "rel_err", "timing", "copy_bw_tb_s"]
 
 
@@ -153,9 +154,10 @@ def main(argv=None):
 
         def measure(variant, cfg):
             eff = eff_splits(L, cfg.splits, cfg.block_n)
-            comb = "none" if eff == 1 else (cfg.combine or "fused")
-            if (cfg.block_n, cfg.num_warps, cfg.num_stages, eff, comb) in results:
-                return results[(cfg.block_n, cfg.num_warps, cfg.num_stages, eff, comb)]
+            comb = "none" if eff == 1 else (cfg.combine or "kernel")
+            rkey = (cfg.block_n, cfg.num_warps, cfg.num_stages, cfg.swap, eff, comb)
+            if rkey in results:
+                return results[rkey]
 
             def fn():
                 lk.attention_decode(q, k, v, lens, bt, k_scale=ks, v_scale=vs, out=o, max_kv_len=L, config=cfg)
@@ -172,16 +174,16 @@ def main(argv=None):
                 bad.append((name, variant, tuple(cfg), err))
             row = dict(case=name, batch=B, kv_len=L, page=page or "", kv_dtype=kvd, variant=variant,
                        block_n=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                       splits_asked=cfg.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
+                       swap=int(cfg.swap), splits_asked=cfg.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
                        gb_per_s=by / t / 1e9, frac_copy_bw=by / t / bw, x_floor=t / floor, floor_us=floor * 1e6,
                        bytes=by, rel_err=err, timing=lk.harness.LAST_METHOD or "cpu", copy_bw_tb_s=bw / 1e12)
             row.update(meta)
             w.writerow(row)
             f.flush()
             print(f"  {name:26s} {variant:6s} bn{cfg.block_n:<4d} w{cfg.num_warps} s{cfg.num_stages} "
-                  f"splits {eff:3d} {comb:6s} {t * 1e6:9.1f} us {by / t / 1e9:7.0f} GB/s "
+                  f"{'swap ' if cfg.swap else 'rows '}splits {eff:3d} {comb:6s} {t * 1e6:9.1f} us {by / t / 1e9:7.0f} GB/s "
                   f"{by / t / bw * 100:5.1f}% x{t / floor:5.2f}  err {err:.1e}")
-            results[(cfg.block_n, cfg.num_warps, cfg.num_stages, eff, comb)] = (t, row)
+            results[rkey] = (t, row)
             return t, row
 
         print(f"[{name}] floor {floor * 1e6:.1f} us, heuristic splits {heur}")
@@ -189,20 +191,20 @@ def main(argv=None):
             tiles = [(16, 4, 1)]
         else:
             tiles = TILES_FP8 if kvd == "fp8" else TILES
-        cands = sorted({1, 2, 4} if heur == 1 else {max(1, heur // 2), heur, min(256, 2 * heur)})
+        cands = sorted({1, 2, 4, 8} if heur == 1 else {max(1, heur // 2), heur, min(256, 2 * heur)})
         measure("v3", DecodeConfig(64 if not a.smoke else 16, 4, 3 if not a.smoke else 1,
                                    v3_splits(B * HKV, L, sms), "kernel"))
         best = None
-        for bn, nw, ns in tiles:  # stage A: tiles at the heuristic split count
-            r = measure("tile", DecodeConfig(bn, nw, ns, heur, "kernel"))
+        for (bn, nw, ns), swap in itertools.product(tiles, (False, True)):  # stage A: tiles at the heuristic split count
+            r = measure("tile", DecodeConfig(bn, nw, ns, heur, "kernel", swap))
             if r and (best is None or r[0] < best[0]):
-                best = (r[0], (bn, nw, ns))
+                best = (r[0], (bn, nw, ns, swap))
         heur_t = best[0] if best else float("nan")
         if best:
-            bn, nw, ns = best[1]
+            bn, nw, ns, swap = best[1]
             for sp in cands:  # stage B: split counts x combine modes at the best tile
-                for comb in ("kernel", "fused"):
-                    measure("split", DecodeConfig(bn, nw, ns, sp, comb))
+                for comb in ("kernel", "pdl", "fused"):
+                    measure("split", DecodeConfig(bn, nw, ns, sp, comb, swap))
         allr = sorted(results.values(), key=lambda r: r[0])
         v3r = next((r for r in results.values() if r[1]["variant"] == "v3"), None)
         if allr:
@@ -216,7 +218,7 @@ def main(argv=None):
     for name, floor, t3, th, tb, rb in summary:
         print(f"  {name:26s} v3 {floor / t3 * 100:5.1f}% x{t3 / floor:4.2f} | v4 {floor / th * 100:5.1f}% "
               f"x{th / floor:4.2f} | best {floor / tb * 100:5.1f}% x{tb / floor:4.2f} "
-              f"(bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} splits {rb['splits_eff']} {rb['combine']})")
+              f"(bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} swap {rb['swap']} splits {rb['splits_eff']} {rb['combine']})")
     print(f"wrote {path} ({time.time() - t_start:.0f} s)")
     if bad:
         for b in bad:

@@ -29,7 +29,10 @@ launch (the fix proposed in NOTES.md after run 4; the "last block" reduction of 
 threadFenceReduction sample) -- measured slower than the second launch, so not the default.
 Paged tiles that fit inside one page use one scalar block-table load per tile (vLLM's
 paged-attention kernel walks pages the same way). (BLOCK_N, warps, stages) are tuned per shape
-key (fp8 KV has its own candidates); ``config=`` / ``num_splits=`` force a launch.
+key (fp8 KV has its own candidates); ``config=`` / ``num_splits=`` force a launch. v5 options
+(``DecodeConfig``): ``combine="pdl"`` (the combine kernel as a programmatic dependent launch),
+a one-pass merge, and ``swap=True`` (swap-AB MMAs: keys as the MMA's rows, half the tensor-core
+instructions when G*Lq <= 8; for the issue-bound fp8 path).
 """
 
 from __future__ import annotations
@@ -44,6 +47,20 @@ import triton.language as tl
 from ._common import check, check_tensor
 from .harness import Tuner, is_interpreter
 
+try:  # programmatic dependent launch (Hopper+, Triton >= 3.4): griddepcontrol.wait / .launch_dependents
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+    HAS_PDL = True
+except ImportError:  # pragma: no cover - older Triton: the "pdl" combine runs as a plain second launch
+    HAS_PDL = False
+
+    @triton.jit
+    def gdc_launch_dependents():
+        pass
+
+    @triton.jit
+    def gdc_wait():
+        pass
+
 _tuner = Tuner("attention_decode")
 
 
@@ -56,10 +73,16 @@ class DecodeConfig(NamedTuple):
                 The effective count can be lower: slices are whole tiles (chunk = ceil(L/splits)
                 rounded up to block_n, splits_eff = ceil(L/chunk)).
     combine     how the slices are merged when splits_eff > 1: "kernel" = a second launch with one
-                program per (sequence, query head, query); "fused" = the last program of each
-                (sequence, KV head) to finish merges them (atomic arrival counter, one launch --
-                slower on an H200 in tune_decode run 1: its merge is serial in one CTA);
-                None = "kernel".
+                program per (sequence, query head, query); "pdl" = the same second launch as a
+                programmatic dependent launch (its programs are scheduled while the split kernel's
+                last wave runs and wait in griddepcontrol.wait, so the launch latency is hidden;
+                a plain second launch where unsupported: CPU interpreter, Triton without gdc);
+                "fused" = the last program of each (sequence, KV head) to finish merges them
+                (atomic arrival counter, one launch -- slower on an H200 in tune_decode run 1: its
+                merge is serial in one CTA); None = _DEFAULT_COMBINE.
+    swap        False: query rows are the MMA's M (G*Lq rows padded to >= 16). True (v5, "swap-AB"):
+                S^T = K Q^T and O^T = V^T P^T, keys are the MMA's M and the query rows its N,
+                padded to >= 8 only: half the tensor-core instructions when G*Lq <= 8.
     """
 
     block_n: int = 64
@@ -67,6 +90,7 @@ class DecodeConfig(NamedTuple):
     num_stages: int = 3
     splits: int | None = None
     combine: str | None = None
+    swap: bool = False
 
 
 # Tuning candidates (splits/combine from the heuristic). 16-bit KV: a 64-token K+V tile at D=128 is
@@ -92,7 +116,9 @@ _WAVES = 2
 _WAVES_PAGED = 4
 _MIN_SLICE_BYTES = 256 << 10
 _MAX_SPLITS = 256
-_COMBINE_SB = 32  # splits merged per step of the combine loop (a [32, D] fp32 tile)
+_COMBINE_SB = 64  # splits merged per step of the combine loop (a [64, D] fp32 tile: 32 KiB, 64 regs/thread)
+_COMBINES = ("kernel", "pdl", "fused")
+_DEFAULT_COMBINE = "kernel"
 
 FP8 = torch.float8_e4m3fn
 
@@ -102,26 +128,84 @@ def _combine_row(op_ptr, lse_ptr, o_ptr, row, SPLITS, D: tl.constexpr, SB: tl.co
     """o[row, :] = sum_s 2^(lse[row,s] - m) * op[row, s, :] / sum_s 2^(lse[row,s] - m).
 
     op: fp32 [rows, SPLITS, D] (normalised partial outputs), lse: fp32 [rows, SPLITS] (base 2).
+    One pass with online rescaling: each step loads SB log-sum-exps and SB partial rows together
+    (one memory latency per SB splits; v4 read the LSEs in a first pass, two latencies).
+    Split 0 always holds a visible key, so the denominator is > 0.
     ".cg" loads bypass L1: in the fused path the partials were written by other SMs.
     """
     s = tl.arange(0, SB)
     d = tl.arange(0, D)
-    mv = tl.full((SB,), float("-inf"), dtype=tl.float32)
-    for s0 in range(0, SPLITS, SB):
-        mv = tl.maximum(mv, tl.load(lse_ptr + row * SPLITS + s0 + s, mask=s0 + s < SPLITS,
-                                    other=float("-inf"), cache_modifier=".cg"))
-    m = tl.max(mv, 0)
+    m = tl.full((), float("-inf"), dtype=tl.float32)
     acc = tl.zeros((D,), dtype=tl.float32)
-    den = tl.zeros((SB,), dtype=tl.float32)
+    den = tl.full((), 0.0, dtype=tl.float32)
     for s0 in range(0, SPLITS, SB):
         sm = s0 + s < SPLITS
-        w = tl.exp2(tl.load(lse_ptr + row * SPLITS + s0 + s, mask=sm, other=float("-inf"),
-                            cache_modifier=".cg") - m)
+        lse = tl.load(lse_ptr + row * SPLITS + s0 + s, mask=sm, other=float("-inf"), cache_modifier=".cg")
         part = tl.load(op_ptr + (row * SPLITS + s0 + s[:, None]) * D + d[None, :], mask=sm[:, None],
                        other=0.0, cache_modifier=".cg")
-        acc += tl.sum(part * w[:, None], 0)
-        den += w
-    tl.store(o_ptr + row * D + d, (acc / tl.sum(den, 0)).to(o_ptr.dtype.element_ty))
+        m_new = tl.maximum(m, tl.max(lse, 0))
+        m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+        w = tl.exp2(lse - m_sub)
+        alpha = tl.exp2(m - m_sub)
+        acc = acc * alpha + tl.sum(part * w[:, None], 0)
+        den = den * alpha + tl.sum(w, 0)
+        m = m_new
+    tl.store(o_ptr + row * D + d, (acc / den).to(o_ptr.dtype.element_ty))
+
+
+@triton.jit
+def _kv_tile_offsets(s, offs_n, end, b64, hk, bt_ptr, sbt, skb, skh, skn, svb, svh, svn,
+                     PAGED: tl.constexpr, PAGE: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Element offsets of the K and V rows of tokens s .. s+BLOCK_N-1 (int64 [BLOCK_N] each),
+    the token indices kn and their in-slice mask inb."""
+    kn = s + offs_n
+    inb = kn < end
+    if PAGED:
+        if PAGE >= BLOCK_N:
+            # the whole tile lies in one page (s is a multiple of BLOCK_N, PAGE of BLOCK_N):
+            # one scalar block-table load, contiguous slots
+            pg = tl.load(bt_ptr + b64 * sbt + s // PAGE).to(tl.int64)
+            slot = (s % PAGE + offs_n).to(tl.int64)
+            koff = pg * skb + slot * skn + hk * skh
+            voff = pg * svb + slot * svn + hk * svh
+        else:
+            page = tl.load(bt_ptr + b64 * sbt + kn // PAGE, mask=inb, other=0).to(tl.int64)
+            koff = page * skb + (kn % PAGE) * skn + hk * skh
+            voff = page * svb + (kn % PAGE) * svn + hk * svh
+    else:
+        koff = b64 * skb + hk * skh + kn.to(tl.int64) * skn
+        voff = b64 * svb + hk * svh + kn.to(tl.int64) * svn
+    return koff, voff, kn, inb
+
+
+@triton.jit
+def _update_rows(q, k, v, kn, inb, pos, m_i, l_i, acc):
+    """Online-softmax step with query rows as the MMA's M: q [R, D], k/v [N, D], acc [R, D] fp32."""
+    qk = tl.dot(q, tl.trans(k))
+    qk = tl.where(inb[None, :] & (kn[None, :] <= pos[:, None]), qk, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(qk, 1))
+    m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+    p = tl.exp2(qk - m_sub[:, None])
+    alpha = tl.exp2(m_i - m_sub)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(k.dtype), v).to(tl.float32)
+    return m_new, l_i, acc
+
+
+@triton.jit
+def _update_keys(qt, k, v, kn, inb, pos, m_i, l_i, acct):
+    """The same step transposed (swap-AB): S^T = K Q^T, O^T += V^T P^T. Keys are the MMA's M rows
+    and the R query rows its N columns (an n8 MMA needs R >= 8, not 16 as rows):
+    qt [D, R], k/v [N, D], acct [D, R] fp32."""
+    st = tl.dot(k, qt)
+    st = tl.where(inb[:, None] & (kn[:, None] <= pos[None, :]), st, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(st, 0))
+    m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+    p = tl.exp2(st - m_sub[None, :])
+    alpha = tl.exp2(m_i - m_sub)
+    l_i = l_i * alpha + tl.sum(p, 0)
+    acct = acct * alpha[None, :] + tl.dot(tl.trans(v), p.to(k.dtype)).to(tl.float32)
+    return m_new, l_i, acct
 
 
 @triton.jit
@@ -130,7 +214,13 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
                    D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
                    PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr, KV_FP8: tl.constexpr,
-                   FUSED: tl.constexpr, SB: tl.constexpr):
+                   FUSED: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr, SWAP: tl.constexpr):
+    """One (sequence x KV head, slice) program: online softmax over the slice's keys for the
+    group's G*Lq query rows (a [BLOCK_R, D] tile); writes o directly (SINGLE) or an fp32 partial
+    op [B, Hq, Lq, SPLITS, D] and its base-2 log-sum-exp lse [B, Hq, Lq, SPLITS]. SWAP: the
+    transposed (swap-AB) MMAs of :func:`_update_keys`."""
+    if PDL:
+        gdc_launch_dependents()  # let the combine kernel's programs be scheduled now (they wait)
     bhk = tl.program_id(0)
     split = tl.program_id(1)
     b = bhk // Hkv
@@ -154,36 +244,22 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
     offs_n = tl.arange(0, BLOCK_N)
     m_i = tl.full((BLOCK_R,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_R,), dtype=tl.float32)
-    acc = tl.zeros((BLOCK_R, D), dtype=tl.float32)
+    if SWAP:
+        qt = tl.trans(q)
+        acc = tl.zeros((D, BLOCK_R), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_R, D), dtype=tl.float32)
     for s in range(start, end, BLOCK_N):
-        kn = s + offs_n
-        inb = kn < end
-        if PAGED:
-            if PAGE >= BLOCK_N:
-                # the whole tile lies in one page (s is a multiple of BLOCK_N, PAGE of BLOCK_N):
-                # one scalar block-table load, contiguous slots
-                pg = tl.load(bt_ptr + b64 * sbt + s // PAGE).to(tl.int64)
-                slot = (s % PAGE + offs_n).to(tl.int64)
-                koff = pg * skb + slot * skn + hk * skh
-                voff = pg * svb + slot * svn + hk * svh
-            else:
-                page = tl.load(bt_ptr + b64 * sbt + kn // PAGE, mask=inb, other=0).to(tl.int64)
-                koff = page * skb + (kn % PAGE) * skn + hk * skh
-                voff = page * svb + (kn % PAGE) * svn + hk * svh
-        else:
-            koff = b64 * skb + hk * skh + kn.to(tl.int64) * skn
-            voff = b64 * svb + hk * svh + kn.to(tl.int64) * svn
+        koff, voff, kn, inb = _kv_tile_offsets(s, offs_n, end, b64, hk, bt_ptr, sbt, skb, skh, skn, svb, svh, svn,
+                                               PAGED, PAGE, BLOCK_N)
         k = tl.load(k_ptr + koff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(cdt)
         v = tl.load(v_ptr + voff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(cdt)
-        qk = tl.dot(q, tl.trans(k))
-        qk = tl.where(inb[None, :] & (kn[None, :] <= pos[:, None]), qk, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.exp2(qk - m_sub[:, None])
-        alpha = tl.exp2(m_i - m_sub)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(cdt), v).to(tl.float32)
-        m_i = m_new
+        if SWAP:
+            m_i, l_i, acc = _update_keys(qt, k, v, kn, inb, pos, m_i, l_i, acc)
+        else:
+            m_i, l_i, acc = _update_rows(q, k, v, kn, inb, pos, m_i, l_i, acc)
+    if SWAP:
+        acc = tl.trans(acc)
     has = l_i > 0
     o = tl.where(has[:, None], acc / tl.where(has, l_i, 1.0)[:, None], 0.0) * v_scale
     if SINGLE:
@@ -208,8 +284,17 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
 
 
 @triton.jit
-def _combine_kernel(op_ptr, lse_ptr, o_ptr, SPLITS, D: tl.constexpr, SB: tl.constexpr):
+def _combine_kernel(op_ptr, lse_ptr, o_ptr, SPLITS, D: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr):
+    """One program per output row (b, h, i): merges its SPLITS partials (see :func:`_combine_row`)."""
+    if PDL:
+        gdc_wait()  # launched early (programmatic dependent launch): wait for the split kernel's writes
     _combine_row(op_ptr, lse_ptr, o_ptr, tl.program_id(0).to(tl.int64), SPLITS, D, SB)
+
+
+def _pdl_supported(device) -> bool:
+    """Programmatic dependent launch needs CUDA compute capability >= 9.0 and Triton's gdc ops."""
+    return (HAS_PDL and device.type == "cuda" and not is_interpreter()
+            and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
 def _num_sms(device) -> int:
@@ -311,8 +396,8 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         config = DecodeConfig(*config)
         check(config.block_n >= 16 and config.block_n & (config.block_n - 1) == 0,
               f"config.block_n must be a power of two >= 16, got {config.block_n}.")
-        check(config.combine in (None, "fused", "kernel"),
-              f"config.combine must be None, 'fused' or 'kernel', got {config.combine!r}.")
+        check(config.combine is None or config.combine in _COMBINES,
+              f"config.combine must be None or one of {_COMBINES}, got {config.combine!r}.")
     check(num_splits is None or num_splits >= 1, f"num_splits must be >= 1, got {num_splits}.")
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
     heur_splits = default_splits(B * Hkv, max_len, D, k.element_size(), _num_sms(q.device), paged)
@@ -321,30 +406,34 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         ks, vs = (k.stride(0), k.stride(2), k.stride(1)), (v.stride(0), v.stride(2), v.stride(1))
     else:
         ks, vs = (k.stride(0), k.stride(1), k.stride(2)), (v.stride(0), v.stride(1), v.stride(2))
-    block_r = max(16, triton.next_power_of_2(G * Lq))
 
     def launch(c: DecodeConfig):
+        block_r = max(8 if c.swap else 16, triton.next_power_of_2(G * Lq))
         bn, nw, ns = c.block_n, c.num_warps, c.num_stages
         want = c.splits or num_splits or heur_splits
         chunk = triton.cdiv(triton.cdiv(max_len, want), bn) * bn
         splits = triton.cdiv(max_len, chunk)
         single = splits == 1
-        fused = not single and c.combine == "fused"
+        combine = c.combine or _DEFAULT_COMBINE
+        fused = not single and combine == "fused"
+        pdl = not single and combine == "pdl" and _pdl_supported(q.device)
         cnt = op = lse = out  # placeholders where unused
         if not single:
             op = torch.empty((B, Hq, Lq, splits, D), dtype=torch.float32, device=q.device)
             lse = torch.empty((B, Hq, Lq, splits), dtype=torch.float32, device=q.device)
         if fused:
             cnt = _arrival_counters(q.device, B * Hkv)
-        sb = min(_COMBINE_SB, triton.next_power_of_2(splits))
+        sb = min(_COMBINE_SB, 8192 // D, triton.next_power_of_2(splits))  # <= 8192 fp32 per merge tile
         _decode_kernel[(B * Hkv, splits)](
             q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
             bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
             D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
-            KV_FP8=k.dtype == FP8, FUSED=fused, SB=sb, num_warps=nw, num_stages=ns)
+            KV_FP8=k.dtype == FP8, FUSED=fused, SB=sb, PDL=pdl, SWAP=bool(c.swap),
+            num_warps=nw, num_stages=ns)
         if not single and not fused:
-            _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D, SB=sb, num_warps=4)
+            _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D, SB=sb, PDL=pdl, num_warps=4,
+                                            **({"launch_pdl": True} if pdl else {}))
         LAST_LAUNCH["kernels"] = 1 if single or fused else 2
 
     if config is not None:

@@ -114,8 +114,9 @@ def test_decode_fp8_kv(device):
 
 
 # v4: forced configs (split count, tile, combine mode), the split heuristic, the fused combine.
-# CPU tiles are 16/32/64 tokens, one stage; "fused" = last-arriving program merges the slices.
-@pytest.mark.parametrize("combine", ["fused", "kernel"])
+# CPU tiles are 16/32/64 tokens, one stage; "fused" = last-arriving program merges the slices;
+# "pdl" (v5) is a plain second launch in the interpreter (programmatic dependent launch on the GPU).
+@pytest.mark.parametrize("combine", ["fused", "kernel", "pdl"])
 @pytest.mark.parametrize("splits,lens", [
     (64, [50, 23]),      # more splits than 16-token tiles: effective count = ceil(50 / 16) = 4
     (3, [50, 3]),        # a sequence shorter than one slice: its later slices are empty
@@ -126,6 +127,29 @@ def test_decode_fp8_kv(device):
 def test_decode_forced_splits(device, combine, splits, lens, Hq, Hkv, Lq):
     cfg = DecodeConfig(16, 4, 1, splits, combine)
     _decode(device, F16, 2, Hq, Hkv, Lq, lens, 32, config=cfg)
+
+
+# v5: swap-AB (keys as the MMA's rows, query rows padded to 8): GQA 1/4/8, Lq 1/3, ragged lengths,
+# contiguous + paged 16/32/64, fp16 + fp8 KV, one slice and several.
+@pytest.mark.parametrize("Hq,Hkv,Lq", [(4, 4, 1), (8, 2, 1), (8, 2, 3), (8, 1, 1), (32, 4, 3)])
+@pytest.mark.parametrize("page", [None, 16, 32, 64])
+@pytest.mark.parametrize("splits", [1, 3])
+def test_decode_swap(device, Hq, Hkv, Lq, page, splits):
+    _decode(device, F16, 2, Hq, Hkv, Lq, [90, 41], 32, page=page, config=DecodeConfig(16, 4, 1, splits, "pdl", True))
+
+
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("block_n", [16, 32])
+def test_decode_swap_fp8(device, page, block_n):
+    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn,
+            config=DecodeConfig(block_n, 4, 1, 2, None, True))
+
+
+@pytest.mark.parametrize("combine", ["kernel", "pdl", "fused"])
+def test_decode_combine_many_splits(device, combine):
+    """69 slices at D=32: the merge runs two steps of 64 (online rescaling across steps); the
+    second sequence's later slices are empty (LSE -inf), a whole step of them for the second."""
+    _decode(device, F16, 2, 8, 2, 1, [1100, 300], 32, config=DecodeConfig(16, 4, 1, 100, combine))
 
 
 @pytest.mark.parametrize("page,block_n", [(16, 16), (16, 32), (16, 64), (32, 16), (32, 64), (64, 32), (64, 64)])
@@ -171,6 +195,8 @@ def test_decode_rejects_bad_config():
     kv = torch.randn(1, 2, 8, 32, dtype=F16)
     with pytest.raises(ValueError, match="combine"):
         attention_decode(q, kv, kv, config=(16, 4, 1, 2, "atomic"))
+    with pytest.raises(ValueError, match="combine"):
+        attention_decode(q, kv, kv, config=(16, 4, 1, 2, "PDL"))
     with pytest.raises(ValueError, match="block_n"):
         attention_decode(q, kv, kv, config=(24, 4, 1))
     with pytest.raises(ValueError, match="num_splits"):
@@ -228,6 +254,21 @@ def test_decode_gpu(dtype, page, Lq):
 @pytest.mark.parametrize("page", [None, 32])
 def test_decode_gpu_fp8(page):
     _decode("cuda", torch.bfloat16, 2, 28, 4, 1, [3000, 12000], 128, page=page, kv_dtype=torch.float8_e4m3fn)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("kv_dtype,page,cfg", [
+    (kvd, page, DecodeConfig(bn, nw, ns, splits, combine, swap))
+    for kvd, bn, nw, ns in ((None, 64, 4, 4), (torch.float8_e4m3fn, 128, 4, 3))
+    for page in (None, 16)
+    for splits, combine, swap in ((33, "pdl", False), (33, "kernel", True), (66, "pdl", True), (5, "fused", True),
+                                  (1, None, True))])
+def test_decode_gpu_v5_configs(kv_dtype, page, cfg):
+    """v5 launches at bench shapes: programmatic dependent combine, swap-AB, both together; ragged
+    batch (a sequence shorter than one slice), GQA 4 and 8."""
+    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, kv_dtype=kv_dtype, config=cfg)
+    _decode("cuda", torch.bfloat16, 1, 64, 8, 1, [12345], 128, page=page, kv_dtype=kv_dtype, config=cfg)
 
 
 def test_decode_reports_its_launch_count():
