@@ -4,11 +4,10 @@ The measurements (benchmarks/results/validation/*.csv) are step latencies measur
 by kernels/measure_e2e.py: our reference decoder (CUDA-graph decode, eager prefill) and the
 Hugging Face transformers model of the same config (``hf_*.csv``, eager); nothing in llmperf is
 fitted to them. This test recomputes every prediction on CPU (the same code as
-benchmarks/accuracy.py) and fails when a change to the model makes the median |error| worse than
-the gate below. Gates: the issue's target (5%) where it is met today, today's value + about half
-a point where it is not (transformers decode: 8.5% on the H100, whose host rate moved 23-41 us
-per kernel within the run; transformers prefill transferred to the H100: 10.9%), and the
-cross-GPU target (10%) elsewhere.
+benchmarks/accuracy.py) and fails when a change to the model misses the issue's targets on them:
+calibrated median |error| <= 5% and p90 <= 10% per GPU, implementation and phase; another GPU's
+calibration moved by the transfer rule, median <= 10%. Every gate is the issue's target, met on
+the measurements of session 3 (host rate sampled between the repetitions of every point).
 """
 
 from pathlib import Path
@@ -21,11 +20,10 @@ from llmperf.validation import engine_of, predict, summary
 
 VALIDATION = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "validation"
 FILES = sorted(VALIDATION.glob("*.csv"))
-# (implementation, phase, method) -> gate on the median |error| (%), per GPU
-GATES_PCT = {("reference", "decode", "calibrated"): 5.0, ("reference", "prefill", "calibrated"): 5.0,
-             ("hf", "decode", "calibrated"): 9.0, ("hf", "prefill", "calibrated"): 5.0,
-             ("reference", "decode", "transferred"): 10.0, ("reference", "prefill", "transferred"): 10.0,
-             ("hf", "decode", "transferred"): 10.0, ("hf", "prefill", "transferred"): 11.5}
+# method -> (gate on the median |error| %, gate on the p90 |error| %), for every GPU,
+# implementation (reference decoder, transformers) and phase
+GATES_PCT = {"calibrated": (5.0, 10.0), "transferred": (10.0, None)}
+IMPLEMENTATIONS, PHASES = ("reference", "hf"), ("decode", "prefill")
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +33,20 @@ def errors():
     return predict(pd.concat([pd.read_csv(f) for f in FILES], ignore_index=True))
 
 
-def test_median_error_within_gates(errors):
+@pytest.mark.parametrize("method", sorted(GATES_PCT))
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_error_within_the_targets(errors, implementation, phase, method):
     table = summary(errors, ["hardware", "measurement", "phase", "method"])
     impl = np.where(table["measurement"].str.startswith("hf"), "hf", "reference")
-    for (implementation, phase, method), gate in GATES_PCT.items():
-        chosen = (table["method"] == method) if method == "calibrated" else \
-            table["method"].str.startswith(method + ":")
-        rows = table[(impl == implementation) & (table["phase"] == phase) & chosen]
-        assert len(rows), f"no {implementation} {phase} rows for {method}"
-        assert (rows["median_abs_error_pct"] <= gate).all(), rows.to_string()
+    chosen = (table["method"] == method) if method == "calibrated" else \
+        table["method"].str.startswith(method + ":")
+    rows = table[(impl == implementation) & (table["phase"] == phase) & chosen]
+    assert set(rows["hardware"]) == {"h100-sxm5-80gb", "h200-sxm-141gb"}, rows.to_string()
+    median_gate, p90_gate = GATES_PCT[method]
+    assert (rows["median_abs_error_pct"] <= median_gate).all(), rows.to_string()
+    if p90_gate is not None:
+        assert (rows["p90_abs_error_pct"] <= p90_gate).all(), rows.to_string()
 
 
 def test_calibration_beats_the_roofline(errors):
