@@ -47,17 +47,11 @@ def kernel_durations(fn) -> dict:
 
 def wall_s(fn, reps: int = 20) -> float:
     """Median of CUDA-event-timed calls after two warm-ups."""
+    from llmperf_kernels.measure_e2e import event_time_s
+
     for _ in range(2):
         fn()
-    times = []
-    for _ in range(reps):
-        torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) * 1e-3)
+    times = [event_time_s(fn) for _ in range(reps)]
     return statistics.median(times)
 
 

@@ -73,6 +73,21 @@ def quantiles(ts):
     return statistics.median(ts), q[0], q[8]
 
 
+def event_time_s(fn, cuda: bool = True) -> float:
+    """One call of fn started from an idle GPU, timed with CUDA events (perf_counter on the CPU), s."""
+    if not cuda:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) * 1e-3
+
+
 def attention_backend(names) -> str:
     """What SDPA ran, read off the kernel names of a profiled step."""
     low = [n.lower() for n in names]
@@ -161,18 +176,7 @@ class Runner:
         ts = []
         for _ in range(reps):
             self.sample_host()
-            if self.cuda:
-                torch.cuda.synchronize()
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                run()
-                e.record()
-                e.synchronize()
-                ts.append(s.elapsed_time(e) * 1e-3)
-            else:
-                t0 = time.perf_counter()
-                run()
-                ts.append(time.perf_counter() - t0)
+            ts.append(event_time_s(run, self.cuda))
         med, p10, p90 = quantiles(ts)
         return dict(model=name, method=self.eager_method, phase="prefill", batch=B, prompt_len=T,
                     context_len=0, time_s=med, time_s_p10=p10, time_s_p90=p90, repetitions=reps,
@@ -215,18 +219,7 @@ class Runner:
             for _ in range(reps):
                 before(cache, C)  # untimed: restore the same cache state
                 self.sample_host()
-                if self.cuda:
-                    torch.cuda.synchronize()
-                    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    s.record()
-                    model.decode(tokens, cache, C)
-                    e.record()
-                    e.synchronize()
-                    ts.append(s.elapsed_time(e) * 1e-3)
-                else:
-                    t0 = time.perf_counter()
-                    model.decode(tokens, cache, C)
-                    ts.append(time.perf_counter() - t0)
+                ts.append(event_time_s(lambda: model.decode(tokens, cache, C), self.cuda))
             method = self.eager_method
         med, p10, p90 = quantiles(ts)
         return dict(model=name, method=method, phase="decode", batch=B, prompt_len=0, context_len=C,
