@@ -235,7 +235,7 @@ class Runner:
     def host_rate(self):
         """(s per kernel, s per step, drift %) of the host over the point just measured: from the
         probe samples interleaved with its eager repetitions (drift = p90 - p10 of the per-sample
-        rates over their median), else (a graph-replayed step) from a probe just after it.
+        rates, each taken by rank rounded down, over the median-based rate), else (a graph-replayed step) from a probe just after it.
         NaN on the CPU or when the probe cannot run."""
         if self.probe is None:
             return float("nan"), float("nan"), float("nan")
