@@ -305,28 +305,32 @@ class MeasuredCalibration:
         clone.source_by_name = {name: rule.source for name, rule in engine.rules.items() if rule.source}
         # a host rate measured on the host at hand wins; an engine whose own host rate was not
         # measured falls back to eager torch's, then to the bare launch floor
-        if self.host_override is not None:
-            clone.eager_launch_s, clone.eager_step_s = self.host_override
-            return clone
         for mode in dict.fromkeys((engine.host_launch, "torch_eager")):
             if mode in self.launch_floors:
                 clone.eager_launch_s = self.launch_floors[mode]
                 clone.eager_step_s = self.launch_floors.get(f"{mode}_step", 0.0)
                 break
+        if self.host_override is not None:
+            per_kernel, per_step = self.host_override
+            clone.eager_launch_s = per_kernel
+            clone.eager_step_s = clone.eager_step_s if per_step is None else per_step
         return clone
 
-    def with_host_rate(self, per_kernel_s: float, per_step_s: float) -> "MeasuredCalibration":
+    def with_host_rate(self, per_kernel_s: float, per_step_s: float | None) -> "MeasuredCalibration":
         """This calibration with the eager host rate of another host (seconds per kernel and
         per step, measured by the same tiny-model microbenchmark on the CPU that will run the
-        engine): the host rate belongs to the CPU, the efficiency curves to the GPU."""
+        engine): the host rate belongs to the CPU, the efficiency curves to the GPU.
+        ``per_step_s`` None keeps the calibration's own per-step time of the engine."""
         import copy
 
         if not (np.isfinite(per_kernel_s) and per_kernel_s > 0):
             return self
         clone = copy.copy(self)
-        step = float(per_step_s) if np.isfinite(per_step_s) and per_step_s > 0 else 0.0
+        step = None if per_step_s is None else (
+            float(per_step_s) if np.isfinite(per_step_s) and per_step_s > 0 else 0.0)
         clone.host_override = (float(per_kernel_s), step)
-        clone.eager_launch_s, clone.eager_step_s = clone.host_override
+        clone.eager_launch_s = float(per_kernel_s)
+        clone.eager_step_s = getattr(self, "eager_step_s", 0.0) if step is None else step
         return clone
 
     def _op_efficiencies(self, op: Op, hardware: HardwareSpec):

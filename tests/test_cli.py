@@ -229,6 +229,10 @@ BAD = [
     (["estimate", "-m", M, "-g", G, "--price", "abc"], "--price"),
     (["estimate", "-m", M, "-g", G, "--tp", "0"], "--tp"),
     (["estimate", "-m", M], "--gpu"),
+    (["estimate", "-m", M, "-g", G, "--host-us-per-kernel", "-3"], "positive number of microseconds"),
+    (["estimate", "-m", M, "-g", G, "--calibration", "ideal", "--host-us-per-kernel", "5"],
+     "needs a measured calibration"),
+    (["sweep", "-m", M, "-g", G, "--host-us-per-kernel", "0"], "positive number of microseconds"),
     (["estimate", "-m", M, "-g", G, "--nope"], "--nope"),
     (["sweep", "-m", M, "-g", G, "--batch", "1,x"], "--batch"),
     (["memory", "-m", M, "-g", G, "--context", "1M"], "max_position_embeddings"),
@@ -278,3 +282,29 @@ def test_console_entry_point_one_line_usage_error():
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "error: Missing option '-g' / '--gpu'. (see `llmperf estimate --help`)"]
+
+
+def test_host_rate_option_sets_the_eager_launch_cost(runner):
+    """--host-us-per-kernel: a host-bound eager prefill (transformers, 128 tokens) costs about
+    kernels x the given host time; the CUDA-graph decode step of the fused engine does not
+    change; compare/sweep take the option too."""
+    from llmperf import load_hardware, load_model
+    from llmperf.calibration_io import resolve_calibration
+    from llmperf.estimators.latency import engine_ops
+    from llmperf.specs.workload import Step, Workload
+
+    base = ["estimate", "-m", M, "-g", G, "--prompt", "128", "--output", "8", "-f", "json"]
+    ttft = {us: json.loads(run(runner, *base, "--engine", "hf-transformers",
+                               "--host-us-per-kernel", us).stdout)["ttft_s"] for us in (100, 200)}
+    hw = load_hardware(G)
+    ops, _, _ = engine_ops(load_model(M), Workload(engine="hf-transformers"), Step.prefill(1.0, 128.0),
+                           resolve_calibration("auto", hw))
+    kernels = sum(op.count * op.kernels for op in ops)
+    assert ttft[200] - ttft[100] == pytest.approx(kernels * 100e-6, rel=1e-6)
+    fused = [json.loads(run(runner, *base, *extra).stdout)["tpot_s"]
+             for extra in ([], ["--host-us-per-kernel", "500"])]
+    assert fused[0] == fused[1]
+    rows = pd.read_csv(io.StringIO(run(runner, "compare", "-m", M, "-g", "h100-sxm,h200", "--engine",
+                                       "hf-transformers", "--prompt", "128", "--host-us-per-kernel",
+                                       "100", "-f", "csv").stdout))
+    assert len(rows) == 2 and (rows["ttft_s"] > kernels * 100e-6).all()

@@ -47,7 +47,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
              output: o.Output = "256", context: o.Context = None, weights: o.Weights = "bf16",
              activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
              attention: o.Attention = "flash", calibration: o.Calibration = "auto",
-             engine: o.Engine = "fused",
+             engine: o.Engine = "fused", host_us_per_kernel: o.HostUs = None,
              price: o.Price = None, allow_long_context: o.AllowLong = False,
              ops: Annotated[bool, typer.Option("--ops", help="Also show the per-op table of "
                                                "one step (csv/json: the per-op rows instead).")] = False,
@@ -69,7 +69,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
 
     m, g = sweep.as_model(model), sweep.as_hardware(gpu)
     wl = workload(weights, activations, kv, tp, attention, engine)
-    cal = sweep.resolve_calibration(calibration, g)
+    cal = sweep.resolve_calibration(calibration, g, micro_to_s(host_us_per_kernel))
     shape = dict(batch=parse_length(batch, "--batch"), prompt_len=parse_length(prompt, "--prompt"),
                  output_len=parse_length(output, "--output"))
     ctx = parse_optional_length(context, "--context")
@@ -116,8 +116,13 @@ def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
     emit(frame, output_format(format, out), out, lambda: frame_table(frame, MEMORY_TABLE))
 
 
+def micro_to_s(value_us):
+    """An optional microsecond option in seconds (None stays None)."""
+    return None if value_us is None else value_us * 1e-6
+
+
 def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp,
-           attention, calibration, price, allow_long_context, engine):
+           attention, calibration, price, allow_long_context, engine, host_us_per_kernel=None):
     from llmperf.estimators.sweep import sweep_frame
 
     return sweep_frame(
@@ -130,14 +135,16 @@ def _sweep(models, gpus, batch, prompt, output, context, weights, activations, k
         tensor_parallel=parse_lengths(tp, "--tp"),
         attention=choice(attention, ("flash", "naive"), "--attention"),
         calibration=calibration, price_usd_per_hour=parse_price(price),
-        allow_long_context=allow_long_context, engine=None if engine == "none" else engine)
+        allow_long_context=allow_long_context, engine=None if engine == "none" else engine,
+        host_s_per_kernel=micro_to_s(host_us_per_kernel))
 
 
 def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompts = "1024",
           output: o.Outputs = "256", context: o.Contexts = None,
           weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
           kv: o.KvList = "bf16", tp: o.TpList = "1", attention: o.Attention = "flash",
-          calibration: o.Calibration = "auto", engine: o.Engine = "fused", price: o.Price = None,
+          calibration: o.Calibration = "auto", engine: o.Engine = "fused",
+          host_us_per_kernel: o.HostUs = None, price: o.Price = None,
           allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """Estimate a grid of scenarios, one tidy row each.
 
@@ -148,7 +155,7 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
     from llmperf.cli.render import emit, frame_table
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp,
-                   attention, calibration, price, allow_long_context, engine)
+                   attention, calibration, price, allow_long_context, engine, host_us_per_kernel)
     emit(frame, output_format(format, out), out,
          lambda: frame_table(frame, SWEEP_TABLE, title=f"{len(frame)} scenarios"))
 
@@ -157,7 +164,8 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
             prompt: o.Prompt = "1024", output: o.Output = "256", context: o.Context = None,
             weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
             kv: o.KvList = "bf16", tp: o.Tp = "1", attention: o.Attention = "flash",
-            calibration: o.Calibration = "auto", engine: o.Engine = "fused", price: o.Price = None,
+            calibration: o.Calibration = "auto", engine: o.Engine = "fused",
+            host_us_per_kernel: o.HostUs = None, price: o.Price = None,
             allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """One model on several GPUs (or dtypes), side by side.
 
@@ -168,7 +176,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
     from llmperf.cli.views import compare_table
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp,
-                   attention, calibration, price, allow_long_context, engine)
+                   attention, calibration, price, allow_long_context, engine, host_us_per_kernel)
     emit(frame, output_format(format, out), out, lambda: compare_table(frame))
 
 

@@ -62,6 +62,11 @@ Format = Annotated[Optional[str], typer.Option(
 Out = Annotated[Optional[Path], typer.Option(
     "--out", metavar="FILE", help="Write to this file (created only on success) instead of stdout.")]
 
+HostUs = Annotated[Optional[float], typer.Option(
+    "--host-us-per-kernel", metavar="US",
+    help="Your CPU's eager launch time per kernel (µs; `llmperf calibrate` measures it), for "
+         "steps an engine launches eagerly (hf-transformers, reference prefill) [default: the "
+         "calibration's own host].")]
 Engine = Annotated[str, typer.Option(
     "--engine", metavar="NAME", help="Engine profile: fused (vLLM/SGLang-like, CUDA graphs), "
                                      "reference (llmperf's PyTorch decoder), hf-transformers, "

@@ -30,12 +30,24 @@ from llmperf.specs.workload import Workload
 # One row per scenario: the scenario inputs (model ... context_len) come first, then the results.
 SWEEP_COLUMNS = list(ESTIMATE_COLUMNS)
 
-def resolve_calibration(name: str, hardware: HardwareSpec) -> Calibration:
+def resolve_calibration(name: str, hardware: HardwareSpec,
+                        host_s_per_kernel: float | None = None) -> Calibration:
     """``ideal``, ``auto`` (bundled or transferred) or a calibration CSV path; see
-    :func:`llmperf.calibration_io.resolve_calibration`."""
+    :func:`llmperf.calibration_io.resolve_calibration`. ``host_s_per_kernel``: the eager host
+    time per kernel of the CPU that will run an eager engine (the calibration's own otherwise);
+    it needs a measured calibration, since the pure roofline has no host."""
     from llmperf.calibration_io import resolve_calibration as resolve
 
-    return resolve(name, hardware)
+    calibration = resolve(name, hardware)
+    if host_s_per_kernel is None:
+        return calibration
+    if not (np.isfinite(host_s_per_kernel) and host_s_per_kernel > 0):
+        raise LlmperfError(f"host time per kernel must be a positive number of microseconds, got "
+                           f"{host_s_per_kernel * 1e6:g}")
+    if not hasattr(calibration, "with_host_rate"):
+        raise LlmperfError(f"a host time per kernel needs a measured calibration, but {hardware.name} "
+                           f"uses '{calibration.name}'; use --calibration auto (or a calibration CSV)")
+    return calibration.with_host_rate(host_s_per_kernel, None)
 
 
 def as_model(model: str | ModelSpec) -> ModelSpec:
@@ -86,12 +98,14 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
                 activations: Sequence = ("bf16",), kv_cache: Sequence = ("bf16",),
                 tensor_parallel: Sequence = (1,), attention: str = "flash",
                 calibration: str = "ideal", price_usd_per_hour: float | None = None,
-                allow_long_context: bool = False, engine: str | None = None) -> pd.DataFrame:
+                allow_long_context: bool = False, engine: str | None = None,
+                host_s_per_kernel: float | None = None) -> pd.DataFrame:
     """The estimate over the cartesian grid of every argument given as a list.
 
     models / hardware: bundled names, spec file paths or loaded specs. batch and the lengths:
     token counts (ints). context_len None: TPOT at the last step of the request (P + O - 1).
-    calibration: ``ideal`` or ``auto`` (see :func:`resolve_calibration`). Returns one row per
+    calibration: ``ideal`` or ``auto`` (see :func:`resolve_calibration`; ``host_s_per_kernel``
+    as there). Returns one row per
     scenario with :data:`SWEEP_COLUMNS`, ordered model, hardware, dtypes, tp, batch, lengths.
     """
     grid = _grid(batch, prompt_len, output_len, context_len)
@@ -104,7 +118,7 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
     frames = []
     for model, hw, workload in itertools.product(model_specs, hw_specs, workloads):
         frames.append(scenario_frame(model, hw, workload, **grid,
-                                     calibration=resolve_calibration(calibration, hw),
+                                     calibration=resolve_calibration(calibration, hw, host_s_per_kernel),
                                      price_usd_per_hour=price_usd_per_hour,
                                      allow_long_context=allow_long_context))
     if not frames:
