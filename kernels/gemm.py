@@ -20,12 +20,28 @@ other partials to its own accumulator and writes y (and resets the counter): one
 zero-fill, a deterministic sum order per arrival (the classic "serial split-K with semaphore" of
 CUTLASS, here without waiting: nobody spins, the last arriver does the fix-up).
 
+Stream-K (Osama et al., PPoPP 2023; CUTLASS's "stream-K" tile scheduler) joins the same buckets for
+the shapes whose tile count is just past a whole number of waves (Qwen qkv 256 x 4608: 144 64 x 128
+tiles for 132 SMs; gate_up 256 x 37888: 2.24 waves of 128 x 256 tiles), where split-K only moves
+the spill: a persistent grid of ~#SMs programs (times programs per SM) splits the whole iteration
+space, #tiles x #K tiles, into equal contiguous ranges. A program walks its range tile by tile:
+a tile it covers from the first to the last K tile is stored directly; a tile shared with other
+programs gets the split-K fix-up (fp32 partial into the program's own workspace slot -- at most
+two per program, its first and its last tile --, arrival on the per-tile counter, the last arriver
+sums the other contributors' slots, writes y and resets the counter). The contributors of a tile
+follow from the static partition, so nobody waits; a program that finds the other contributors
+already arrived (one atomic read) skips storing its own partial. Tiles in row-major order
+(GROUP_M = 1): programs p and p + P / #row-tiles then work on the same W tile at the same time,
+so W comes from HBM once even when M spans two tile rows.
+
 On Hopper, tensor-descriptor (TMA) and persistent variants (gemm_tma.py) join the candidates for
 M > 64. Configs are chosen per (M bucket, N, K, dtype) by :class:`harness.Tuner` (M buckets: powers of two
 16..4096, so M = 1...16384 map onto 9 keys per weight shape).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -53,6 +69,13 @@ _SPLITK_TMA = [(128, 128, 64, 8, 8, 4, "splitk", 2, True), (128, 128, 64, 8, 8, 
                (64, 128, 64, 8, 4, 4, "splitk", 2, True), (64, 128, 64, 8, 4, 3, "splitk", 4, True),
                (64, 64, 128, 8, 4, 3, "splitk", 2, True)]
 _SPLITK_PTR = [(128, 128, 64, 8, 8, 4, "splitk", 2, False), (128, 128, 64, 8, 8, 4, "splitk", 4, False)]
+# Stream-K: (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages, "streamk", programs per SM,
+# tma). 256 x 128 covers M <= 256 in one tile row (W read by one program only); 128 x 256 and
+# 128 x 128 (3 stages = 96 KiB: 2 programs per SM) rely on the row-major order for W reuse.
+# LLMPERF_GEMM_STREAMK=0 leaves them out (A/B control runs).
+_STREAMK_TMA = [(256, 128, 64, 1, 8, 3, "streamk", 1, True), (128, 256, 64, 1, 8, 3, "streamk", 1, True),
+                (128, 128, 64, 1, 4, 3, "streamk", 2, True), (128, 128, 64, 1, 8, 4, "streamk", 1, True)]
+_STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
 SPLITK_MAX_TILES = 16384  # capacity of the per-device tile-counter buffer (64 KiB of int32)
 
@@ -68,7 +91,9 @@ def configs_for(m: int, tma: bool = False):
     if b <= 64:
         return _SMALL
     if b <= 512:
-        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA if tma else _SPLITK_PTR)
+        sk = os.environ.get("LLMPERF_GEMM_STREAMK", "1") != "0"
+        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + (_STREAMK_TMA if sk else []) if tma
+                          else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
     return _LARGE[:3] + (TMA_BF16 if tma else [])
 
 
@@ -171,12 +196,73 @@ def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, M,
         _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
 
 
+@triton.jit
+def _gemm_streamk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, M, N, K, IPP,
+                         sxm, sxk, swn, swk, sym, syn,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                         GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr,
+                         PEEK: tl.constexpr):
+    """Program p of a grid of cdiv(#tiles * #K tiles, IPP): iterations [p * IPP, (p + 1) * IPP)
+    of the flattened (tile, K tile) space. Whole tiles are stored directly; a tile shared by
+    programs p_first..p_last (p_first = its first iteration // IPP) is fixed up by the last of
+    them to arrive on cnt[tile]: each other contributor q left its fp32 partial in workspace slot
+    2q (if the tile is q's first) or 2q + 1 (q's last tile). Y_DESC: y is stored through c_desc
+    (no register layout conversion); the workspace always goes through pointers (its writes must
+    be visible at the release arrival, which an asynchronous TMA store does not guarantee)."""
+    pid = tl.program_id(0)
+    k_tiles = tl.cdiv(K, BLOCK_K)
+    total = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N) * k_tiles
+    it = pid * IPP
+    end = tl.minimum(it + IPP, total)
+    first_tile = it // k_tiles
+    while it < end:
+        tile = it // k_tiles
+        k_lo = it - tile * k_tiles
+        k_hi = tl.minimum(k_tiles, k_lo + (end - it))
+        pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        if TMA:
+            acc = _acc_tma(a_desc, b_desc, pid_m, pid_n, k_lo, k_hi, BLOCK_M, BLOCK_N, BLOCK_K)
+        else:
+            acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, k_lo, k_hi,
+                           BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
+        p_first = (tile * k_tiles) // IPP
+        p_last = (tile * k_tiles + k_tiles - 1) // IPP
+        if p_first == p_last:
+            if Y_DESC:
+                c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
+            else:
+                _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+        else:
+            others = p_last - p_first  # contributors besides this program
+            part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+            last = False
+            if PEEK:  # all the others already arrived: no need to leave a partial
+                last = tl.atomic_add(cnt_ptr + tile, 0, sem="acquire", scope="gpu") == others
+            if not last:
+                slot = 2 * pid + (tile != first_tile).to(tl.int32)
+                tl.store(ws_ptr + slot.to(tl.int64) * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+                tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+                last = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == others
+            if last:
+                for q in range(p_first, p_last + 1):
+                    if q != pid:
+                        q_slot = 2 * q + (tile != (q * IPP) // k_tiles).to(tl.int32)
+                        acc += tl.load(ws_ptr + q_slot.to(tl.int64) * (BLOCK_M * BLOCK_N) + part,
+                                       cache_modifier=".cg")
+                tl.atomic_xchg(cnt_ptr + tile, 0)
+                if Y_DESC:
+                    c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
+                else:
+                    _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+        it += k_hi - k_lo
+
+
 _tuner = Tuner("gemm")
 _COUNTERS: dict = {}  # device -> int32 [SPLITK_MAX_TILES], all 0 between launches
 
 
 def _tile_counters(device: torch.device) -> torch.Tensor:
-    """The split-K arrival counters of ``device`` (zeroed once; each launch leaves them at 0).
+    """The split-K / stream-K arrival counters of ``device`` (zeroed once; each launch leaves them at 0).
 
     Calls on one device share them, so split-K launches must be ordered (one stream, or streams
     that wait on each other). First needed inside a CUDA-graph capture, a zeroed buffer is made
@@ -206,10 +292,55 @@ def _launch_splitk(x, w, y, cfg):
         EVEN_K=(K % bk == 0), TMA=tma, num_warps=nw, num_stages=ns)
 
 
+_NUM_SMS: dict = {}
+STREAMK_PEEK = True  # tests switch it off to force the store-then-arrive path of every contributor
+
+
+def _num_sms(device: torch.device) -> int:
+    """Streaming multiprocessors of ``device`` (4 in the CPU interpreter)."""
+    if device.type != "cuda":
+        return 4
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _NUM_SMS:
+        _NUM_SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _NUM_SMS[idx]
+
+
+def streamk_grid(M: int, N: int, K: int, cfg, sms: int) -> tuple[int, int]:
+    """(programs, iterations per program) of a stream-K config: the #tiles x #K tiles iterations
+    in equal contiguous ranges over programs-per-SM x ``sms`` programs (fewer if the ranges would
+    leave some empty)."""
+    bm, bn, bk, _, _, _, _, per_sm, _ = cfg
+    total = triton.cdiv(M, bm) * triton.cdiv(N, bn) * triton.cdiv(K, bk)
+    ipp = triton.cdiv(total, max(1, per_sm * sms))
+    return triton.cdiv(total, ipp), ipp
+
+
+def _launch_streamk(x, w, y, cfg):
+    """One launch of the stream-K kernel for a ("streamk", programs per SM, tma) config; fp32
+    workspace of 2 slots per program (2 * P * BLOCK_M * BLOCK_N * 4 bytes, 35 MB at 132 x 256 x 128)."""
+    bm, bn, bk, gm, nw, ns, _, _, tma = cfg
+    M, K = x.shape
+    N = w.shape[0]
+    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    check(tiles <= SPLITK_MAX_TILES, f"stream-K needs <= {SPLITK_MAX_TILES} output tiles, got {tiles}.")
+    progs, ipp = streamk_grid(M, N, K, cfg, _num_sms(x.device))
+    ws = torch.empty(2 * progs * bm * bn, dtype=torch.float32, device=x.device)
+    a, b = (TensorDescriptor.from_tensor(x, [bm, bk]), TensorDescriptor.from_tensor(w, [bn, bk])) if tma else (x, w)
+    y_desc = tma and y.stride(1) == 1 and (y.stride(0) * y.element_size()) % 16 == 0 and y.data_ptr() % 16 == 0
+    c = TensorDescriptor.from_tensor(y, [bm, bn]) if y_desc else y
+    _gemm_streamk_kernel[(progs,)](
+        x, w, a, b, c, y, ws, _tile_counters(x.device), M, N, K, ipp, x.stride(0), x.stride(1), w.stride(0),
+        w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
+        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, PEEK=STREAMK_PEEK, num_warps=nw, num_stages=ns)
+
+
 def _launch(x, w, y, cfg):
-    """Launch the kernel a config names: 6-tuple pointer kernel, "tma" (gemm_tma.py) or "splitk"."""
+    """Launch the kernel a config names: 6-tuple pointer kernel, "tma" (gemm_tma.py), "splitk" or
+    "streamk"."""
     if len(cfg) > 6:
-        return _launch_splitk(x, w, y, cfg) if cfg[6] == "splitk" else launch_tma(x, w, y, cfg)
+        launch = {"splitk": _launch_splitk, "streamk": _launch_streamk}.get(cfg[6], launch_tma)
+        return launch(x, w, y, cfg)
     bm, bn, bk, gm, nw, ns = cfg
     M, K = x.shape
     N = w.shape[0]
@@ -224,7 +355,8 @@ def gemm(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None, conf
 
     x and w must share a dtype (bf16/fp16) and device and be contiguous along K. ``out`` (optional)
     receives the result; ``config`` forces one: (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages),
-    optionally followed by ("tma", persistent, flatten) or ("splitk", SPLIT, tma).
+    optionally followed by ("tma", persistent, flatten), ("splitk", SPLIT, tma) or ("streamk",
+    programs per SM, tma).
     """
     dts = (torch.bfloat16, torch.float16)
     check_tensor(x, "x", 2, dts)

@@ -11,7 +11,7 @@ import torch
 
 from llmperf_kernels import (gemm, gemm_fp8, gemm_ref, gemm_w4a16, gemm_w4a16_ref, gemm_w8a16,
                              gemm_w8a16_ref, quantize_w4, quantize_w8)
-from llmperf_kernels.gemm import _SPLITK_PTR, _SPLITK_TMA, _tile_counters
+from llmperf_kernels.gemm import _SPLITK_PTR, _SPLITK_TMA, _STREAMK_PTR, _STREAMK_TMA, _tile_counters, streamk_grid
 from llmperf_kernels.gemm_fp8 import gemm_fp8_ref, quantize_fp8, quantize_fp8_weight_blocks
 
 from kernel_testutil import assert_close, poisoned
@@ -62,14 +62,61 @@ def test_gemm_splitk(device, tma, M, N, K, split):
 
 
 def test_gemm_splitk_candidates(monkeypatch):
-    """Split-K joins the candidates for the 256 and 512 buckets only (skinny and large M untouched);
-    the TMA flavour where descriptors work, the pointer one elsewhere."""
+    """Split-K and stream-K join the candidates for the 256 and 512 buckets only (skinny and large
+    M untouched); the TMA flavour where descriptors work, the pointer one elsewhere."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")  # the package's `gemm` is the function
     monkeypatch.setattr(gemm_mod, "is_interpreter", lambda: False)  # the interpreter has one candidate
+    for kind in ("splitk", "streamk"):
+        for tma in (True, False):
+            got = {m: [c for c in gemm_mod.configs_for(m, tma) if kind in c] for m in (1, 16, 64, 256, 512, 1024)}
+            assert got[256] and got[512] and not got[1] and not got[16] and not got[64] and not got[1024]
+            assert all(c[8] == tma for c in got[256] + got[512])
+    assert gemm_mod.configs_for(16, True) == gemm_mod._SKINNY  # M <= 16 unchanged
+    monkeypatch.setenv("LLMPERF_GEMM_STREAMK", "0")  # A/B switch: stream-K out, the rest as before
     for tma in (True, False):
-        split = {m: [c for c in gemm_mod.configs_for(m, tma) if "splitk" in c] for m in (16, 64, 256, 512, 1024)}
-        assert split[256] and split[512] and not split[16] and not split[64] and not split[1024]
-        assert all(c[8] == tma for c in split[256] + split[512])
+        assert not [c for c in gemm_mod.configs_for(256, tma) if "streamk" in c]
+        assert [c for c in gemm_mod.configs_for(256, tma) if "splitk" in c]
+
+
+# Stream-K configs (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, "streamk", programs per SM,
+# tma). With 16 x 16 x 32 tiles, 37 x 45 x 200 is 3 x 3 tiles x 7 K tiles = 63 iterations; the SM
+# count (patched) sets the ranges: 1 -> one program does everything; 9 -> 7 per program (each
+# owns whole tiles, no fix-up); 4 -> 16 (tiles shared by 2 programs, ranges crossing 2-3 tile
+# boundaries); 5 -> 13; 20 -> 4 and 40 -> 2 (ranges inside one tile: up to 4 contributors).
+@pytest.mark.parametrize("peek", [True, False], ids=["peek", "nopeek"])
+@pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
+@pytest.mark.parametrize("M,N,K,sms,group_m", [(37, 45, 200, 4, 1), (37, 45, 200, 5, 2), (37, 45, 200, 20, 1),
+                                               (37, 45, 200, 40, 2), (37, 45, 200, 9, 1), (37, 45, 200, 1, 1),
+                                               (64, 64, 96, 3, 1), (5, 33, 32, 2, 1)])
+def test_gemm_streamk(device, monkeypatch, tma, peek, M, N, K, sms, group_m):
+    """Ragged M/N tails and last K tile (200 = 6.25 x 32), tiles split across programs, K shorter
+    than one tile (32: every tile whole); poisoned output; a second call with new x into the same
+    output checks that the counters are back at 0. ``nopeek`` makes every contributor store its
+    partial before arriving (in the interpreter the programs run in order, so with the peek the
+    last contributor always sees the others arrived)."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    monkeypatch.setattr(gemm_mod, "_num_sms", lambda dev: sms)
+    monkeypatch.setattr(gemm_mod, "STREAMK_PEEK", peek)
+    cfg = (16, 16, 32, group_m, 4, 1, "streamk", 1, tma)
+    progs, ipp = streamk_grid(M, N, K, cfg, sms)
+    assert progs <= sms and (progs - 1) * ipp < -(-M // 16) * -(-N // 16) * -(-K // 32) <= progs * ipp
+    w = torch.randn(N, K, dtype=torch.float16, device=device)
+    y = poisoned((M, N), torch.float16, device)
+    for _ in range(2):
+        x = torch.randn(M, K, dtype=torch.float16, device=device)
+        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.float16)
+        y.fill_(float("nan"))
+    assert int(_tile_counters(torch.device(device)).abs().sum()) == 0
+
+
+def test_streamk_grid_ranges():
+    """Every program gets a non-empty range; ranges cover the iteration space exactly once."""
+    for M, N, K, sms, per_sm in [(256, 4608, 3584, 132, 1), (256, 37888, 3584, 132, 2), (37, 45, 200, 40, 1),
+                                 (1, 16, 32, 132, 1)]:
+        cfg = (128, 128, 64, 1, 4, 3, "streamk", per_sm, True)
+        total = -(-M // 128) * -(-N // 128) * -(-K // 64)
+        progs, ipp = streamk_grid(M, N, K, cfg, sms)
+        assert progs <= per_sm * sms and (progs - 1) * ipp < total <= progs * ipp
 
 
 def test_fp8_tma_variant(device):
@@ -227,6 +274,37 @@ def test_gemm_splitk_gpu(cfg, M, N, K):
     y = poisoned((M, N), torch.bfloat16, "cuda")
     for _ in range(3):
         assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.bfloat16)
+        y.fill_(float("nan"))
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", _STREAMK_TMA + _STREAMK_PTR, ids=str)
+@pytest.mark.parametrize("M,N,K", [(256, 4608, 3584), (300, 3072, 2048), (200, 3584, 18944), (256, 37888, 3584)])
+def test_gemm_streamk_gpu(cfg, M, N, K):
+    """Every stream-K candidate at bucket-256/512 layer shapes (M = 300: two tile rows, ragged;
+    37888: 2.2 waves of tiles), three calls in a row into the same output (counters reused)."""
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
+    y = poisoned((M, N), torch.bfloat16, "cuda")
+    for _ in range(3):
+        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.bfloat16)
+        y.fill_(float("nan"))
+    assert int(_tile_counters(x.device).abs().sum()) == 0
+
+
+@pytest.mark.gpu
+@gpu
+def test_gemm_streamk_gpu_nopeek(monkeypatch):
+    """Every contributor stores its partial and arrives (no peek), on the GPU, where arrivals race."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    monkeypatch.setattr(gemm_mod, "STREAMK_PEEK", False)
+    M, N, K = 256, 4096, 4096
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
+    y = poisoned((M, N), torch.bfloat16, "cuda")
+    for _ in range(3):
+        assert_close(gemm(x, w, out=y, config=_STREAMK_TMA[0]), gemm_ref(x, w), torch.bfloat16)
         y.fill_(float("nan"))
 
 
