@@ -72,7 +72,9 @@ _SPLITK_PTR = [(128, 128, 64, 8, 8, 4, "splitk", 2, False), (128, 128, 64, 8, 8,
 # Stream-K: (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages, "streamk", programs per SM,
 # tma). 256 x 128 covers M <= 256 in one tile row (W read by one program only); 128 x 256 and
 # 128 x 128 (3 stages = 96 KiB: 2 programs per SM) rely on the row-major order for W reuse.
-# LLMPERF_GEMM_STREAMK=0 leaves them out (A/B control runs).
+# Off by default: run 7 (H200) measured them slower than split-K / plain tiles on 14 of the 15
+# M=256 layer shapes (kernels/NOTES.md), and every candidate costs compile time in a calibration;
+# LLMPERF_GEMM_STREAMK=1 adds them to the tuning candidates.
 _STREAMK_TMA = [(256, 128, 64, 1, 8, 3, "streamk", 1, True), (128, 256, 64, 1, 8, 3, "streamk", 1, True),
                 (128, 128, 64, 1, 4, 3, "streamk", 2, True), (128, 128, 64, 1, 8, 4, "streamk", 1, True)]
 _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
@@ -91,7 +93,7 @@ def configs_for(m: int, tma: bool = False):
     if b <= 64:
         return _SMALL
     if b <= 512:
-        sk = os.environ.get("LLMPERF_GEMM_STREAMK", "1") != "0"
+        sk = os.environ.get("LLMPERF_GEMM_STREAMK", "0") == "1"
         return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + (_STREAMK_TMA if sk else []) if tma
                           else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
     return _LARGE[:3] + (TMA_BF16 if tma else [])

@@ -62,17 +62,18 @@ def test_gemm_splitk(device, tma, M, N, K, split):
 
 
 def test_gemm_splitk_candidates(monkeypatch):
-    """Split-K and stream-K join the candidates for the 256 and 512 buckets only (skinny and large
-    M untouched); the TMA flavour where descriptors work, the pointer one elsewhere."""
+    """Split-K (and stream-K, opted in) join the candidates for the 256 and 512 buckets only
+    (skinny and large M untouched); the TMA flavour where descriptors work, the pointer one elsewhere."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")  # the package's `gemm` is the function
     monkeypatch.setattr(gemm_mod, "is_interpreter", lambda: False)  # the interpreter has one candidate
+    monkeypatch.setenv("LLMPERF_GEMM_STREAMK", "1")
     for kind in ("splitk", "streamk"):
         for tma in (True, False):
             got = {m: [c for c in gemm_mod.configs_for(m, tma) if kind in c] for m in (1, 16, 64, 256, 512, 1024)}
             assert got[256] and got[512] and not got[1] and not got[16] and not got[64] and not got[1024]
             assert all(c[8] == tma for c in got[256] + got[512])
     assert gemm_mod.configs_for(16, True) == gemm_mod._SKINNY  # M <= 16 unchanged
-    monkeypatch.setenv("LLMPERF_GEMM_STREAMK", "0")  # A/B switch: stream-K out, the rest as before
+    monkeypatch.delenv("LLMPERF_GEMM_STREAMK")  # the default: stream-K out, the rest as before
     for tma in (True, False):
         assert not [c for c in gemm_mod.configs_for(256, tma) if "streamk" in c]
         assert [c for c in gemm_mod.configs_for(256, tma) if "splitk" in c]
