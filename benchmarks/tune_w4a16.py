@@ -2,7 +2,7 @@
 
 For each weight shape N x K in {14336x4096, 4096x14336, 28672x4096, 18944x3584} and M in {1, 4, 16}
 it times torch.matmul(x, W^T) (bf16 cuBLAS) and every candidate configuration of every W4A16 path
-("gemv" CUDA-core, "mmat" tensor cores with x as the A operand, "mma2" the v3 kernel) explicitly -- each
+("gemv5" the v5 CUDA-core GEMV, "gemv" the v4 one, "mmat" tensor cores with x as the A operand, "mma2" the v3 kernel) explicitly -- each
 is passed as ``config=`` so the autotuner is bypassed -- with ``harness.time_fn(graph=True)``
 (CUDA-graph replays, L2 flushed before every call), the way benchmarks/kernels_bench.py's T() does.
 The weight is always given in the documented public layout (uint8 [N, K/2], low nibble = even k,
@@ -10,7 +10,8 @@ group-128 scales); no pre-packing. Prints one table per (shape, M) and writes ``
 (one row per timing, time in seconds, speed-up = cuBLAS time / ours, GB/s of int4 + scale bytes,
 fraction of --hbm-tbps) with the device metadata on every row.
 
-    python benchmarks/tune_w4a16.py --out out/                            # H200: < 90 s
+    python benchmarks/tune_w4a16.py --out out/                            # H200: < 90 s (v4 lists)
+    python benchmarks/tune_w4a16.py --out out/ --m 1,4                    # the GEMV regime only
     TRITON_INTERPRET=1 python benchmarks/tune_w4a16.py --smoke --out /tmp/tw   # CPU plumbing check
 """
 
@@ -37,7 +38,8 @@ M_LIST = [1, 4, 16]
 def candidates(M: int, smoke: bool):
     """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses."""
     if smoke:
-        return [("gemv", c) for c in w4mod._INTERP4_GEMV] + [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
+        return [("gemv5", c) for c in w4mod._INTERP4_GEMV5] + [("gemv", c) for c in w4mod._INTERP4_GEMV] + \
+            [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
             [("mma2", c) for c in w4mod._INTERP4]
     cands = list(w4mod.w4_candidates(M))
     out, seen = [], set()

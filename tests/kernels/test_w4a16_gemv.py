@@ -1,0 +1,101 @@
+"""W4A16 v5 GEMV path ("gemv5" in kernels/gemm_w4a16.py) against the fp32 reference.
+
+CPU (interpreter): fp16 activations (fp32 math inside the kernel either way), tiny tiles, ragged N,
+K = several groups, M = 1..4 (BLOCK_M 1/2/4 with clamped token rows), poisoned outputs, split-K
+with uneven and empty slices finished in-kernel by the last-arriving slice (tile counters must be
+re-armed to zero after every launch). GPU (@gpu): bf16 + fp16 at the benchmarked layer shapes,
+every candidate config, repeated launches and CUDA-graph replays (counter re-arming).
+"""
+
+import importlib
+
+import pytest
+import torch
+
+from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+
+from kernel_testutil import assert_close, poisoned
+
+w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _case(device, M, N, K, cfg, dtype=torch.float16, repeat=1):
+    x = torch.randn(M, K, dtype=dtype, device=device)
+    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
+    s = s * (1 + torch.rand_like(s))  # varied scales (never zero), so a wrong group index shows
+    ref = gemm_w4a16_ref(x, q, s)
+    assert ref.abs().max() > 0
+    for _ in range(repeat):
+        y = gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, device), config=cfg)
+        assert_close(y, ref, dtype)
+    for c in w4mod._COUNTERS.values():  # split-K tile counters are left at zero
+        assert int(c.abs().sum()) == 0
+
+
+# (BLOCK_M, BLOCK_N, -, warps, stages, SPLIT_K, "gemv5", PF): no split, uneven split (5 groups / 3),
+# more slices than groups (8 > 5: clamped), auto split, every prefetch depth.
+_CPU_CFGS = [(4, 16, 128, 4, 1, 1, "gemv5", 1), (4, 16, 128, 4, 1, 3, "gemv5", 2), (4, 32, 128, 4, 1, 2, "gemv5", 0),
+             (4, 16, 128, 4, 1, 8, "gemv5", 1), (4, 16, 128, 4, 1, 0, "gemv5", 1)]
+
+
+@pytest.mark.parametrize("cfg", _CPU_CFGS, ids=lambda c: f"bn{c[1]}-sk{c[5]}-pf{c[7]}")
+@pytest.mark.parametrize("M", [1, 2, 3, 4])
+def test_gemv5_paths(device, cfg, M):
+    _case(device, M, 40, 5 * 128, cfg, repeat=2)
+
+
+@pytest.mark.parametrize("M", [5, 9])
+def test_gemv5_several_token_programs(device, M):
+    """M > 4: several BLOCK_M = 4 programs along grid axis 2 (the counters index pid_m too)."""
+    _case(device, M, 24, 3 * 128, (4, 16, 128, 4, 1, 2, "gemv5", 1))
+
+
+def test_gemv5_fp32_exact_dequant(device):
+    """The FADD dequantization is exact: with x and scales powers of two the result is exact."""
+    M, N, K = 2, 16, 256
+    x = torch.randint(-2, 3, (M, K), device=device).to(torch.float16)
+    q = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device=device)
+    s = torch.full((N, K // 128), 0.25, dtype=torch.float16, device=device)
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device), config=_CPU_CFGS[1])
+    assert torch.equal(y.float(), gemm_w4a16_ref(x, q, s))
+
+
+def test_gemv5_candidates_lead_the_gpu_list():
+    """On the GPU the autotuner's M <= 4 list carries the v5 configs (interpreter list unchanged)."""
+    assert any(len(c) > 6 and c[6] == "gemv5" for c in w4mod.w4_candidates(1, False))
+    assert all(c[6] == "gemv" for c in w4mod.w4_candidates(1, True))
+
+
+# ---------------------------------------------------------------- GPU, realistic shapes
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", w4mod._W4_GEMV5, ids=lambda c: f"bn{c[1]}-w{c[3]}-s{c[4]}-sk{c[5]}-pf{c[7]}")
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 4, 4096, 14336),
+                                         (torch.float16, 3, 18944, 3584), (torch.bfloat16, 2, 28672, 4096)])
+def test_gemv5_gpu(cfg, dtype, M, N, K):
+    _case("cuda", M, N, K, cfg, dtype, repeat=2)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gemv5_gpu_graph_replay():
+    """Split-K counters re-arm themselves: many CUDA-graph replays give the same correct result."""
+    M, N, K = 1, 4096, 14336
+    cfg = (4, 64, 128, 4, 1, 8, "gemv5", 1)
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
+    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
+    gemm_w4a16(x, q, s, out=y, config=cfg)  # allocate the counters outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        gemm_w4a16(x, q, s, out=y, config=cfg)
+    ref = gemm_w4a16_ref(x, q, s)
+    for _ in range(20):
+        y.fill_(float("nan"))
+        g.replay()
+    torch.cuda.synchronize()
+    assert_close(y, ref, torch.bfloat16)
+    for c in w4mod._COUNTERS.values():
+        assert int(c.abs().sum()) == 0
