@@ -91,6 +91,17 @@ def _dequant_nibbles(p, IS_BF16: tl.constexpr):
 
 
 @triton.jit
+def _token_rows(base, row_stride, m0, M):
+    """Pointers to the 4 token rows m0 .. m0 + 3 of a [M, row_stride] matrix; rows past M are
+    clamped to M - 1 (computed twice, stored once)."""
+    r0 = base + tl.minimum(m0, M - 1).to(tl.int64) * row_stride
+    r1 = base + tl.minimum(m0 + 1, M - 1).to(tl.int64) * row_stride
+    r2 = base + tl.minimum(m0 + 2, M - 1).to(tl.int64) * row_stride
+    r3 = base + tl.minimum(m0 + 3, M - 1).to(tl.int64) * row_stride
+    return r0, r1, r2, r3
+
+
+@triton.jit
 def _w4_gemv_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym, sqw,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GPI: tl.constexpr, SPLIT_K: tl.constexpr):
     """CUDA-core W4A16 GEMV for M <= 4 (no tl.dot, so no register->MMA-operand conversion).
@@ -120,11 +131,7 @@ def _w4_gemv_kernel(x_ptr, q_ptr, s_ptr, y_ptr, M, N, K, sxm, sqn, ssn, sym, sqw
     kt0 = pid_k * per
     kt1 = tl.minimum(kt0 + per, k_tiles)
     m0 = pid_m * BLOCK_M
-    # token rows past M are clamped to M - 1 (computed twice, stored once)
-    x0 = x_ptr + tl.minimum(m0, M - 1).to(tl.int64) * sxm
-    x1 = x_ptr + tl.minimum(m0 + 1, M - 1).to(tl.int64) * sxm
-    x2 = x_ptr + tl.minimum(m0 + 2, M - 1).to(tl.int64) * sxm
-    x3 = x_ptr + tl.minimum(m0 + 3, M - 1).to(tl.int64) * sxm
+    x0, x1, x2, x3 = _token_rows(x_ptr, sxm, m0, M)
     q_ptrs = q_ptr + rn[:, None].to(tl.int64) * sqn + (kt0 * (GPI * 16) + offs_w[None, :]) * sqw
     s_ptrs = s_ptr + rn.to(tl.int64) * ssn + kt0 * GPI
     xo = kt0 * (GPI * 128) + 8 * offs_w  # x offset of nibble 0 of word column w
@@ -279,10 +286,7 @@ def _w4_gemv5_kernel(xp_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, K, sqn,
     g0 = pid_k * per
     g1 = tl.minimum(g0 + per, G)
     m0 = pid_m * BLOCK_M
-    xr0 = xp_ptr + tl.minimum(m0, M - 1).to(tl.int64) * K
-    xr1 = xp_ptr + tl.minimum(m0 + 1, M - 1).to(tl.int64) * K
-    xr2 = xp_ptr + tl.minimum(m0 + 2, M - 1).to(tl.int64) * K
-    xr3 = xp_ptr + tl.minimum(m0 + 3, M - 1).to(tl.int64) * K
+    xr0, xr1, xr2, xr3 = _token_rows(xp_ptr, K, m0, M)
     q_row = q_ptr + rn[:, None].to(tl.int64) * sqn + offs_w[None, :]
     s_row = s_ptr + rn.to(tl.int64) * ssn
     acc0 = tl.zeros((BLOCK_N, 16), dtype=tl.float32)

@@ -43,6 +43,18 @@ def test_gemm_tma_variant(device, persistent):
     assert_close(y, gemm_ref(x, w), torch.float16)
 
 
+def assert_repeated_calls(M, N, K, cfg, dtype, device, calls=2):
+    """``calls`` calls, each with a new x, into one poisoned output: every result right, and the
+    per-tile arrival counters of split-K / stream-K back at 0 afterwards (reused by the next)."""
+    w = torch.randn(N, K, dtype=dtype, device=device) / K ** 0.5
+    y = poisoned((M, N), dtype, device)
+    for _ in range(calls):
+        x = torch.randn(M, K, dtype=dtype, device=device)
+        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), dtype)
+        y.fill_(float("nan"))
+    assert int(_tile_counters(torch.device(device)).abs().sum()) == 0
+
+
 # Split-K configs (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, "splitk", SPLIT, tma): SPLIT
 # programs per output tile, the last to arrive sums the fp32 partials and writes y.
 @pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
@@ -51,14 +63,7 @@ def test_gemm_splitk(device, tma, M, N, K, split):
     """Ragged M and N tails, a ragged last K tile (200 = 6.25 x 32), an empty last split (136: 5 K
     tiles in splits of 2, 2, 1, 0), more splits than K tiles (32: 1 tile); a second call with new x
     into the same output checks that each launch leaves the arrival counters at 0."""
-    cfg = (16, 16, 32, 2, 4, 1, "splitk", split, tma)
-    w = torch.randn(N, K, dtype=torch.float16, device=device)
-    y = poisoned((M, N), torch.float16, device)
-    for _ in range(2):
-        x = torch.randn(M, K, dtype=torch.float16, device=device)
-        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.float16)
-        y.fill_(float("nan"))
-    assert int(_tile_counters(torch.device(device)).abs().sum()) == 0
+    assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "splitk", split, tma), torch.float16, device)
 
 
 def test_gemm_splitk_candidates(monkeypatch):
@@ -101,13 +106,7 @@ def test_gemm_streamk(device, monkeypatch, tma, peek, M, N, K, sms, group_m):
     cfg = (16, 16, 32, group_m, 4, 1, "streamk", 1, tma)
     progs, ipp = streamk_grid(M, N, K, cfg, sms)
     assert progs <= sms and (progs - 1) * ipp < -(-M // 16) * -(-N // 16) * -(-K // 32) <= progs * ipp
-    w = torch.randn(N, K, dtype=torch.float16, device=device)
-    y = poisoned((M, N), torch.float16, device)
-    for _ in range(2):
-        x = torch.randn(M, K, dtype=torch.float16, device=device)
-        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.float16)
-        y.fill_(float("nan"))
-    assert int(_tile_counters(torch.device(device)).abs().sum()) == 0
+    assert_repeated_calls(M, N, K, cfg, torch.float16, device)
 
 
 def test_streamk_grid_ranges():
@@ -270,12 +269,7 @@ def test_gemm_gpu(M, N, K):
 def test_gemm_splitk_gpu(cfg, M, N, K):
     """Every split-K candidate at bucket-256 layer shapes (M = 300 ragged), three calls in a row
     into the same output (arrival counters reused), bf16 against the fp32 reference."""
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
-    y = poisoned((M, N), torch.bfloat16, "cuda")
-    for _ in range(3):
-        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.bfloat16)
-        y.fill_(float("nan"))
+    assert_repeated_calls(M, N, K, cfg, torch.bfloat16, "cuda", calls=3)
 
 
 @pytest.mark.gpu
@@ -285,13 +279,7 @@ def test_gemm_splitk_gpu(cfg, M, N, K):
 def test_gemm_streamk_gpu(cfg, M, N, K):
     """Every stream-K candidate at bucket-256/512 layer shapes (M = 300: two tile rows, ragged;
     37888: 2.2 waves of tiles), three calls in a row into the same output (counters reused)."""
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
-    y = poisoned((M, N), torch.bfloat16, "cuda")
-    for _ in range(3):
-        assert_close(gemm(x, w, out=y, config=cfg), gemm_ref(x, w), torch.bfloat16)
-        y.fill_(float("nan"))
-    assert int(_tile_counters(x.device).abs().sum()) == 0
+    assert_repeated_calls(M, N, K, cfg, torch.bfloat16, "cuda", calls=3)
 
 
 @pytest.mark.gpu
@@ -300,13 +288,7 @@ def test_gemm_streamk_gpu_nopeek(monkeypatch):
     """Every contributor stores its partial and arrives (no peek), on the GPU, where arrivals race."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")
     monkeypatch.setattr(gemm_mod, "STREAMK_PEEK", False)
-    M, N, K = 256, 4096, 4096
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
-    y = poisoned((M, N), torch.bfloat16, "cuda")
-    for _ in range(3):
-        assert_close(gemm(x, w, out=y, config=_STREAMK_TMA[0]), gemm_ref(x, w), torch.bfloat16)
-        y.fill_(float("nan"))
+    assert_repeated_calls(256, 4096, 4096, _STREAMK_TMA[0], torch.bfloat16, "cuda", calls=3)
 
 
 @pytest.mark.gpu
