@@ -47,7 +47,7 @@ def kernel_durations(fn) -> dict:
 
 def wall_s(fn, reps: int = 20) -> float:
     """Median of CUDA-event-timed calls after two warm-ups."""
-    from llmperf_kernels.measure_e2e import event_time_s
+    from llmperf_kernels.step_timing import event_time_s
 
     for _ in range(2):
         fn()

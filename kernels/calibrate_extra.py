@@ -29,7 +29,7 @@ class HostRateProbe:
     """
 
     def __init__(self, prefill_of_layers, layers=(2, 8)):
-        from .measure_e2e import profile_kernels
+        from .step_timing import profile_kernels
 
         self.runs = [prefill_of_layers(n) for n in layers]
         self.kernels = [len(profile_kernels(run)) for run in self.runs]
@@ -166,7 +166,7 @@ def sweep_routing(rec: Recorder) -> None:
     from llmperf.ops.builder import build_step_ops
     from llmperf.specs.workload import Step, Workload
 
-    from .measure_e2e import profile_kernels
+    from .step_timing import profile_kernels
     from .reference_model import route_topk, sort_by_expert, unpermute
 
     engine = get_engine("reference")

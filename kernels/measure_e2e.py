@@ -38,7 +38,6 @@ import csv
 import datetime as _dt
 import gc
 import os
-import statistics
 import sys
 import time
 from collections import Counter
@@ -46,6 +45,7 @@ from collections import Counter
 import torch
 
 from .reference_model import ReferenceDecoder, capture_decode, grouped_mm_available, prefill_activation_bytes
+from .step_timing import attention_backend, event_time_s, profile_kernels, quantiles
 
 MODELS = ("llama-3.2-1b", "llama-3.1-8b", "qwen2.5-7b", "llama-2-7b", "qwen3-8b", "qwen3-30b-a3b",
           "mistral-7b-v0.3")
@@ -65,53 +65,6 @@ COLUMNS = ["model", "hardware", "device_name", "driver", "torch_version", "trito
 
 def log(*a):
     print(*a, flush=True)
-
-
-def quantiles(ts):
-    ts = sorted(ts)
-    q = statistics.quantiles(ts, n=10, method="inclusive") if len(ts) > 1 else [ts[0]] * 9
-    return statistics.median(ts), q[0], q[8]
-
-
-def event_time_s(fn, cuda: bool = True) -> float:
-    """One call of fn started from an idle GPU, timed with CUDA events (perf_counter on the CPU), s."""
-    if not cuda:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e-3
-
-
-def attention_backend(names) -> str:
-    """What SDPA ran, read off the kernel names of a profiled step."""
-    low = [n.lower() for n in names]
-    if any("cudnn" in n or "cudnn_generated" in n for n in low):
-        return "cudnn"
-    if any("flash" in n for n in low):
-        return "flash"
-    if any("fmha" in n or "efficient_attention" in n or "mem_eff" in n for n in low):
-        return "efficient"
-    return "math" if names else ""
-
-
-def profile_kernels(fn):
-    """Run fn once under torch.profiler; return the device kernel names (memcpy/memset excluded)."""
-    from torch.profiler import ProfilerActivity, profile
-    acts = [ProfilerActivity.CUDA] if torch.cuda.is_available() else [ProfilerActivity.CPU]
-    with profile(activities=acts) as prof:
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    if not torch.cuda.is_available():  # CPU dry run: count top-level aten ops instead
-        return [e.name for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
-    return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
-            and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()]
 
 
 class Sink:
