@@ -1,4 +1,4 @@
-"""W4A16 v5 GEMV path ("gemv5" in kernels/gemm_w4a16.py) against the fp32 reference.
+"""W4A16 v5 GEMV path ("gemv5" in kernels/gemm_w4a16_gemv.py) against the fp32 reference.
 
 CPU (interpreter): fp16 activations (fp32 math inside the kernel either way), tiny tiles, ragged N,
 K = several groups, M = 1..4 (BLOCK_M 1/2/4 with clamped token rows), poisoned outputs, split-K
@@ -17,6 +17,7 @@ from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 from kernel_testutil import assert_close, poisoned
 
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
+gemv_mod = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -29,7 +30,7 @@ def _case(device, M, N, K, cfg, dtype=torch.float16, repeat=1):
     for _ in range(repeat):
         y = gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, device), config=cfg)
         assert_close(y, ref, dtype)
-    for c in w4mod._COUNTERS.values():  # split-K tile counters are left at zero
+    for c in gemv_mod._COUNTERS.values():  # split-K tile counters are left at zero
         assert int(c.abs().sum()) == 0
 
 
@@ -97,5 +98,5 @@ def test_gemv5_gpu_graph_replay():
         g.replay()
     torch.cuda.synchronize()
     assert_close(y, ref, torch.bfloat16)
-    for c in w4mod._COUNTERS.values():
+    for c in gemv_mod._COUNTERS.values():
         assert int(c.abs().sum()) == 0
