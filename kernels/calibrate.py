@@ -213,7 +213,8 @@ def stage_count(mode: str) -> int:
 
 
 # sweeps that can run alone, to add their rows to an existing calibration
-PARTIAL_MODES = {"launch": sweep_launch, "floors": sweep_launch_floors, "routing": sweep_routing}
+PARTIAL_MODES = {"launch": sweep_launch, "floors": sweep_launch_floors, "routing": sweep_routing,
+                 "torch_ops": sweep_torch_ops}
 
 
 def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0):
