@@ -72,6 +72,11 @@ _FUSED_RULES = {
     "experts_permute": OpRule(0, 0.0), "experts_unpermute": OpRule(0, 0.0),
 }
 
+# cuBLAS GEMMs, SDPA attention and memory-bound work in eager torch ops: the kernels the
+# reference decoder and HF transformers both run
+_LIBRARY_KERNELS_TORCH_OPS = {"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
+                              "memory": "torch"}
+
 ENGINES = {
     "fused": EngineProfile(
         name="fused",
@@ -86,8 +91,7 @@ ENGINES = {
         description="llmperf's pure-PyTorch reference decoder (kernels/reference_model.py): fused "
                     "QKV and gate_up cuBLAS GEMMs, HF-style RMSNorm/RoPE in torch ops, SDPA, "
                     "static cache slice writes, decode in CUDA graphs, prefill eager",
-        kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
-                        "memory": "torch"},
+        kernel_sources=_LIBRARY_KERNELS_TORCH_OPS,
         decode_graph=True, prefill_graph=False, host_launch="torch_eager",
         rules={
             **_TORCH_OP_RULES,
@@ -112,8 +116,7 @@ ENGINES = {
         description="Hugging Face transformers forward as generate() runs it: separate q/k/v and "
                     "gate/up GEMMs, RMSNorm/RoPE/SiLU in torch ops, SDPA, DynamicCache (torch.cat "
                     "copies the whole cache each step), eager launches (no CUDA graph)",
-        kernel_sources={"gemm": "cublas", "attention_prefill": "sdpa", "attention_decode": "sdpa",
-                        "memory": "torch"},
+        kernel_sources=_LIBRARY_KERNELS_TORCH_OPS,
         decode_graph=False, prefill_graph=False, fused_projections=False, host_launch="hf_eager",
         cache_concat=True,
         rules={
