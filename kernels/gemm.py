@@ -54,6 +54,11 @@ from .harness import Tuner, is_interpreter
 # (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages), by M bucket.
 _SKINNY = [(16, 32, 256, 1, 4, 4), (16, 64, 256, 1, 4, 4), (16, 16, 512, 1, 4, 4),
            (16, 64, 128, 1, 4, 6)]
+# Skinny split-K for narrow N / long K (Llama-3.1-8B down 1 x 4096 x 14336: 64 tiles of 16 x 64
+# for 132 SMs -- half the GPU idle, 0.78 of cuBLAS in run 7): SPLIT pieces of K per tile; 4 stages
+# (80 KiB of shared memory) let 2 programs share an SM. SPLIT is a runtime argument: one compile.
+_SKINNY_SPLITK = [(16, 64, 128, 1, 4, 4, "splitk", 2, False), (16, 64, 128, 1, 4, 4, "splitk", 4, False),
+                  (16, 64, 128, 1, 4, 6, "splitk", 2, False), (16, 32, 256, 1, 4, 4, "splitk", 4, False)]
 _SMALL = [(32, 64, 256, 8, 4, 4), (64, 64, 128, 8, 4, 4), (64, 128, 128, 8, 4, 4),
           (32, 128, 128, 8, 4, 5)]
 _MEDIUM = [(64, 128, 64, 8, 4, 4), (128, 128, 64, 8, 8, 4), (64, 256, 64, 8, 8, 4),
@@ -78,6 +83,10 @@ _SPLITK_PTR = [(128, 128, 64, 8, 8, 4, "splitk", 2, False), (128, 128, 64, 8, 8,
 _STREAMK_TMA = [(256, 128, 64, 1, 8, 3, "streamk", 1, True), (128, 256, 64, 1, 8, 3, "streamk", 1, True),
                 (128, 128, 64, 1, 4, 3, "streamk", 2, True), (128, 128, 64, 1, 8, 4, "streamk", 1, True)]
 _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
+# Hybrid data-parallel + split-K tail: (..., "hybrid", programs per SM, tma); see hybrid_plan.
+# For the shapes whose tile count is just past whole waves (Qwen2.5-7B gate_up M = 256: 2.24 waves
+# of 128 x 256 tiles; qkv M = 1024: 1.09 waves), with no fix-up on the full waves.
+_HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True)]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
 SPLITK_MAX_TILES = 16384  # capacity of the per-device tile-counter buffer (64 KiB of int32)
 
@@ -89,14 +98,14 @@ def configs_for(m: int, tma: bool = False):
         return _INTERP
     b = m_bucket(m)
     if b <= 16:
-        return _SKINNY
+        return _SKINNY + _SKINNY_SPLITK
     if b <= 64:
         return _SMALL
     if b <= 512:
         sk = os.environ.get("LLMPERF_GEMM_STREAMK", "0") == "1"
-        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + (_STREAMK_TMA if sk else []) if tma
-                          else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
-    return _LARGE[:3] + (TMA_BF16 if tma else [])
+        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + _HYBRID_TMA + (_STREAMK_TMA if sk else [])
+                          if tma else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
+    return _LARGE[:3] + (TMA_BF16 + _HYBRID_TMA if tma else [])
 
 
 @triton.jit
@@ -167,35 +176,53 @@ def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
 
 
 @triton.jit
-def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, M, N, K,
+def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, M, N, K, DP_TILES, SPLIT,
                         sxm, sxk, swn, swk, sym, syn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                        GROUP_M: tl.constexpr, SPLIT: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr):
-    """Program (tile, s) of a grid of #tiles * SPLIT: K tiles [s * per, (s + 1) * per) of output tile
-    ``tile`` into ws[tile, s] (fp32 [BLOCK_M, BLOCK_N]); the last of the SPLIT to arrive on
-    cnt[tile] sums the others into its accumulator, writes y and resets cnt[tile] to 0."""
-    tile = tl.program_id(0) // SPLIT
-    s = tl.program_id(0) % SPLIT
-    pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+                        GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr):
+    """Data-parallel head + split-K tail in one launch (grid: DP_TILES + (#tiles - DP_TILES) * SPLIT).
+
+    Program p < DP_TILES computes output tile p over all K tiles and stores it. Program
+    DP_TILES + q takes K tiles [s * per, (s + 1) * per) (s = q % SPLIT, per = cdiv(#K tiles, SPLIT))
+    of tile t = DP_TILES + q // SPLIT into ws[t - DP_TILES, s] (fp32 [BLOCK_M, BLOCK_N]); the last
+    of the SPLIT to arrive on cnt[t] sums the others into its accumulator, writes y and resets
+    cnt[t] to 0. DP_TILES = 0 is plain split-K; SPLIT = 1 stores every tile directly. Y_DESC: y is
+    stored through ``c_desc`` (a TMA store, no register layout conversion)."""
+    pid = tl.program_id(0)
     k_tiles = tl.cdiv(K, BLOCK_K)
-    per = tl.cdiv(k_tiles, SPLIT)
+    split = 1
+    s = 0
+    tile = pid
+    if pid >= DP_TILES:
+        split = SPLIT
+        tile = DP_TILES + (pid - DP_TILES) // SPLIT
+        s = (pid - DP_TILES) % SPLIT
+    per = tl.cdiv(k_tiles, split)
     k_lo = tl.minimum(s * per, k_tiles)  # the last splits may be empty (their partial is 0)
     k_hi = tl.minimum(k_lo + per, k_tiles)
+    pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
     if TMA:
         acc = _acc_tma(a_desc, b_desc, pid_m, pid_n, k_lo, k_hi, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, k_lo, k_hi,
                        BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
-    part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-    ws_tile = ws_ptr + tile.to(tl.int64) * (SPLIT * BLOCK_M * BLOCK_N)
-    tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
-    tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
-    if tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == SPLIT - 1:
-        for j in tl.static_range(SPLIT):
-            if j != s:
-                acc += tl.load(ws_tile + j * (BLOCK_M * BLOCK_N) + part, cache_modifier=".cg")
-        tl.atomic_xchg(cnt_ptr + tile, 0)
-        _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+    last = split == 1
+    if not last:
+        part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        ws_tile = ws_ptr + (tile - DP_TILES).to(tl.int64) * (split * BLOCK_M * BLOCK_N)
+        tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+        tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+        last = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == split - 1
+        if last:
+            for j in range(0, split):
+                if j != s:
+                    acc += tl.load(ws_tile + j * (BLOCK_M * BLOCK_N) + part, cache_modifier=".cg")
+            tl.atomic_xchg(cnt_ptr + tile, 0)
+    if last:
+        if Y_DESC:
+            c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
+        else:
+            _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
 
 
 @triton.jit
@@ -278,20 +305,56 @@ def _tile_counters(device: torch.device) -> torch.Tensor:
     return cnt
 
 
+def hybrid_plan(tiles: int, k_tiles: int, slots: int) -> tuple[int, int]:
+    """(DP_TILES, SPLIT) of a hybrid launch: whole waves of ``slots`` (= #SMs x programs per SM)
+    tiles run data-parallel, the tiles of the last partial wave are split over K.
+
+    The split s (1..8, at least 4 K tiles per piece) minimizes the tail's time in units of one
+    full-K wave, ceil(tail * s / slots) / s, plus (s - 1) * 2 / k_tiles for the fix-up (the last
+    arriver reads s - 1 fp32 partials: about 2 K-tile iterations' time each, run 6 of
+    kernels/NOTES.md measured the split-K epilogue at 1-2.3 us per launch). Example (H200, 132
+    SMs): Qwen2.5-7B gate_up at M = 256 in 128 x 256 tiles is 296 tiles = 2 waves + 32, 56 K tiles
+    -> (264, 4): the third wave becomes a quarter wave of 128 programs."""
+    if tiles <= 0 or slots <= 0:
+        return max(tiles, 0), 1
+    tail = tiles % slots
+    if tail == 0:
+        return tiles, 1
+    best_s, best_cost = 1, 1.0
+    for s in range(2, min(8, max(1, k_tiles // 4)) + 1):
+        cost = -(-tail * s // slots) / s + (s - 1) * 2.0 / k_tiles
+        if cost < best_cost - 1e-9:
+            best_s, best_cost = s, cost
+    return (tiles - tail, best_s) if best_s > 1 else (tiles, 1)
+
+
+def _y_desc_ok(y) -> bool:
+    """y can be stored through a TMA descriptor (row-major, 16-byte aligned base and row stride)."""
+    return y.stride(1) == 1 and (y.stride(0) * y.element_size()) % 16 == 0 and y.data_ptr() % 16 == 0
+
+
 def _launch_splitk(x, w, y, cfg):
-    """One launch of the split-K kernel for a ("splitk", SPLIT, tma) config; fp32 workspace of
-    #tiles * SPLIT * BLOCK_M * BLOCK_N * 4 bytes from the caching allocator."""
-    bm, bn, bk, gm, nw, ns, _, split, tma = cfg
+    """One launch of the split-K kernel for a ("splitk", SPLIT, tma) config (every tile split) or a
+    ("hybrid", programs per SM, tma) config (:func:`hybrid_plan`); fp32 workspace of
+    #split tiles * SPLIT * BLOCK_M * BLOCK_N * 4 bytes from the caching allocator."""
+    bm, bn, bk, gm, nw, ns, kind, arg, tma = cfg
     M, K = x.shape
     N = w.shape[0]
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
     check(tiles <= SPLITK_MAX_TILES, f"split-K needs <= {SPLITK_MAX_TILES} output tiles, got {tiles}.")
-    ws = torch.empty(tiles * split * bm * bn, dtype=torch.float32, device=x.device)
+    if kind == "hybrid":
+        dp_tiles, split = hybrid_plan(tiles, triton.cdiv(K, bk), arg * _num_sms(x.device))
+    else:
+        dp_tiles, split = 0, arg
+    ws = torch.empty(max(1, (tiles - dp_tiles) * split * bm * bn) if split > 1 else 1,
+                     dtype=torch.float32, device=x.device)
     a, b = (TensorDescriptor.from_tensor(x, [bm, bk]), TensorDescriptor.from_tensor(w, [bn, bk])) if tma else (x, w)
-    _gemm_splitk_kernel[(tiles * split,)](
-        x, w, a, b, y, ws, _tile_counters(x.device), M, N, K, x.stride(0), x.stride(1), w.stride(0),
-        w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm, SPLIT=split,
-        EVEN_K=(K % bk == 0), TMA=tma, num_warps=nw, num_stages=ns)
+    y_desc = tma and _y_desc_ok(y)
+    c = TensorDescriptor.from_tensor(y, [bm, bn]) if y_desc else y
+    _gemm_splitk_kernel[(dp_tiles + (tiles - dp_tiles) * split,)](
+        x, w, a, b, c, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
+        w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
+        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, num_warps=nw, num_stages=ns)
 
 
 _NUM_SMS: dict = {}
@@ -329,7 +392,7 @@ def _launch_streamk(x, w, y, cfg):
     progs, ipp = streamk_grid(M, N, K, cfg, _num_sms(x.device))
     ws = torch.empty(2 * progs * bm * bn, dtype=torch.float32, device=x.device)
     a, b = (TensorDescriptor.from_tensor(x, [bm, bk]), TensorDescriptor.from_tensor(w, [bn, bk])) if tma else (x, w)
-    y_desc = tma and y.stride(1) == 1 and (y.stride(0) * y.element_size()) % 16 == 0 and y.data_ptr() % 16 == 0
+    y_desc = tma and _y_desc_ok(y)
     c = TensorDescriptor.from_tensor(y, [bm, bn]) if y_desc else y
     _gemm_streamk_kernel[(progs,)](
         x, w, a, b, c, y, ws, _tile_counters(x.device), M, N, K, ipp, x.stride(0), x.stride(1), w.stride(0),
@@ -341,7 +404,7 @@ def _launch(x, w, y, cfg):
     """Launch the kernel a config names: 6-tuple pointer kernel, "tma" (gemm_tma.py), "splitk" or
     "streamk"."""
     if len(cfg) > 6:
-        launch = {"splitk": _launch_splitk, "streamk": _launch_streamk}.get(cfg[6], launch_tma)
+        launch = {"splitk": _launch_splitk, "hybrid": _launch_splitk, "streamk": _launch_streamk}.get(cfg[6], launch_tma)
         return launch(x, w, y, cfg)
     bm, bn, bk, gm, nw, ns = cfg
     M, K = x.shape

@@ -11,7 +11,8 @@ import torch
 
 from llmperf_kernels import (gemm, gemm_fp8, gemm_ref, gemm_w4a16, gemm_w4a16_ref, gemm_w8a16,
                              gemm_w8a16_ref, quantize_w4, quantize_w8)
-from llmperf_kernels.gemm import _SPLITK_PTR, _SPLITK_TMA, _STREAMK_PTR, _STREAMK_TMA, _tile_counters, streamk_grid
+from llmperf_kernels.gemm import (_HYBRID_TMA, _SKINNY_SPLITK, _SPLITK_PTR, _SPLITK_TMA, _STREAMK_PTR, _STREAMK_TMA,
+                                  _tile_counters, streamk_grid)
 from llmperf_kernels.gemm_fp8 import gemm_fp8_ref, quantize_fp8, quantize_fp8_weight_blocks
 
 from kernel_testutil import assert_close, poisoned
@@ -67,21 +68,51 @@ def test_gemm_splitk(device, tma, M, N, K, split):
 
 
 def test_gemm_splitk_candidates(monkeypatch):
-    """Split-K (and stream-K, opted in) join the candidates for the 256 and 512 buckets only
-    (skinny and large M untouched); the TMA flavour where descriptors work, the pointer one elsewhere."""
+    """Split-K joins the 256 and 512 buckets (TMA flavour where descriptors work, pointer one
+    elsewhere) and the skinny bucket (pointer kernel, 16-row tiles); hybrid DP + split-K tail joins
+    every bucket >= 256 on TMA devices only; stream-K only when opted in; the 64 bucket has none."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")  # the package's `gemm` is the function
     monkeypatch.setattr(gemm_mod, "is_interpreter", lambda: False)  # the interpreter has one candidate
     monkeypatch.setenv("LLMPERF_GEMM_STREAMK", "1")
-    for kind in ("splitk", "streamk"):
-        for tma in (True, False):
-            got = {m: [c for c in gemm_mod.configs_for(m, tma) if kind in c] for m in (1, 16, 64, 256, 512, 1024)}
-            assert got[256] and got[512] and not got[1] and not got[16] and not got[64] and not got[1024]
-            assert all(c[8] == tma for c in got[256] + got[512])
-    assert gemm_mod.configs_for(16, True) == gemm_mod._SKINNY  # M <= 16 unchanged
+    for tma in (True, False):
+        got = {m: [c for c in gemm_mod.configs_for(m, tma) if "streamk" in c] for m in (1, 16, 64, 256, 512, 1024)}
+        assert got[256] and got[512] and not got[1] and not got[16] and not got[64] and not got[1024]
+        assert all(c[8] == tma for c in got[256] + got[512])
+        split = {m: [c for c in gemm_mod.configs_for(m, tma) if "splitk" in c] for m in (1, 16, 64, 256, 512, 1024)}
+        assert split[256] and split[512] and not split[64] and not split[1024]
+        assert all(c[8] == tma for c in split[256] + split[512])
+        assert split[1] == split[16] == gemm_mod._SKINNY_SPLITK and all(c[0] == 16 and not c[8] for c in split[1])
+        hyb = {m: [c for c in gemm_mod.configs_for(m, tma) if "hybrid" in c] for m in (1, 16, 64, 256, 512, 1024, 8192)}
+        assert all(bool(hyb[m]) == (tma and m >= 256) for m in hyb)
     monkeypatch.delenv("LLMPERF_GEMM_STREAMK")  # the default: stream-K out, the rest as before
     for tma in (True, False):
         assert not [c for c in gemm_mod.configs_for(256, tma) if "streamk" in c]
         assert [c for c in gemm_mod.configs_for(256, tma) if "splitk" in c]
+
+
+@pytest.mark.parametrize("tiles,k_tiles,slots,plan", [
+    (296, 56, 132, (264, 4)),   # Qwen2.5-7B gate_up M=256, 128 x 256 tiles: 2 waves + a quarter wave
+    (1188, 56, 132, (1188, 1)),  # Qwen2.5-7B lm_head M=256: exactly 9 waves, nothing to split
+    (64, 112, 132, (0, 2)),     # under one wave: every tile split (plain split-K)
+    (9, 7, 4, (9, 1)),          # K too short to split (< 4 K tiles per piece)
+    (9, 16, 4, (8, 3)),         # 2 waves of 4 + one tile in 3 pieces (cost 1/3 + 2 * 2/16 < 1/2 + 2/16)
+])
+def test_hybrid_plan(tiles, k_tiles, slots, plan):
+    """Closed forms of the wave arithmetic in hybrid_plan's docstring."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    assert gemm_mod.hybrid_plan(tiles, k_tiles, slots) == plan
+
+
+@pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
+@pytest.mark.parametrize("M,N,K,sms", [(37, 45, 512, 4), (37, 45, 512, 2), (37, 45, 200, 4), (64, 64, 1024, 3)])
+def test_gemm_hybrid(device, monkeypatch, tma, M, N, K, sms):
+    """Hybrid launch (whole waves data-parallel, the last partial wave split over K): 37 x 45 in
+    16 x 16 tiles is 9 tiles; with 4 SMs that is 2 waves + 1 tile split in 3 (K = 512: 16 K tiles),
+    with 2 SMs 4 waves + 1 split in 2; K = 200 is too short to split (all data-parallel); 64 x 64 x
+    1024 with 3 SMs: 16 tiles = 5 waves + 1 split in 3 (32 K tiles, uneven pieces 11/11/10). Ragged M/N tails, poisoned output, counters back at 0."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    monkeypatch.setattr(gemm_mod, "_num_sms", lambda dev: sms)
+    assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "hybrid", 1, tma), torch.float16, device)
 
 
 # Stream-K configs (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, "streamk", programs per SM,
@@ -269,6 +300,26 @@ def test_gemm_gpu(M, N, K):
 def test_gemm_splitk_gpu(cfg, M, N, K):
     """Every split-K candidate at bucket-256 layer shapes (M = 300 ragged), three calls in a row
     into the same output (arrival counters reused), bf16 against the fp32 reference."""
+    assert_repeated_calls(M, N, K, cfg, torch.bfloat16, "cuda", calls=3)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", _HYBRID_TMA, ids=str)
+@pytest.mark.parametrize("M,N,K", [(256, 37888, 3584), (1024, 4608, 3584), (300, 3072, 2048), (200, 3584, 18944)])
+def test_gemm_hybrid_gpu(cfg, M, N, K):
+    """Every hybrid candidate where its plan splits a tail (Qwen gate_up M = 256: 2 waves + 32
+    tiles; Qwen qkv M = 1024: 1 wave + 12) or is pure split-K (under one wave), three calls in a
+    row into the same output (arrival counters reused), bf16 against the fp32 reference."""
+    assert_repeated_calls(M, N, K, cfg, torch.bfloat16, "cuda", calls=3)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", _SKINNY_SPLITK, ids=str)
+@pytest.mark.parametrize("M,N,K", [(1, 4096, 14336), (16, 2048, 8192), (5, 3584, 18944)])
+def test_gemm_skinny_splitk_gpu(cfg, M, N, K):
+    """Every skinny split-K candidate at decode M on the narrow-N / long-K layer shapes."""
     assert_repeated_calls(M, N, K, cfg, torch.bfloat16, "cuda", calls=3)
 
 
