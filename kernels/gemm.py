@@ -86,7 +86,8 @@ _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
 # Hybrid data-parallel + split-K tail: (..., "hybrid", programs per SM, tma); see hybrid_plan.
 # For the shapes whose tile count is just past whole waves (Qwen2.5-7B gate_up M = 256: 2.24 waves
 # of 128 x 256 tiles; qkv M = 1024: 1.09 waves), with no fix-up on the full waves.
-_HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True)]
+_HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True),
+               (64, 128, 64, 8, 4, 4, "hybrid", 2, True)]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
 SPLITK_MAX_TILES = 16384  # capacity of the per-device tile-counter buffer (64 KiB of int32)
 
@@ -179,14 +180,15 @@ def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
 def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, M, N, K, DP_TILES, SPLIT,
                         sxm, sxk, swn, swk, sym, syn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                        GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr):
+                        GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr,
+                        FIX_ROWS: tl.constexpr):
     """Data-parallel head + split-K tail in one launch (grid: DP_TILES + (#tiles - DP_TILES) * SPLIT).
 
     Program p < DP_TILES computes output tile p over all K tiles and stores it. Program
     DP_TILES + q takes K tiles [s * per, (s + 1) * per) (s = q % SPLIT, per = cdiv(#K tiles, SPLIT))
     of tile t = DP_TILES + q // SPLIT into ws[t - DP_TILES, s] (fp32 [BLOCK_M, BLOCK_N]); the last
-    of the SPLIT to arrive on cnt[t] sums the others into its accumulator, writes y and resets
-    cnt[t] to 0. DP_TILES = 0 is plain split-K; SPLIT = 1 stores every tile directly. Y_DESC: y is
+    of the SPLIT to arrive on cnt[t] sums all partials (its own included) FIX_ROWS rows at a
+    time, writes y and resets cnt[t] to 0. DP_TILES = 0 is plain split-K; SPLIT = 1 stores every tile directly. Y_DESC: y is
     stored through ``c_desc`` (a TMA store, no register layout conversion)."""
     pid = tl.program_id(0)
     k_tiles = tl.cdiv(K, BLOCK_K)
@@ -206,23 +208,40 @@ def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt
     else:
         acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, k_lo, k_hi,
                        BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
-    last = split == 1
-    if not last:
-        part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-        ws_tile = ws_ptr + (tile - DP_TILES).to(tl.int64) * (split * BLOCK_M * BLOCK_N)
-        tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
-        tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
-        last = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == split - 1
-        if last:
-            for j in range(0, split):
-                if j != s:
-                    acc += tl.load(ws_tile + j * (BLOCK_M * BLOCK_N) + part, cache_modifier=".cg")
-            tl.atomic_xchg(cnt_ptr + tile, 0)
-    if last:
+    if split == 1:
         if Y_DESC:
             c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
         else:
             _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+    else:
+        part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        ws_tile = ws_ptr + (tile - DP_TILES).to(tl.int64) * (split * BLOCK_M * BLOCK_N)
+        tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+        tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+        if tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == split - 1:
+            _fixup_rows(ws_tile, y_ptr, split, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N, FIX_ROWS)
+            tl.atomic_xchg(cnt_ptr + tile, 0)
+
+
+@triton.jit
+def _fixup_rows(ws_tile, y_ptr, split, pid_m, pid_n, M, N, sym, syn,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FIX_ROWS: tl.constexpr):
+    """y[tile] = sum of the ``split`` fp32 partials ws_tile[j] ([BLOCK_M, BLOCK_N] each), FIX_ROWS
+    rows at a time. The arriving program has stored its own partial too, so nothing but one
+    [FIX_ROWS, BLOCK_N] sum is live: summing whole partials into the register accumulator took
+    255 registers and spilled at 128 x 256 (ptxas -v, sm_90a), and slowed the kernel's data-parallel
+    programs by 8-30% in run 8 (kernels/NOTES.md); row chunks keep it at 173, no spills."""
+    cols = tl.arange(0, BLOCK_N)
+    on = pid_n * BLOCK_N + cols
+    for r in range(0, BLOCK_M, FIX_ROWS):
+        rows = r + tl.arange(0, FIX_ROWS)
+        off = rows[:, None] * BLOCK_N + cols[None, :]
+        total = tl.zeros((FIX_ROWS, BLOCK_N), dtype=tl.float32)
+        for j in range(0, split):
+            total += tl.load(ws_tile + j * (BLOCK_M * BLOCK_N) + off, cache_modifier=".cg")
+        om = pid_m * BLOCK_M + rows
+        tl.store(y_ptr + om[:, None].to(tl.int64) * sym + on[None, :] * syn, total.to(y_ptr.dtype.element_ty),
+                 mask=(om[:, None] < M) & (on[None, :] < N))
 
 
 @triton.jit
@@ -354,7 +373,8 @@ def _launch_splitk(x, w, y, cfg):
     _gemm_splitk_kernel[(dp_tiles + (tiles - dp_tiles) * split,)](
         x, w, a, b, c, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
         w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
-        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, num_warps=nw, num_stages=ns)
+        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 2048 // bn)), num_warps=nw,
+        num_stages=ns)
 
 
 _NUM_SMS: dict = {}
