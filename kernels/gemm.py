@@ -187,8 +187,8 @@ def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt
     Program p < DP_TILES computes output tile p over all K tiles and stores it. Program
     DP_TILES + q takes K tiles [s * per, (s + 1) * per) (s = q % SPLIT, per = cdiv(#K tiles, SPLIT))
     of tile t = DP_TILES + q // SPLIT into ws[t - DP_TILES, s] (fp32 [BLOCK_M, BLOCK_N]); the last
-    of the SPLIT to arrive on cnt[t] sums all partials (its own included) FIX_ROWS rows at a
-    time, writes y and resets cnt[t] to 0. DP_TILES = 0 is plain split-K; SPLIT = 1 stores every tile directly. Y_DESC: y is
+    of the SPLIT to arrive on cnt[t - DP_TILES] sums all partials (its own included) FIX_ROWS rows
+    at a time, writes y and resets the counter to 0. DP_TILES = 0 is plain split-K; SPLIT = 1 stores every tile directly. Y_DESC: y is
     stored through ``c_desc`` (a TMA store, no register layout conversion)."""
     pid = tl.program_id(0)
     k_tiles = tl.cdiv(K, BLOCK_K)
@@ -218,9 +218,9 @@ def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt
         ws_tile = ws_ptr + (tile - DP_TILES).to(tl.int64) * (split * BLOCK_M * BLOCK_N)
         tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
         tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
-        if tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu") == split - 1:
+        if tl.atomic_add(cnt_ptr + (tile - DP_TILES), 1, sem="acq_rel", scope="gpu") == split - 1:
             _fixup_rows(ws_tile, y_ptr, split, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N, FIX_ROWS)
-            tl.atomic_xchg(cnt_ptr + tile, 0)
+            tl.atomic_xchg(cnt_ptr + (tile - DP_TILES), 0)
 
 
 @triton.jit
@@ -360,11 +360,12 @@ def _launch_splitk(x, w, y, cfg):
     M, K = x.shape
     N = w.shape[0]
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
-    check(tiles <= SPLITK_MAX_TILES, f"split-K needs <= {SPLITK_MAX_TILES} output tiles, got {tiles}.")
     if kind == "hybrid":
         dp_tiles, split = hybrid_plan(tiles, triton.cdiv(K, bk), arg * _num_sms(x.device))
     else:
         dp_tiles, split = 0, arg
+    check(split == 1 or tiles - dp_tiles <= SPLITK_MAX_TILES,
+          f"split-K needs <= {SPLITK_MAX_TILES} split output tiles, got {tiles - dp_tiles}.")
     ws = torch.empty(max(1, (tiles - dp_tiles) * split * bm * bn) if split > 1 else 1,
                      dtype=torch.float32, device=x.device)
     a, b = (TensorDescriptor.from_tensor(x, [bm, bk]), TensorDescriptor.from_tensor(w, [bn, bk])) if tma else (x, w)

@@ -112,7 +112,17 @@ def test_gemm_hybrid(device, monkeypatch, tma, M, N, K, sms):
     1024 with 3 SMs: 16 tiles = 5 waves + 1 split in 3 (32 K tiles, uneven pieces 11/11/10). Ragged M/N tails, poisoned output, counters back at 0."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")
     monkeypatch.setattr(gemm_mod, "_num_sms", lambda dev: sms)
+    monkeypatch.setattr(gemm_mod, "SPLITK_MAX_TILES", 2)  # counters are needed by the split tail only
     assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "hybrid", 1, tma), torch.float16, device)
+
+
+def test_gemm_splitk_too_many_tiles(monkeypatch):
+    """Plain split-K over more output tiles than the counter buffer holds: one clear error."""
+    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    monkeypatch.setattr(gemm_mod, "SPLITK_MAX_TILES", 4)
+    x, w = torch.randn(37, 64, dtype=torch.float16), torch.randn(45, 64, dtype=torch.float16)
+    with pytest.raises(ValueError, match="split-K needs <= 4 split output tiles, got 9"):
+        gemm(x, w, config=(16, 16, 32, 2, 4, 1, "splitk", 2, False))
 
 
 # Stream-K configs (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, "streamk", programs per SM,
