@@ -11,6 +11,13 @@ q_len=1; B x L >= 64k tokens, or B=1 with L >= 32k), time explicitly forced laun
   * ``split``   stage B: with stage A's fastest tile, split counts {heuristic/2, heuristic,
                 2 x heuristic} (or {1, 2, 4, 8} where the heuristic says 1), deduplicated by the
                 effective count, x combine {kernel, pdl, fused}.
+  * ``nocomb``  (B=1 cases, probe) stage B's fastest split launch with the combine kernel patched
+                out: the split kernel alone, so best - nocomb = what the merge costs. Its output is
+                not merged (not checked, never "best").
+
+v6: fp8 tiles carry ``cvt`` (0: Triton's convert; 1: V, 2: K and V converted by inline PTX
+right after the load, :func:`llmperf_kernels.attention_decode_combine.e4m3_to_f16`); B=1 cases
+also try shorter pipelines ((64, 4, 3), (64, 4, 2), (32, 4, 4)).
 
 Each row: time (CUDA-graph timing, ``harness.time_fn(graph=True)`` as kernels_bench's T()), GB/s
 (bytes = ``attention_decode_bytes``), fraction of a torch copy bandwidth measured here (1 GiB and
@@ -26,7 +33,9 @@ variant, device metadata from ``harness.device_metadata()`` on every row). About
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import importlib
 import itertools
 import os
 import sys
@@ -46,10 +55,13 @@ CASES = [(1, 32768, None, "bf16"), (1, 131072, None, "bf16"), (1, 131072, 16, "b
          (16, 4096, None, "bf16"), (32, 4096, None, "bf16"), (32, 8192, None, "bf16"), (32, 8192, 16, "bf16"),
          (32, 8192, None, "fp8"), (32, 8192, 16, "fp8"), (64, 4096, 16, "bf16"), (128, 2048, 16, "bf16")]
 SMOKE_CASES = [(2, 64, None, "bf16"), (2, 64, 16, "bf16"), (1, 200, 32, "fp8")]
-TILES = [(64, 4, 4), (128, 8, 3), (128, 4, 3), (64, 8, 4)]
-TILES_FP8 = [(128, 4, 3), (64, 4, 3), (64, 4, 4), (32, 4, 4), (64, 8, 4), (128, 8, 4)]
+# (block_n, warps, stages, cvt) x swap {off, on}; fp8: cvt 0 once (v5's best tile), 1/2 over tiles
+TILES = [(64, 4, 4, 0), (128, 8, 3, 0), (128, 4, 3, 0), (64, 8, 4, 0)]
+TILES_B1 = [(64, 4, 3, 0), (64, 4, 2, 0), (32, 4, 4, 0)]
+TILES_FP8 = [(128, 4, 3, 0), (128, 4, 3, 1), (128, 4, 3, 2), (64, 4, 3, 1), (64, 4, 3, 2), (128, 8, 3, 1),
+             (128, 8, 3, 2), (128, 4, 2, 2), (64, 4, 4, 2)]
 COLS = ["case", "batch", "kv_len", "page", "kv_dtype", "variant", "block_n", "num_warps", "num_stages",
-        "swap", "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
+        "swap", "cvt", "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
         "floor_us", "bytes", "rel_err", "timing", "copy_bw_tb_s"]
 
 
@@ -95,6 +107,24 @@ def probe_fixed_cost(dev, smoke, bw, rep_ms, act):
         out[name] = t
         print(f"[probe] {name:28s} {t * 1e6:8.1f} us  (bytes/copy-BW = {by / bw * 1e6:.1f} us)")
     return out
+
+
+@contextlib.contextmanager
+def no_combine():
+    """Patch the decode module's combine kernel out (a launch that does nothing): the split kernel
+    alone, for the ``nocomb`` probe."""
+    mod = importlib.import_module("llmperf_kernels.attention_decode")
+    saved = mod._combine_kernel
+
+    class _Skip:
+        def __getitem__(self, grid):
+            return lambda *a, **k: None
+
+    mod._combine_kernel = _Skip()
+    try:
+        yield
+    finally:
+        mod._combine_kernel = saved
 
 
 def v3_splits(bh, L, sms):
@@ -155,7 +185,9 @@ def main(argv=None):
         def measure(variant, cfg):
             eff = eff_splits(L, cfg.splits, cfg.block_n)
             comb = "none" if eff == 1 else (cfg.combine or "kernel")
-            rkey = (cfg.block_n, cfg.num_warps, cfg.num_stages, cfg.swap, eff, comb)
+            if variant == "nocomb":
+                comb = "skipped"
+            rkey = (cfg.block_n, cfg.num_warps, cfg.num_stages, cfg.swap, cfg.cvt, eff, comb)
             if rkey in results:
                 return results[rkey]
 
@@ -170,17 +202,17 @@ def main(argv=None):
             except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: report, go on
                 print(f"  {name} {variant} {tuple(cfg)}: FAILED {repr(e)[:160]}")
                 return None
-            if not err <= 1e-2:
+            if not err <= 1e-2 and variant != "nocomb":
                 bad.append((name, variant, tuple(cfg), err))
             row = dict(case=name, batch=B, kv_len=L, page=page or "", kv_dtype=kvd, variant=variant,
                        block_n=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                       swap=int(cfg.swap), splits_asked=cfg.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
+                       swap=int(cfg.swap), cvt=cfg.cvt, splits_asked=cfg.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
                        gb_per_s=by / t / 1e9, frac_copy_bw=by / t / bw, x_floor=t / floor, floor_us=floor * 1e6,
                        bytes=by, rel_err=err, timing=lk.harness.LAST_METHOD or "cpu", copy_bw_tb_s=bw / 1e12)
             row.update(meta)
             w.writerow(row)
             f.flush()
-            print(f"  {name:26s} {variant:6s} bn{cfg.block_n:<4d} w{cfg.num_warps} s{cfg.num_stages} "
+            print(f"  {name:26s} {variant:6s} bn{cfg.block_n:<4d} w{cfg.num_warps} s{cfg.num_stages} c{cfg.cvt} "
                   f"{'swap ' if cfg.swap else 'rows '}splits {eff:3d} {comb:6s} {t * 1e6:9.1f} us {by / t / 1e9:7.0f} GB/s "
                   f"{by / t / bw * 100:5.1f}% x{t / floor:5.2f}  err {err:.1e}")
             results[rkey] = (t, row)
@@ -188,24 +220,32 @@ def main(argv=None):
 
         print(f"[{name}] floor {floor * 1e6:.1f} us, heuristic splits {heur}")
         if a.smoke:
-            tiles = [(16, 4, 1)]
+            tiles = [(16, 4, 1, 0)] + ([(16, 4, 1, 2)] if kvd == "fp8" else [])
         else:
-            tiles = TILES_FP8 if kvd == "fp8" else TILES
+            tiles = TILES_FP8 if kvd == "fp8" else TILES + (TILES_B1 if B == 1 else [])
         cands = sorted({1, 2, 4, 8} if heur == 1 else {max(1, heur // 2), heur, min(256, 2 * heur)})
         measure("v3", DecodeConfig(64 if not a.smoke else 16, 4, 3 if not a.smoke else 1,
                                    v3_splits(B * HKV, L, sms), "kernel"))
         best = None
-        for (bn, nw, ns), swap in itertools.product(tiles, (False, True)):  # stage A: tiles at the heuristic split count
-            r = measure("tile", DecodeConfig(bn, nw, ns, heur, "kernel", swap))
+        for (bn, nw, ns, cvt), swap in itertools.product(tiles, (False, True)):  # stage A: tiles, heuristic splits
+            if kvd == "fp8" and swap and (bn, nw, ns) != (128, 4, 3):
+                continue  # fp8 swap-AB: one tile (v5: slower than rows except paged16)
+            r = measure("tile", DecodeConfig(bn, nw, ns, heur, "kernel", swap, cvt))
             if r and (best is None or r[0] < best[0]):
-                best = (r[0], (bn, nw, ns, swap))
+                best = (r[0], (bn, nw, ns, swap, cvt))
         heur_t = best[0] if best else float("nan")
         if best:
-            bn, nw, ns, swap = best[1]
+            bn, nw, ns, swap, cvt = best[1]
             for sp in cands:  # stage B: split counts x combine modes at the best tile
                 for comb in ("kernel", "pdl", "fused"):
-                    measure("split", DecodeConfig(bn, nw, ns, sp, comb, swap))
-        allr = sorted(results.values(), key=lambda r: r[0])
+                    measure("split", DecodeConfig(bn, nw, ns, sp, comb, swap, cvt))
+        split_rows = [r for r in results.values() if r[1]["splits_eff"] > 1 and r[1]["combine"] in ("kernel", "pdl")]
+        if B == 1 and split_rows:  # probe: the split kernel alone (combine patched out)
+            rb = min(split_rows, key=lambda r: r[0])[1]
+            with no_combine():
+                measure("nocomb", DecodeConfig(rb["block_n"], rb["num_warps"], rb["num_stages"], rb["splits_asked"],
+                                               "kernel", bool(rb["swap"]), rb["cvt"]))
+        allr = sorted((r for r in results.values() if r[1]["variant"] != "nocomb"), key=lambda r: r[0])
         v3r = next((r for r in results.values() if r[1]["variant"] == "v3"), None)
         if allr:
             tb, rb = allr[0]
@@ -214,11 +254,11 @@ def main(argv=None):
         if dev == "cuda":
             torch.cuda.empty_cache()
     f.close()
-    print("\nsummary (fraction of copy BW, time / floor): v3 | v4 heuristic splits, best tile | best variant")
+    print("\nsummary (fraction of copy BW, time / floor): v3 | heuristic splits, best tile | best variant")
     for name, floor, t3, th, tb, rb in summary:
-        print(f"  {name:26s} v3 {floor / t3 * 100:5.1f}% x{t3 / floor:4.2f} | v4 {floor / th * 100:5.1f}% "
+        print(f"  {name:26s} v3 {floor / t3 * 100:5.1f}% x{t3 / floor:4.2f} | heur {floor / th * 100:5.1f}% "
               f"x{th / floor:4.2f} | best {floor / tb * 100:5.1f}% x{tb / floor:4.2f} "
-              f"(bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} swap {rb['swap']} splits {rb['splits_eff']} {rb['combine']})")
+              f"(bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} cvt {rb['cvt']} swap {rb['swap']} splits {rb['splits_eff']} {rb['combine']})")
     print(f"wrote {path} ({time.time() - t_start:.0f} s)")
     if bad:
         for b in bad:

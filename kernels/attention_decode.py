@@ -32,7 +32,10 @@ paged-attention kernel walks pages the same way). (BLOCK_N, warps, stages) are t
 key (fp8 KV has its own candidates); ``config=`` / ``num_splits=`` force a launch. v5 options
 (``DecodeConfig``): ``combine="pdl"`` (the combine kernel as a programmatic dependent launch),
 a one-pass merge, and ``swap=True`` (swap-AB MMAs: keys as the MMA's rows, half the tensor-core
-instructions when G*Lq <= 8; for the issue-bound fp8 path).
+instructions when G*Lq <= 8; for the issue-bound fp8 path). v6: ``cvt`` (fp8 KV) converts K/V to
+fp16 by inline PTX right after the load so that Triton moves fp16 (ldmatrix) instead of fp8 bytes
+into the MMA operand layout, and the fused merge handles a group's rows together; the merges and
+the convert live in :mod:`.attention_decode_combine`.
 """
 
 from __future__ import annotations
@@ -45,21 +48,9 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_tensor
+from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, e4m3_to_f16, gdc_launch_dependents,
+                                       rows_tile)
 from .harness import Tuner, is_interpreter
-
-try:  # programmatic dependent launch (Hopper+, Triton >= 3.4): griddepcontrol.wait / .launch_dependents
-    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
-    HAS_PDL = True
-except ImportError:  # pragma: no cover - older Triton: the "pdl" combine runs as a plain second launch
-    HAS_PDL = False
-
-    @triton.jit
-    def gdc_launch_dependents():
-        pass
-
-    @triton.jit
-    def gdc_wait():
-        pass
 
 _tuner = Tuner("attention_decode")
 
@@ -83,6 +74,11 @@ class DecodeConfig(NamedTuple):
     swap        False: query rows are the MMA's M (G*Lq rows padded to >= 16). True (v5, "swap-AB"):
                 S^T = K Q^T and O^T = V^T P^T, keys are the MMA's M and the query rows its N,
                 padded to >= 8 only: half the tensor-core instructions when G*Lq <= 8.
+    cvt         fp8 KV only (v6): 0 = ``.to(fp16)`` (Triton converts after building the MMA operand
+                from fp8 bytes in shared memory); 1 = V, 2 = K and V converted right after the load
+                by inline PTX (:func:`e4m3_to_f16`), the fp16 tile then reaches the MMA layout by
+                ldmatrix. GPU only (the interpreter runs 0). Measured (tune_decode run 4, H200): cvt=1 +
+                swap helps paged fp8 (62.8% vs 56.1% of copy BW), hurts contiguous (75.6% vs 81.4%).
     """
 
     block_n: int = 64
@@ -91,6 +87,7 @@ class DecodeConfig(NamedTuple):
     splits: int | None = None
     combine: str | None = None
     swap: bool = False
+    cvt: int = 0
 
 
 # Tuning candidates (splits/combine from the heuristic). 16-bit KV: a 64-token K+V tile at D=128 is
@@ -101,8 +98,13 @@ class DecodeConfig(NamedTuple):
 # at B64 L4k / B128 L2k (100.6% / 100.4% of copy BW vs 88.6% / 89.4% without), not for contiguous or fp8.
 _CANDS = [DecodeConfig(64, 4, 4), DecodeConfig(128, 8, 3), DecodeConfig(128, 4, 3), DecodeConfig(64, 4, 3),
           DecodeConfig(32, 4, 4), DecodeConfig(64, 8, 4), DecodeConfig(64, 4, 4, swap=True)]
+# tune_decode run 4 (H200, v6): B32 L8k fp8 contiguous best stays (128, 4, 3) with Triton's convert
+# (81.4%; cvt=1 75.6%, cvt=2 47.5%); paged16 best swap-AB + cvt=1 (62.8% at 1 split vs 51.0% / 56.1%
+# swap without), so paged fp8 tries that first. cvt=2 was slower everywhere (1 CTA/SM: 135 KB smem).
 _CANDS_FP8 = [DecodeConfig(128, 4, 3), DecodeConfig(64, 4, 3), DecodeConfig(64, 4, 4), DecodeConfig(32, 4, 4),
-              DecodeConfig(64, 8, 4), DecodeConfig(128, 8, 4)]
+              DecodeConfig(64, 8, 4), DecodeConfig(128, 8, 4), DecodeConfig(128, 4, 3, cvt=1),
+              DecodeConfig(128, 4, 3, swap=True, cvt=1), DecodeConfig(128, 8, 3, cvt=1)]
+_CANDS_FP8_PAGED = [DecodeConfig(128, 4, 3, swap=True, cvt=1)] + [c for c in _CANDS_FP8 if not (c.swap and c.cvt == 1)]
 _CANDS_D256 = [DecodeConfig(32, 4, 3), DecodeConfig(64, 4, 2), DecodeConfig(64, 8, 2), DecodeConfig(16, 4, 4)]
 
 # Split heuristic (v4, from tune_decode run 1 on an H200): split only when B*Hkv programs leave SMs
@@ -122,36 +124,6 @@ _COMBINES = ("kernel", "pdl", "fused")
 _DEFAULT_COMBINE = "kernel"
 
 FP8 = torch.float8_e4m3fn
-
-
-@triton.jit
-def _combine_row(op_ptr, lse_ptr, o_ptr, row, SPLITS, D: tl.constexpr, SB: tl.constexpr):
-    """o[row, :] = sum_s 2^(lse[row,s] - m) * op[row, s, :] / sum_s 2^(lse[row,s] - m).
-
-    op: fp32 [rows, SPLITS, D] (normalised partial outputs), lse: fp32 [rows, SPLITS] (base 2).
-    One pass with online rescaling: each step loads SB log-sum-exps and SB partial rows together
-    (one memory latency per SB splits; v4 read the LSEs in a first pass, two latencies).
-    Split 0 always holds a visible key, so the denominator is > 0.
-    ".cg" loads bypass L1: in the fused path the partials were written by other SMs.
-    """
-    s = tl.arange(0, SB)
-    d = tl.arange(0, D)
-    m = tl.full((), float("-inf"), dtype=tl.float32)
-    acc = tl.zeros((D,), dtype=tl.float32)
-    den = tl.full((), 0.0, dtype=tl.float32)
-    for s0 in range(0, SPLITS, SB):
-        sm = s0 + s < SPLITS
-        lse = tl.load(lse_ptr + row * SPLITS + s0 + s, mask=sm, other=float("-inf"), cache_modifier=".cg")
-        part = tl.load(op_ptr + (row * SPLITS + s0 + s[:, None]) * D + d[None, :], mask=sm[:, None],
-                       other=0.0, cache_modifier=".cg")
-        m_new = tl.maximum(m, tl.max(lse, 0))
-        m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-        w = tl.exp2(lse - m_sub)
-        alpha = tl.exp2(m - m_sub)
-        acc = acc * alpha + tl.sum(part * w[:, None], 0)
-        den = den * alpha + tl.sum(w, 0)
-        m = m_new
-    tl.store(o_ptr + row * D + d, (acc / den).to(o_ptr.dtype.element_ty))
 
 
 @triton.jit
@@ -215,7 +187,8 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
                    D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
                    PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr, KV_FP8: tl.constexpr,
-                   FUSED: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr, SWAP: tl.constexpr):
+                   FUSED: tl.constexpr, SB: tl.constexpr, RB: tl.constexpr, PDL: tl.constexpr, SWAP: tl.constexpr,
+                   CVT: tl.constexpr):
     """One (sequence x KV head, slice) program: online softmax over the slice's keys for the
     group's G*Lq query rows (a [BLOCK_R, D] tile); writes o directly (SINGLE) or an fp32 partial
     op [B, Hq, Lq, SPLITS, D] and its base-2 log-sum-exp lse [B, Hq, Lq, SPLITS]. SWAP: the
@@ -253,8 +226,14 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
     for s in range(start, end, BLOCK_N):
         koff, voff, kn, inb = _kv_tile_offsets(s, offs_n, end, b64, hk, bt_ptr, sbt, skb, skh, skn, svb, svh, svn,
                                                PAGED, PAGE, BLOCK_N)
-        k = tl.load(k_ptr + koff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(cdt)
-        v = tl.load(v_ptr + voff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0).to(cdt)
+        k = tl.load(k_ptr + koff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0)
+        v = tl.load(v_ptr + voff[:, None] + offs_d[None, :], mask=inb[:, None], other=0.0)
+        if KV_FP8:  # v6: CVT >= 1 pins the convert of V (2: and of K) to the load layout
+            k = e4m3_to_f16(k, CVT >= 2)
+            v = e4m3_to_f16(v, CVT >= 1)
+        else:
+            k = k.to(cdt)
+            v = v.to(cdt)
         if SWAP:
             m_i, l_i, acc = _update_keys(qt, k, v, kn, inb, pos, m_i, l_i, acc)
         else:
@@ -275,21 +254,13 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
             # Last-arriving program merges the group's slices (the CUDA threadFenceReduction
             # pattern): barrier so every thread's partial stores precede thread 0's release
             # (acq_rel atomic at GPU scope); the winner's loads then see all SPLITS partials.
+            # v6: all G*Lq rows of the group merged together ([RB, SB, D] tiles), not row by row.
             tl.debug_barrier()
             old = tl.atomic_add(cnt_ptr + bhk, 1, sem="acq_rel", scope="gpu")
             if old == SPLITS - 1:
                 row0 = (b64 * Hq + hk * G) * Lq  # the group's G*Lq rows are contiguous
-                for rr in range(0, G * Lq):
-                    _combine_row(op_ptr, lse_ptr, o_ptr, row0 + rr, SPLITS, D, SB)
+                _combine_rows(op_ptr, lse_ptr, o_ptr, row0, G * Lq, SPLITS, D, RB, SB)
                 tl.store(cnt_ptr + bhk, 0)  # re-arm for the next call (and CUDA-graph replays)
-
-
-@triton.jit
-def _combine_kernel(op_ptr, lse_ptr, o_ptr, SPLITS, D: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr):
-    """One program per output row (b, h, i): merges its SPLITS partials (see :func:`_combine_row`)."""
-    if PDL:
-        gdc_wait()  # launched early (programmatic dependent launch): wait for the split kernel's writes
-    _combine_row(op_ptr, lse_ptr, o_ptr, tl.program_id(0).to(tl.int64), SPLITS, D, SB)
 
 
 def _pdl_supported(device) -> bool:
@@ -399,6 +370,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
               f"config.block_n must be a power of two >= 16, got {config.block_n}.")
         check(config.combine is None or config.combine in _COMBINES,
               f"config.combine must be None or one of {_COMBINES}, got {config.combine!r}.")
+        check(config.cvt in (0, 1, 2), f"config.cvt must be 0, 1 or 2, got {config.cvt!r}.")
     check(num_splits is None or num_splits >= 1, f"num_splits must be >= 1, got {num_splits}.")
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
     heur_splits = default_splits(B * Hkv, max_len, D, k.element_size(), _num_sms(q.device), paged)
@@ -425,12 +397,14 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         if fused:
             cnt = _arrival_counters(q.device, B * Hkv)
         sb = min(_COMBINE_SB, 8192 // D, triton.next_power_of_2(splits))  # <= 8192 fp32 per merge tile
+        rb, fsb = rows_tile(G * Lq, splits, D)
+        cvt = int(c.cvt) if k.dtype == FP8 and q.device.type == "cuda" and not is_interpreter() else 0
         _decode_kernel[(B * Hkv, splits)](
             q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
             bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
             D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
-            KV_FP8=k.dtype == FP8, FUSED=fused, SB=sb, PDL=pdl, SWAP=bool(c.swap),
+            KV_FP8=k.dtype == FP8, FUSED=fused, SB=fsb if fused else sb, RB=rb, PDL=pdl, SWAP=bool(c.swap), CVT=cvt,
             num_warps=nw, num_stages=ns)
         if not single and not fused:
             _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D, SB=sb, PDL=pdl, num_warps=4,
@@ -443,7 +417,8 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         cfg = DecodeConfig(block_n or 16, 4, 1 if is_interpreter() else 3)
     else:
         key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length())
-        cands = _CANDS_D256 if D > 128 else (_CANDS_FP8 if k.dtype == FP8 else _CANDS)
+        fp8_cands = _CANDS_FP8_PAGED if paged else _CANDS_FP8
+        cands = _CANDS_D256 if D > 128 else (fp8_cands if k.dtype == FP8 else _CANDS)
         cfg = _tuner.pick(key, cands, launch)
     launch(cfg)
     return out

@@ -165,6 +165,22 @@ def test_decode_fp8_kv_configs(device, page, cfg):
     _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn, config=cfg)
 
 
+# v6: fp8 converts pinned to the load layout (cvt 1 = V, 2 = K and V; the interpreter runs the
+# plain convert, so on CPU this checks the plumbing) and the fused merge over a group's rows.
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("cvt,swap,splits,combine", [(1, False, 1, None), (2, False, 3, "fused"), (2, True, 2, "kernel")])
+def test_decode_fp8_cvt(device, page, cvt, swap, splits, combine):
+    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn,
+            config=DecodeConfig(32, 4, 1, splits, combine, swap, cvt))
+
+
+@pytest.mark.parametrize("combine", ["fused", "kernel"])
+def test_decode_fused_row_blocks(device, combine):
+    """G*Lq = 64 rows at D=128: the fused merge walks two blocks of 32 rows (rows_tile), 5 slices."""
+    assert ad.rows_tile(64, 5, 128) == (32, 2) and ad.rows_tile(4, 33, 128) == (4, 16)
+    _decode(device, F16, 1, 32, 1, 2, [150], 128, config=DecodeConfig(32, 4, 1, 5, combine))
+
+
 def test_decode_default_splits_heuristic():
     # H200 numbers (132 SMs, Hkv=8, D=128): 2 (contiguous) / 4 (paged) programs per SM when
     # B*Hkv < 0.75 * SMs, slices >= 256 KiB of K+V
@@ -201,6 +217,8 @@ def test_decode_rejects_bad_config():
         attention_decode(q, kv, kv, config=(24, 4, 1))
     with pytest.raises(ValueError, match="num_splits"):
         attention_decode(q, kv, kv, num_splits=0)
+    with pytest.raises(ValueError, match="cvt"):
+        attention_decode(q, kv, kv, config=DecodeConfig(16, 4, 1, 1, None, False, 3))
 
 
 def test_decode_rejects_bad_input():
@@ -269,6 +287,28 @@ def test_decode_gpu_v5_configs(kv_dtype, page, cfg):
     batch (a sequence shorter than one slice), GQA 4 and 8."""
     _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, kv_dtype=kv_dtype, config=cfg)
     _decode("cuda", torch.bfloat16, 1, 64, 8, 1, [12345], 128, page=page, kv_dtype=kv_dtype, config=cfg)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("cfg", [DecodeConfig(128, 4, 3, 1, None, False, c) for c in (1, 2)]
+                         + [DecodeConfig(128, 4, 3, 33, "fused", False, 2), DecodeConfig(64, 4, 3, 5, "pdl", False, 1),
+                            DecodeConfig(128, 4, 3, 2, "kernel", True, 2), DecodeConfig(128, 8, 3, 1, None, True, 1)])
+def test_decode_gpu_fp8_cvt(page, cfg):
+    """v6 fp8 converts by inline PTX (cvt 1: V, 2: K and V) at bench shapes, ragged, GQA 4/8/16."""
+    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page,
+            kv_dtype=torch.float8_e4m3fn, config=cfg)
+    _decode("cuda", torch.bfloat16, 1, 64, 4, 1, [12345], 128, page=page, kv_dtype=torch.float8_e4m3fn, config=cfg)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("splits", [16, 33, 64])
+def test_decode_gpu_fused_rows(splits):
+    """v6 fused merge (all G*Lq rows of a group at once), Lq 1 and 3, two calls (counters re-armed)."""
+    for lq in (1, 3, 1):
+        _decode("cuda", torch.bfloat16, 2, 32, 8, lq, [32768, 5000], 128, config=DecodeConfig(64, 4, 4, splits, "fused"))
 
 
 def test_decode_reports_its_launch_count():
