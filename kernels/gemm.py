@@ -181,46 +181,76 @@ def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt
                         sxm, sxk, swn, swk, sym, syn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                         GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr,
-                        FIX_ROWS: tl.constexpr):
+                        FIX_ROWS: tl.constexpr, HAS_DP: tl.constexpr, HAS_SPLIT: tl.constexpr):
     """Data-parallel head + split-K tail in one launch (grid: DP_TILES + (#tiles - DP_TILES) * SPLIT).
 
-    Program p < DP_TILES computes output tile p over all K tiles and stores it. Program
-    DP_TILES + q takes K tiles [s * per, (s + 1) * per) (s = q % SPLIT, per = cdiv(#K tiles, SPLIT))
-    of tile t = DP_TILES + q // SPLIT into ws[t - DP_TILES, s] (fp32 [BLOCK_M, BLOCK_N]); the last
-    of the SPLIT to arrive on cnt[t - DP_TILES] sums all partials (its own included) FIX_ROWS rows
-    at a time, writes y and resets the counter to 0. DP_TILES = 0 is plain split-K; SPLIT = 1 stores every tile directly. Y_DESC: y is
-    stored through ``c_desc`` (a TMA store, no register layout conversion)."""
+    Program p < DP_TILES computes output tile p over all K tiles and stores it (:func:`_dp_tile`);
+    program DP_TILES + q computes one K slice of a tail tile (:func:`_split_piece`). HAS_DP /
+    HAS_SPLIT (DP_TILES > 0 / DP_TILES < #tiles) compile out the branch a launch does not use:
+    two pointer-load loops in one kernel spill at the skinny 16 x 64 tile (ptxas -v, sm_90a)."""
     pid = tl.program_id(0)
+    if HAS_DP and HAS_SPLIT:
+        if pid < DP_TILES:
+            _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, pid, M, N, K, sxm, sxk, swn, swk, sym, syn,
+                     BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
+        else:
+            _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid - DP_TILES, DP_TILES, SPLIT,
+                         M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
+                         FIX_ROWS)
+    elif HAS_DP:
+        _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, pid, M, N, K, sxm, sxk, swn, swk, sym, syn,
+                 BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
+    else:
+        _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid, 0, SPLIT,
+                     M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
+                     FIX_ROWS)
+
+
+@triton.jit
+def _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+             EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr):
+    """Output tile ``tile`` over all of K, stored to y (through ``c_desc`` when Y_DESC: a TMA store)."""
+    pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    if TMA:
+        acc = _acc_tma(a_desc, b_desc, pid_m, pid_n, 0, tl.cdiv(K, BLOCK_K), BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, 0, tl.cdiv(K, BLOCK_K),
+                       BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
+    if Y_DESC:
+        c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
+    else:
+        _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+
+
+@triton.jit
+def _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT, M, N, K,
+                 sxm, sxk, swn, swk, sym, syn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr,
+                 FIX_ROWS: tl.constexpr):
+    """Split piece q of the tail: K tiles [s * per, (s + 1) * per) (s = q % SPLIT, per = cdiv(#K
+    tiles, SPLIT)) of tile t = DP_TILES + q // SPLIT into ws[q // SPLIT, s] (fp32 [BLOCK_M, BLOCK_N]);
+    the last of the SPLIT to arrive on cnt[q // SPLIT] sums all partials (its own included)
+    FIX_ROWS rows at a time, writes y and resets the counter to 0 for the next launch."""
     k_tiles = tl.cdiv(K, BLOCK_K)
-    split = 1
-    s = 0
-    tile = pid
-    if pid >= DP_TILES:
-        split = SPLIT
-        tile = DP_TILES + (pid - DP_TILES) // SPLIT
-        s = (pid - DP_TILES) % SPLIT
-    per = tl.cdiv(k_tiles, split)
+    slot = q // SPLIT
+    s = q % SPLIT
+    per = tl.cdiv(k_tiles, SPLIT)
     k_lo = tl.minimum(s * per, k_tiles)  # the last splits may be empty (their partial is 0)
     k_hi = tl.minimum(k_lo + per, k_tiles)
-    pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    pid_m, pid_n = _tile_coords(DP_TILES + slot, M, N, BLOCK_M, BLOCK_N, GROUP_M)
     if TMA:
         acc = _acc_tma(a_desc, b_desc, pid_m, pid_n, k_lo, k_hi, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         acc = _acc_ptr(x_ptr, w_ptr, pid_m, pid_n, M, N, K, sxm, sxk, swn, swk, k_lo, k_hi,
                        BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
-    if split == 1:
-        if Y_DESC:
-            c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
-        else:
-            _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
-    else:
-        part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-        ws_tile = ws_ptr + (tile - DP_TILES).to(tl.int64) * (split * BLOCK_M * BLOCK_N)
-        tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
-        tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
-        if tl.atomic_add(cnt_ptr + (tile - DP_TILES), 1, sem="acq_rel", scope="gpu") == split - 1:
-            _fixup_rows(ws_tile, y_ptr, split, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N, FIX_ROWS)
-            tl.atomic_xchg(cnt_ptr + (tile - DP_TILES), 0)
+    part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    ws_tile = ws_ptr + slot.to(tl.int64) * (SPLIT * BLOCK_M * BLOCK_N)
+    tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+    tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+    if tl.atomic_add(cnt_ptr + slot, 1, sem="acq_rel", scope="gpu") == SPLIT - 1:
+        _fixup_rows(ws_tile, y_ptr, SPLIT, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N, FIX_ROWS)
+        tl.atomic_xchg(cnt_ptr + slot, 0)
 
 
 @triton.jit
@@ -363,7 +393,7 @@ def _launch_splitk(x, w, y, cfg):
     if kind == "hybrid":
         dp_tiles, split = hybrid_plan(tiles, triton.cdiv(K, bk), arg * _num_sms(x.device))
     else:
-        dp_tiles, split = 0, arg
+        dp_tiles, split = (tiles, 1) if arg == 1 else (0, arg)
     check(split == 1 or tiles - dp_tiles <= SPLITK_MAX_TILES,
           f"split-K needs <= {SPLITK_MAX_TILES} split output tiles, got {tiles - dp_tiles}.")
     ws = torch.empty(max(1, (tiles - dp_tiles) * split * bm * bn) if split > 1 else 1,
@@ -374,8 +404,8 @@ def _launch_splitk(x, w, y, cfg):
     _gemm_splitk_kernel[(dp_tiles + (tiles - dp_tiles) * split,)](
         x, w, a, b, c, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
         w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
-        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 2048 // bn)), num_warps=nw,
-        num_stages=ns)
+        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 2048 // bn)),
+        HAS_DP=dp_tiles > 0, HAS_SPLIT=dp_tiles < tiles, num_warps=nw, num_stages=ns)
 
 
 _NUM_SMS: dict = {}
