@@ -2,7 +2,7 @@
 
 For each weight shape N x K in {14336x4096, 4096x14336, 28672x4096, 18944x3584} and M in {1, 4, 16}
 it times torch.matmul(x, W^T) (bf16 cuBLAS) and every candidate configuration of every W4A16 path
-("gemv5" the v5 CUDA-core GEMV, "gemv" the v4 one, "mmat" tensor cores with x as the A operand, "mma2" the v3 kernel) explicitly -- each
+("gemv6" the v6 half2 GEMV, "gemv5" the v5 CUDA-core GEMV, "gemv" the v4 one, "mmat" tensor cores with x as the A operand, "mma2" the v3 kernel) explicitly -- each
 is passed as ``config=`` so the autotuner is bypassed -- with ``harness.time_fn(graph=True)``
 (CUDA-graph replays, L2 flushed before every call), the way benchmarks/kernels_bench.py's T() does.
 The weight is always given in the documented public layout (uint8 [N, K/2], low nibble = even k,
@@ -38,10 +38,12 @@ M_LIST = [1, 4, 16]
 def candidates(M: int, smoke: bool):
     """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses."""
     if smoke:
-        return [("gemv5", c) for c in w4mod._INTERP4_GEMV5] + [("gemv", c) for c in w4mod._INTERP4_GEMV] + \
+        return [("gemv6", c) for c in w4mod._INTERP4_GEMV6] + [("gemv5", c) for c in w4mod._INTERP4_GEMV5] + [("gemv", c) for c in w4mod._INTERP4_GEMV] + \
             [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
             [("mma2", c) for c in w4mod._INTERP4]
     cands = list(w4mod.w4_candidates(M))
+    if M == 1:  # v6 (half2 asm GEMV) lost to v5 on the H200 and is not in the tuner list: time it here
+        cands += w4mod._W4_GEMV6
     out, seen = [], set()
     for c in cands:
         if c not in seen:

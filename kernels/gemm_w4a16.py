@@ -30,7 +30,7 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
-from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
+from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _launch_gemv6, _w4_gemv_kernel
 from .harness import Tuner, is_interpreter
 
 # W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).
@@ -47,6 +47,17 @@ _W4_GEMV5 = [(4, 64, 128, 4, 1, 0, "gemv5", 1), (4, 64, 128, 4, 1, 1, "gemv5", 1
              (4, 64, 128, 4, 1, 4, "gemv5", 1), (4, 64, 128, 4, 1, 8, "gemv5", 1), (4, 64, 128, 4, 1, 16, "gemv5", 1),
              (4, 64, 128, 4, 1, 0, "gemv5", 2), (4, 64, 128, 4, 3, 0, "gemv5", 0), (4, 128, 128, 4, 1, 0, "gemv5", 1),
              (4, 32, 128, 2, 1, 0, "gemv5", 1), (4, 128, 128, 8, 1, 0, "gemv5", 1)]
+# v6 (M = 1): half2 asm GEMV, x read in place (_w4_gemv6_kernel); tuple (BLOCK_M (unused), BLOCK_N,
+# BLOCK_K (unused), warps, stages, SPLIT_K (0 = auto), "gemv6", U (groups per loop iteration),
+# CHAIN (words summed in fp16 before fp32), PER_SM (auto split: programs per SM)). Measured on the
+# H200 (session4_tune_w4a16_v6_h200.csv): slower than gemv5 on all four shapes (best 21.2 / 21.7 /
+# 33.2 / 22.0 us vs 17.9 / 19.4 / 31.5 / 20.0), so NOT in w4_candidates; benchmarks/tune_w4a16.py
+# still times it. BLOCK_N 256 with 4 warps gave wrong results there (triton 3.6: the pack-of-4
+# asm met a layout whose 4 consecutive registers are not one row's 4 words) and was removed.
+_W4_GEMV6 = [(1, 128, 128, 4, 1, 0, "gemv6", 2, 4, 6), (1, 128, 128, 4, 1, 0, "gemv6", 2, 4, 4),
+             (1, 128, 128, 4, 1, 0, "gemv6", 4, 4, 4), (1, 128, 128, 4, 1, 0, "gemv6", 1, 4, 6),
+             (1, 256, 128, 8, 1, 0, "gemv6", 2, 4, 2), (1, 128, 128, 4, 1, 0, "gemv6", 2, 1, 4),
+             (1, 128, 128, 4, 1, 0, "gemv6", 2, 2, 4), (1, 64, 128, 2, 1, 0, "gemv6", 2, 4, 8)]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
 _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 128, 256, 4, 3, 4, "gemv"),
             (4, 64, 256, 4, 3, 8, "gemv"), (4, 64, 512, 4, 2, 4, "gemv")]
@@ -57,6 +68,7 @@ _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8,
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
 _INTERP4_GEMV = [(4, 16, 2 * GROUP, 4, 1, 2, "gemv")]
 _INTERP4_GEMV5 = [(4, 16, GROUP, 4, 1, 0, "gemv5", 1)]
+_INTERP4_GEMV6 = [(1, 32, GROUP, 4, 1, 0, "gemv6", 2, 4, 4)]
 _INTERP4_MMAT = [(16, 16, 2 * GROUP, 4, 1, 2, "mmat")]
 
 
@@ -64,7 +76,8 @@ def w4_candidates(M: int, interpreter: bool = False):
     """Autotuning candidate list of gemm_w4a16 for M tokens (what the Tuner searches)."""
     if interpreter:
         return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT if M <= 16 else _INTERP4)
-    if M == 1:  # v5 GEMV first (fastest on all four shapes measured, H200, tune_w4a16_v5_h200.csv)
+    if M == 1:  # v5 GEMV first: fastest on all four shapes in tune_w4a16_v5_h200.csv and again in
+        # session4_tune_w4a16_v6_h200.csv (v6 measured slower there, kept out of the list)
         return _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2]
     if M <= 4:  # M = 4 measured: mmat first (3 of 4 shapes), gemv5 with 128 rows won 4096x14336
         return _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
@@ -207,6 +220,9 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
         path = c[6] if len(c) > 6 else "mma2"
         if path == "gemv5":
             _launch_gemv5(x, q32, scales, y, c)
+            return
+        if path == "gemv6":
+            _launch_gemv6(x, q32, scales, y, c, is_interpreter())
             return
         if K % bk:  # a K step must hold whole groups
             bk = GROUP

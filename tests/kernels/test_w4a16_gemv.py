@@ -1,10 +1,13 @@
-"""W4A16 v5 GEMV path ("gemv5" in kernels/gemm_w4a16_gemv.py) against the fp32 reference.
+"""W4A16 GEMV paths ("gemv5" v5, "gemv6" v6 in kernels/gemm_w4a16_gemv.py) against the fp32 reference.
 
 CPU (interpreter): fp16 activations (fp32 math inside the kernel either way), tiny tiles, ragged N,
 K = several groups, M = 1..4 (BLOCK_M 1/2/4 with clamped token rows), poisoned outputs, split-K
 with uneven and empty slices finished in-kernel by the last-arriving slice (tile counters must be
 re-armed to zero after every launch). GPU (@gpu): bf16 + fp16 at the benchmarked layer shapes,
 every candidate config, repeated launches and CUDA-graph replays (counter re-arming).
+gemv6 runs its fp32 twin (no PTX) in the interpreter and the half2 inline-asm dot on the GPU, so
+its GPU tests also pin the asm: an exact case (small integers, fp16 sums stay exact) and a
+large-|x| case (fp16 accumulation range).
 """
 
 import importlib
@@ -88,6 +91,112 @@ def test_gemv5_gpu_graph_replay():
     q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
     y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
     gemm_w4a16(x, q, s, out=y, config=cfg)  # allocate the counters outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        gemm_w4a16(x, q, s, out=y, config=cfg)
+    ref = gemm_w4a16_ref(x, q, s)
+    for _ in range(20):
+        y.fill_(float("nan"))
+        g.replay()
+    torch.cuda.synchronize()
+    assert_close(y, ref, torch.bfloat16)
+    for c in gemv_mod._COUNTERS.values():
+        assert int(c.abs().sum()) == 0
+
+
+# ---------------------------------------------------------------- v6
+# (BLOCK_M, BLOCK_N, -, warps, stages, SPLIT_K, "gemv6", U, CHAIN, PER_SM): no split, uneven split
+# with U = 2 over 5 groups (ragged last iteration), U = 4, more slices than groups (clamped), auto.
+_CPU6 = [(1, 16, 128, 4, 1, 1, "gemv6", 1, 4, 4), (1, 16, 128, 4, 1, 2, "gemv6", 2, 4, 4),
+         (1, 32, 128, 4, 1, 3, "gemv6", 4, 1, 4), (1, 16, 128, 4, 1, 9, "gemv6", 2, 2, 4),
+         (1, 16, 128, 4, 1, 0, "gemv6", 2, 4, 4)]
+
+
+@pytest.mark.parametrize("cfg", _CPU6, ids=lambda c: f"bn{c[1]}-sk{c[5]}-u{c[7]}")
+@pytest.mark.parametrize("M", [1, 3])
+def test_gemv6_paths(device, cfg, M):
+    _case(device, M, 40, 5 * 128, cfg, repeat=2)
+
+
+def test_gemv6_bf16_x_halves(device):
+    """bf16 x is read as raw 16-bit halves of int64 words (bf16 is fine in the interpreter here:
+    no tl.dot). Integer data, so the fp32 sums are exact and only y's bf16 rounding (ties may
+    round differently from torch's) separates the result from the reference."""
+    M, N, K = 1, 16, 384
+    x = torch.randint(-3, 4, (M, K), device=device).to(torch.bfloat16)
+    q = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device=device)
+    s = torch.full((N, K // 128), 0.5, dtype=torch.bfloat16, device=device)
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.bfloat16, device), config=_CPU6[1])
+    assert_close(y, gemm_w4a16_ref(x, q, s), torch.bfloat16, tol=4e-3)  # a wrong half: O(1) error
+
+
+def test_gemv6_split_helper():
+    """Slices cover all groups, hold a multiple of U groups, and none is empty."""
+    for G in (1, 5, 28, 32, 112):
+        for sk in (0, 1, 3, 8, 200):
+            for u in (1, 2, 4):
+                n, per = gemv_mod._gemv6_split(G, 112, 1, sk, u, 4, 132)
+                assert per % u == 0 and n * per >= G and (n - 1) * per < G
+
+
+def test_gemv6_not_in_tuner_lists():
+    """v6 measured slower than v5 on the H200 (session4_tune_w4a16_v6_h200.csv): the tuner's lists
+    keep v5 first for M = 1 and carry no v6 config; no v6 config uses the layout that failed."""
+    assert w4mod.w4_candidates(1, False)[0][6] == "gemv5"
+    assert all(len(c) < 7 or c[6] != "gemv6" for M in (1, 4, 16) for c in w4mod.w4_candidates(M, False))
+    assert all(not (c[1] == 256 and c[3] == 4) for c in w4mod._W4_GEMV6)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", w4mod._W4_GEMV6, ids=lambda c: f"bn{c[1]}-w{c[3]}-u{c[7]}-c{c[8]}-p{c[9]}")
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 1, 4096, 14336),
+                                         (torch.float16, 1, 18944, 3584), (torch.bfloat16, 2, 28672, 4096)])
+def test_gemv6_gpu(cfg, dtype, M, N, K):
+    _case("cuda", M, N, K, cfg, dtype, repeat=2)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cfg", [w4mod._W4_GEMV6[0], w4mod._W4_GEMV6[5]], ids=["chain4", "chain1"])
+def test_gemv6_gpu_exact(dtype, cfg):
+    """Small integers, power-of-two scales: every fp16 product and partial sum is exact, so the
+    half2 asm (operand order, nibble pairing, magic constants) must reproduce the reference bit
+    for bit."""
+    M, N, K = 1, 256, 1024
+    x = torch.randint(-4, 5, (M, K), device="cuda").to(dtype)
+    q = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda")
+    s = torch.full((N, K // 128), 0.25, dtype=dtype, device="cuda")
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda"), config=cfg)
+    assert torch.equal(y.float(), gemm_w4a16_ref(x, q, s).to(dtype).float())
+
+
+@pytest.mark.gpu
+@gpu
+def test_gemv6_gpu_large_x():
+    """|x| up to ~400 (LLM-like outliers): fp16 products/partials stay finite and accurate."""
+    M, N, K = 1, 4096, 4096
+    x = torch.randn(M, K, device="cuda") * 3
+    x[0, ::97] = 400.0
+    x = x.to(torch.bfloat16)
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
+    for cfg in (w4mod._W4_GEMV6[0], w4mod._W4_GEMV6[5]):
+        y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.bfloat16, "cuda"), config=cfg)
+        assert_close(y, gemm_w4a16_ref(x, q, s), torch.bfloat16)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gemv6_gpu_graph_replay():
+    """v6 split-K counters re-arm themselves across CUDA-graph replays."""
+    M, N, K = 1, 4096, 14336
+    cfg = w4mod._W4_GEMV6[0]
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
+    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
+    gemm_w4a16(x, q, s, out=y, config=cfg)
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
