@@ -85,7 +85,10 @@ _STREAMK_TMA = [(256, 128, 64, 1, 8, 3, "streamk", 1, True), (128, 256, 64, 1, 8
 _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
 # Hybrid data-parallel + split-K tail: (..., "hybrid", programs per SM, tma); see hybrid_plan.
 # For the shapes whose tile count is just past whole waves (Qwen2.5-7B gate_up M = 256: 2.24 waves
-# of 128 x 256 tiles; qkv M = 1024: 1.09 waves), with no fix-up on the full waves.
+# of 128 x 256 tiles), with no fix-up on the full waves. Runs 8-11 (H200, kernels/NOTES.md): its
+# data-parallel programs run 8-50% slower than the plain TMA kernel on the same tiles (same PTX
+# instruction mix and registers; ncu: 68% vs 87% SM throughput at 4096^3, cause not found), so it
+# only wins where its plan is plain split-K; it stays a candidate of the 256/512 buckets only.
 _HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True),
                (64, 128, 64, 8, 4, 4, "hybrid", 2, True)]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
@@ -106,7 +109,7 @@ def configs_for(m: int, tma: bool = False):
         sk = os.environ.get("LLMPERF_GEMM_STREAMK", "0") == "1"
         return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + _HYBRID_TMA + (_STREAMK_TMA if sk else [])
                           if tma else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
-    return _LARGE[:3] + (TMA_BF16 + _HYBRID_TMA if tma else [])
+    return _LARGE[:3] + (TMA_BF16 if tma else [])
 
 
 @triton.jit
@@ -177,7 +180,7 @@ def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, sxm, sxk, swn, swk, sym, syn,
 
 
 @triton.jit
-def _gemm_splitk_kernel(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, M, N, K, DP_TILES, SPLIT,
+def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, K, DP_TILES, SPLIT,
                         sxm, sxk, swn, swk, sym, syn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                         GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr,
@@ -402,7 +405,7 @@ def _launch_splitk(x, w, y, cfg):
     y_desc = tma and _y_desc_ok(y)
     c = TensorDescriptor.from_tensor(y, [bm, bn]) if y_desc else y
     _gemm_splitk_kernel[(dp_tiles + (tiles - dp_tiles) * split,)](
-        x, w, a, b, c, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
+        a, b, c, x, w, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
         w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
         EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 2048 // bn)),
         HAS_DP=dp_tiles > 0, HAS_SPLIT=dp_tiles < tiles, num_warps=nw, num_stages=ns)
