@@ -194,15 +194,19 @@ def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt
     pid = tl.program_id(0)
     if HAS_DP and HAS_SPLIT:
         if pid < DP_TILES:
-            _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, pid, M, N, K, sxm, sxk, swn, swk, sym, syn,
-                     BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
+            for tile in range(pid, DP_TILES, DP_TILES):  # one trip (see the HAS_DP branch below)
+                _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
+                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
         else:
             _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid - DP_TILES, DP_TILES, SPLIT,
                          M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
                          FIX_ROWS)
     elif HAS_DP:
-        _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, pid, M, N, K, sxm, sxk, swn, swk, sym, syn,
-                 BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
+        # A one-trip loop, as in gemm_tma's non-persistent kernel: it keeps the K loop's pipeline
+        # buffers apart from the epilogue's (213 instead of 147 KB of shared memory at 128 x 256).
+        for tile in range(pid, DP_TILES, DP_TILES):
+            _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
+                     BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
     else:
         _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid, 0, SPLIT,
                      M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
