@@ -192,22 +192,31 @@ def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt
     HAS_SPLIT (DP_TILES > 0 / DP_TILES < #tiles) compile out the branch a launch does not use:
     two pointer-load loops in one kernel spill at the skinny 16 x 64 tile (ptxas -v, sm_90a)."""
     pid = tl.program_id(0)
+    # Each branch runs its tile inside a one-trip loop, as gemm_tma's non-persistent kernel does:
+    # this keeps the K loop's pipeline buffers apart from the epilogue's shared memory (213 instead
+    # of 147 KB at 128 x 256). Without it the same tiles ran 20-50% slower (H200 runs 8-14,
+    # kernels/NOTES.md); with it a plan that splits nothing times as the plain kernel (run 16).
+    pieces = (tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N) - DP_TILES) * SPLIT
     if HAS_DP and HAS_SPLIT:
         if pid < DP_TILES:
-            for tile in range(pid, DP_TILES, DP_TILES):  # one trip (see the HAS_DP branch below)
+            for tile in range(pid, DP_TILES, DP_TILES):
                 _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
                          BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
         else:
-            _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid - DP_TILES, DP_TILES, SPLIT,
-                         M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
-                         FIX_ROWS)
+            for q in range(pid - DP_TILES, pieces, pieces):
+                _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT,
+                             M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K,
+                             TMA, FIX_ROWS)
     elif HAS_DP:
-        # A one-trip loop, as in gemm_tma's non-persistent kernel: it keeps the K loop's pipeline
-        # buffers apart from the epilogue's (213 instead of 147 KB of shared memory at 128 x 256).
         for tile in range(pid, DP_TILES, DP_TILES):
             _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
-    else:
+    elif TMA:
+        for q in range(pid, pieces, pieces):
+            _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, 0, SPLIT,
+                         M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
+                         FIX_ROWS)
+    else:  # the skinny pointer path: the loop costs it half its pipeline depth (6 vs 12 KB smem at 16 x 64)
         _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid, 0, SPLIT,
                      M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
                      FIX_ROWS)
