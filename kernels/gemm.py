@@ -274,9 +274,11 @@ def _fixup_rows(ws_tile, y_ptr, split, pid_m, pid_n, M, N, sym, syn,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FIX_ROWS: tl.constexpr):
     """y[tile] = sum of the ``split`` fp32 partials ws_tile[j] ([BLOCK_M, BLOCK_N] each), FIX_ROWS
     rows at a time. The arriving program has stored its own partial too, so nothing but one
-    [FIX_ROWS, BLOCK_N] sum is live: summing whole partials into the register accumulator took
-    255 registers and spilled at 128 x 256 (ptxas -v, sm_90a), and slowed the kernel's data-parallel
-    programs by 8-30% in run 8 (kernels/NOTES.md); row chunks keep it at 173, no spills."""
+    [FIX_ROWS, BLOCK_N] sum and one partial's chunk are live: summing whole partials into the
+    register accumulator took 255 registers and spilled at 128 x 256 (ptxas -v, sm_90a). The
+    launcher passes 8192 / BLOCK_N rows (32 KiB of fp32 per load, 32 rows at 128 x 256: 235
+    registers with triton 3.6, no spills): the chunks are dependent L2 round trips, so bigger ones
+    keep more bytes in flight (8-row chunks: 64 round trips per 4-way fix-up, run 17)."""
     cols = tl.arange(0, BLOCK_N)
     on = pid_n * BLOCK_N + cols
     for r in range(0, BLOCK_M, FIX_ROWS):
@@ -420,7 +422,7 @@ def _launch_splitk(x, w, y, cfg):
     _gemm_splitk_kernel[(dp_tiles + (tiles - dp_tiles) * split,)](
         a, b, c, x, w, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
         w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
-        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 2048 // bn)),
+        EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 8192 // bn)),
         HAS_DP=dp_tiles > 0, HAS_SPLIT=dp_tiles < tiles, num_warps=nw, num_stages=ns)
 
 
