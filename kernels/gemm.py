@@ -85,10 +85,9 @@ _STREAMK_TMA = [(256, 128, 64, 1, 8, 3, "streamk", 1, True), (128, 256, 64, 1, 8
 _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
 # Hybrid data-parallel + split-K tail: (..., "hybrid", programs per SM, tma); see hybrid_plan.
 # For the shapes whose tile count is just past whole waves (Qwen2.5-7B gate_up M = 256: 2.24 waves
-# of 128 x 256 tiles), with no fix-up on the full waves. Runs 8-11 (H200, kernels/NOTES.md): its
-# data-parallel programs run 8-50% slower than the plain TMA kernel on the same tiles (same PTX
-# instruction mix and registers; ncu: 68% vs 87% SM throughput at 4096^3, cause not found), so it
-# only wins where its plan is plain split-K; it stays a candidate of the 256/512 buckets only.
+# of 128 x 256 tiles), with no fix-up on the full waves. H200 runs 16-18 (kernels/NOTES.md): it wins
+# on Qwen gate_up (116-119 vs 126-128 us) and loses where its tail needs a 4-way fix-up (Llama-8B
+# gate_up 131 vs 98 us), so it stays a candidate of the 256/512 buckets only.
 _HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True),
                (64, 128, 64, 8, 4, 4, "hybrid", 2, True)]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
