@@ -30,7 +30,8 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
-from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _launch_gemv6, _w4_gemv_kernel
+from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
+from .gemm_w4a16_gemv6 import _launch_gemv6
 from .harness import Tuner, is_interpreter
 
 # W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).

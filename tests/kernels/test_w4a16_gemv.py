@@ -1,4 +1,4 @@
-"""W4A16 GEMV paths ("gemv5" v5, "gemv6" v6 in kernels/gemm_w4a16_gemv.py) against the fp32 reference.
+"""W4A16 GEMV paths ("gemv5" v5 in kernels/gemm_w4a16_gemv.py, "gemv6" v6 in gemm_w4a16_gemv6.py) against the fp32 reference.
 
 CPU (interpreter): fp16 activations (fp32 math inside the kernel either way), tiny tiles, ragged N,
 K = several groups, M = 1..4 (BLOCK_M 1/2/4 with clamped token rows), poisoned outputs, split-K
@@ -21,6 +21,7 @@ from kernel_testutil import assert_close, poisoned
 
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
 gemv_mod = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv")
+gemv6_mod = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv6")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -81,30 +82,6 @@ def test_gemv5_gpu(cfg, dtype, M, N, K):
     _case("cuda", M, N, K, cfg, dtype, repeat=2)
 
 
-@pytest.mark.gpu
-@gpu
-def test_gemv5_gpu_graph_replay():
-    """Split-K counters re-arm themselves: many CUDA-graph replays give the same correct result."""
-    M, N, K = 1, 4096, 14336
-    cfg = (4, 64, 128, 4, 1, 8, "gemv5", 1)
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
-    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
-    gemm_w4a16(x, q, s, out=y, config=cfg)  # allocate the counters outside the capture
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        gemm_w4a16(x, q, s, out=y, config=cfg)
-    ref = gemm_w4a16_ref(x, q, s)
-    for _ in range(20):
-        y.fill_(float("nan"))
-        g.replay()
-    torch.cuda.synchronize()
-    assert_close(y, ref, torch.bfloat16)
-    for c in gemv_mod._COUNTERS.values():
-        assert int(c.abs().sum()) == 0
-
-
 # ---------------------------------------------------------------- v6
 # (BLOCK_M, BLOCK_N, -, warps, stages, SPLIT_K, "gemv6", U, CHAIN, PER_SM): no split, uneven split
 # with U = 2 over 5 groups (ragged last iteration), U = 4, more slices than groups (clamped), auto.
@@ -136,7 +113,7 @@ def test_gemv6_split_helper():
     for G in (1, 5, 28, 32, 112):
         for sk in (0, 1, 3, 8, 200):
             for u in (1, 2, 4):
-                n, per = gemv_mod._gemv6_split(G, 112, 1, sk, u, 4, 132)
+                n, per = gemv6_mod._gemv6_split(G, 112, 1, sk, u, 4, 132)
                 assert per % u == 0 and n * per >= G and (n - 1) * per < G
 
 
@@ -189,14 +166,14 @@ def test_gemv6_gpu_large_x():
 
 @pytest.mark.gpu
 @gpu
-def test_gemv6_gpu_graph_replay():
-    """v6 split-K counters re-arm themselves across CUDA-graph replays."""
+@pytest.mark.parametrize("cfg", [(4, 64, 128, 4, 1, 8, "gemv5", 1), w4mod._W4_GEMV6[0]], ids=["gemv5", "gemv6"])
+def test_gemv_gpu_graph_replay(cfg):
+    """Split-K counters re-arm themselves: many CUDA-graph replays give the same correct result."""
     M, N, K = 1, 4096, 14336
-    cfg = w4mod._W4_GEMV6[0]
     x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
     q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
     y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
-    gemm_w4a16(x, q, s, out=y, config=cfg)
+    gemm_w4a16(x, q, s, out=y, config=cfg)  # allocate the counters outside the capture
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
