@@ -11,8 +11,8 @@ import torch
 
 from llmperf_kernels import (gemm, gemm_fp8, gemm_ref, gemm_w4a16, gemm_w4a16_ref, gemm_w8a16,
                              gemm_w8a16_ref, quantize_w4, quantize_w8)
-from llmperf_kernels.gemm import (_HYBRID_TMA, _SKINNY_SPLITK, _SPLITK_PTR, _SPLITK_TMA, _STREAMK_PTR, _STREAMK_TMA,
-                                  _tile_counters, streamk_grid)
+from llmperf_kernels.gemm import _HYBRID_TMA, _SKINNY_SPLITK, _SPLITK_PTR, _SPLITK_TMA, _STREAMK_PTR, _STREAMK_TMA
+from llmperf_kernels.gemm_splitk import _tile_counters, streamk_grid
 from llmperf_kernels.gemm_fp8 import gemm_fp8_ref, quantize_fp8, quantize_fp8_weight_blocks
 
 from kernel_testutil import assert_close, poisoned
@@ -99,8 +99,8 @@ def test_gemm_splitk_candidates(monkeypatch):
 ])
 def test_hybrid_plan(tiles, k_tiles, slots, plan):
     """Closed forms of the wave arithmetic in hybrid_plan's docstring."""
-    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
-    assert gemm_mod.hybrid_plan(tiles, k_tiles, slots) == plan
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
+    assert splitk_mod.hybrid_plan(tiles, k_tiles, slots) == plan
 
 
 @pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
@@ -110,16 +110,16 @@ def test_gemm_hybrid(device, monkeypatch, tma, M, N, K, sms):
     16 x 16 tiles is 9 tiles; with 4 SMs that is 2 waves + 1 tile split in 3 (K = 512: 16 K tiles),
     with 2 SMs 4 waves + 1 split in 2; K = 200 is too short to split (all data-parallel); 64 x 64 x
     1024 with 3 SMs: 16 tiles = 5 waves + 1 split in 3 (32 K tiles, uneven pieces 11/11/10). Ragged M/N tails, poisoned output, counters back at 0."""
-    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
-    monkeypatch.setattr(gemm_mod, "_num_sms", lambda dev: sms)
-    monkeypatch.setattr(gemm_mod, "SPLITK_MAX_TILES", 2)  # counters are needed by the split tail only
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
+    monkeypatch.setattr(splitk_mod, "_num_sms", lambda dev: sms)
+    monkeypatch.setattr(splitk_mod, "SPLITK_MAX_TILES", 2)  # counters are needed by the split tail only
     assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "hybrid", 1, tma), torch.float16, device)
 
 
 def test_gemm_splitk_too_many_tiles(monkeypatch):
     """Plain split-K over more output tiles than the counter buffer holds: one clear error."""
-    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
-    monkeypatch.setattr(gemm_mod, "SPLITK_MAX_TILES", 4)
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
+    monkeypatch.setattr(splitk_mod, "SPLITK_MAX_TILES", 4)
     x, w = torch.randn(37, 64, dtype=torch.float16), torch.randn(45, 64, dtype=torch.float16)
     with pytest.raises(ValueError, match="split-K needs <= 4 split output tiles, got 9"):
         gemm(x, w, config=(16, 16, 32, 2, 4, 1, "splitk", 2, False))
@@ -141,9 +141,9 @@ def test_gemm_streamk(device, monkeypatch, tma, peek, M, N, K, sms, group_m):
     output checks that the counters are back at 0. ``nopeek`` makes every contributor store its
     partial before arriving (in the interpreter the programs run in order, so with the peek the
     last contributor always sees the others arrived)."""
-    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
-    monkeypatch.setattr(gemm_mod, "_num_sms", lambda dev: sms)
-    monkeypatch.setattr(gemm_mod, "STREAMK_PEEK", peek)
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
+    monkeypatch.setattr(splitk_mod, "_num_sms", lambda dev: sms)
+    monkeypatch.setattr(splitk_mod, "STREAMK_PEEK", peek)
     cfg = (16, 16, 32, group_m, 4, 1, "streamk", 1, tma)
     progs, ipp = streamk_grid(M, N, K, cfg, sms)
     assert progs <= sms and (progs - 1) * ipp < -(-M // 16) * -(-N // 16) * -(-K // 32) <= progs * ipp
@@ -347,8 +347,8 @@ def test_gemm_streamk_gpu(cfg, M, N, K):
 @gpu
 def test_gemm_streamk_gpu_nopeek(monkeypatch):
     """Every contributor stores its partial and arrives (no peek), on the GPU, where arrivals race."""
-    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
-    monkeypatch.setattr(gemm_mod, "STREAMK_PEEK", False)
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
+    monkeypatch.setattr(splitk_mod, "STREAMK_PEEK", False)
     assert_repeated_calls(256, 4096, 4096, _STREAMK_TMA[0], torch.bfloat16, "cuda", calls=3)
 
 
@@ -357,19 +357,19 @@ def test_gemm_streamk_gpu_nopeek(monkeypatch):
 def test_gemm_splitk_first_launch_in_cuda_graph(monkeypatch):
     """Split-K first launched inside a CUDA-graph capture (no counter buffer yet): the graph zeroes
     its own counters, nothing is cached from the capture, and every replay is right."""
-    gemm_mod = importlib.import_module("llmperf_kernels.gemm")
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
     M, N, K = 256, 2048, 2048
     x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
     w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
     y = poisoned((M, N), torch.bfloat16, "cuda")
     gemm(x, w, out=y, config=_SPLITK_TMA[0])  # compile outside the capture
-    monkeypatch.setattr(gemm_mod, "_COUNTERS", {})
+    monkeypatch.setattr(splitk_mod, "_COUNTERS", {})
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g, stream=stream):
         gemm(x, w, out=y, config=_SPLITK_TMA[0])
-    assert not gemm_mod._COUNTERS
+    assert not splitk_mod._COUNTERS
     for _ in range(2):
         y.fill_(float("nan"))
         g.replay()
