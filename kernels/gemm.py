@@ -16,7 +16,8 @@ few large tiles to fill the GPU, so split-K, hybrid and (opt-in) stream-K candid
 
 On Hopper, tensor-descriptor (TMA) and persistent variants (gemm_tma.py) join the candidates for
 M > 64. Configs are chosen per (M bucket, N, K, dtype) by :class:`harness.Tuner` (M buckets: powers of two
-16..4096, so M = 1...16384 map onto 9 keys per weight shape).
+16..4096, so M = 1...16384 map onto 9 keys per weight shape). Split-K pieces finish in the same
+launch (gemm_splitk.py: the last to arrive on a per-tile counter adds the others' fp32 partials).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
 # gate_up 131 vs 98 us), so it stays a candidate of the 256/512 buckets only.
 _HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True),
                (64, 128, 64, 8, 4, 4, "hybrid", 2, True)]
+# M >= 1024: the two large hybrid tiles, for the shapes whose tile count is just past whole waves:
+# Qwen2.5-7B qkv 1024 x 4608 is 288 128 x 128 tiles = 2.18 waves, 3 rounds of the plain kernel
+# (0.71-0.75 of cuBLAS in runs 8-18); hybrid: 2 waves + 24 tiles x 5 pieces = ~2.2 rounds.
+_HYBRID_LARGE = _HYBRID_TMA[:2]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
 
 
@@ -89,7 +94,7 @@ def configs_for(m: int, tma: bool = False):
         sk = os.environ.get("LLMPERF_GEMM_STREAMK", "0") == "1"
         return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + _HYBRID_TMA + (_STREAMK_TMA if sk else [])
                           if tma else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
-    return _LARGE[:3] + (TMA_BF16 if tma else [])
+    return _LARGE[:3] + (TMA_BF16 + _HYBRID_LARGE if tma else [])
 
 
 @triton.jit

@@ -46,7 +46,8 @@ def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt
                         sxm, sxk, swn, swk, sym, syn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                         GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr,
-                        FIX_ROWS: tl.constexpr, HAS_DP: tl.constexpr, HAS_SPLIT: tl.constexpr):
+                        FIX_ROWS: tl.constexpr, HAS_DP: tl.constexpr, HAS_SPLIT: tl.constexpr,
+                        FIX_ACC: tl.constexpr, PEEK: tl.constexpr):
     """Data-parallel head + split-K tail in one launch (grid: DP_TILES + (#tiles - DP_TILES) * SPLIT).
 
     Program p < DP_TILES computes output tile p over all K tiles and stores it (:func:`_dp_tile`);
@@ -66,22 +67,22 @@ def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt
                          BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
         else:
             for q in range(pid - DP_TILES, pieces, pieces):
-                _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT,
+                _split_piece(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT,
                              M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K,
-                             TMA, FIX_ROWS)
+                             TMA, Y_DESC, FIX_ROWS, FIX_ACC, PEEK)
     elif HAS_DP:
         for tile in range(pid, DP_TILES, DP_TILES):
             _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
     elif TMA:
         for q in range(pid, pieces, pieces):
-            _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, 0, SPLIT,
+            _split_piece(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, q, 0, SPLIT,
                          M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
-                         FIX_ROWS)
+                         Y_DESC, FIX_ROWS, FIX_ACC, PEEK)
     else:  # the skinny pointer path: the loop costs it half its pipeline depth (6 vs 12 KB smem at 16 x 64)
-        _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, pid, 0, SPLIT,
+        _split_piece(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, pid, 0, SPLIT,
                      M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA,
-                     FIX_ROWS)
+                     Y_DESC, FIX_ROWS, FIX_ACC, PEEK)
 
 
 @triton.jit
@@ -102,14 +103,21 @@ def _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sx
 
 
 @triton.jit
-def _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT, M, N, K,
+def _split_piece(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT, M, N, K,
                  sxm, sxk, swn, swk, sym, syn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr,
-                 FIX_ROWS: tl.constexpr):
+                 Y_DESC: tl.constexpr, FIX_ROWS: tl.constexpr, FIX_ACC: tl.constexpr, PEEK: tl.constexpr):
     """Split piece q of the tail: K tiles [s * per, (s + 1) * per) (s = q % SPLIT, per = cdiv(#K
     tiles, SPLIT)) of tile t = DP_TILES + q // SPLIT into ws[q // SPLIT, s] (fp32 [BLOCK_M, BLOCK_N]);
-    the last of the SPLIT to arrive on cnt[q // SPLIT] sums all partials (its own included)
-    FIX_ROWS rows at a time, writes y and resets the counter to 0 for the next launch."""
+    the last of the SPLIT to arrive on cnt[q // SPLIT] writes y and resets the counter to 0 for the
+    next launch. Two fix-ups:
+
+    * FIX_ACC (the accumulator takes <= 64 registers per thread): the piece first peeks at the
+      counter; if the others are all in it stores no partial. The last arriver adds the SPLIT - 1
+      other partials into its register accumulator (it never re-reads its own) and stores y like a
+      data-parallel tile (TMA store when Y_DESC).
+    * else (:func:`_fixup_rows`): the last arriver sums all SPLIT partials, its own included,
+      FIX_ROWS rows at a time, so no whole second tile is live in registers."""
     k_tiles = tl.cdiv(K, BLOCK_K)
     slot = q // SPLIT
     s = q % SPLIT
@@ -124,11 +132,32 @@ def _split_piece(x_ptr, w_ptr, a_desc, b_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TIL
                        BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K)
     part = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
     ws_tile = ws_ptr + slot.to(tl.int64) * (SPLIT * BLOCK_M * BLOCK_N)
-    tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
-    tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
-    if tl.atomic_add(cnt_ptr + slot, 1, sem="acq_rel", scope="gpu") == SPLIT - 1:
-        _fixup_rows(ws_tile, y_ptr, SPLIT, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N, FIX_ROWS)
-        tl.atomic_xchg(cnt_ptr + slot, 0)
+    if FIX_ACC:
+        last = False
+        if PEEK:  # all the others already arrived: no need to leave a partial
+            last = tl.atomic_add(cnt_ptr + slot, 0, sem="acquire", scope="gpu") == SPLIT - 1
+        if not last:
+            tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+            tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+            last = tl.atomic_add(cnt_ptr + slot, 1, sem="acq_rel", scope="gpu") == SPLIT - 1
+        if last:
+            for j in range(0, SPLIT):
+                if j != s:
+                    acc += tl.load(ws_tile + j * (BLOCK_M * BLOCK_N) + part, cache_modifier=".cg")
+            tl.atomic_xchg(cnt_ptr + slot, 0)
+            # TMA store from 128 x 128 up (through pointers the 8-warp 128 x 128 tile spills); a
+            # 64-row tile stores through pointers: the TMA staging buffer would push the hybrid
+            # kernel to 131 KB of shared memory, one program per SM instead of two (ptxas, sm_90a).
+            if Y_DESC and BLOCK_M * BLOCK_N >= 16384:
+                c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
+            else:
+                _store_tile(y_ptr, acc, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N)
+    else:
+        tl.store(ws_tile + s * (BLOCK_M * BLOCK_N) + part, acc, cache_modifier=".cg")
+        tl.debug_barrier()  # every thread's partial is issued before the (release) arrival
+        if tl.atomic_add(cnt_ptr + slot, 1, sem="acq_rel", scope="gpu") == SPLIT - 1:
+            _fixup_rows(ws_tile, y_ptr, SPLIT, pid_m, pid_n, M, N, sym, syn, BLOCK_M, BLOCK_N, FIX_ROWS)
+            tl.atomic_xchg(cnt_ptr + slot, 0)
 
 
 @triton.jit
@@ -264,11 +293,33 @@ def _y_desc_ok(y) -> bool:
     return y.stride(1) == 1 and (y.stride(0) * y.element_size()) % 16 == 0 and y.data_ptr() % 16 == 0
 
 
+SPLITK_PEEK = True  # tests switch it off to force the store-then-arrive path of every piece
+FIX_ACC_MAX_REGS = 64  # fp32 accumulator registers per thread up to which the fix-up adds into it
+
+
+def fixup_mode(cfg) -> str:
+    """The split-K fix-up of a ("splitk" | "hybrid", arg, tma[, fix]) config: ``fix`` when given
+    ("acc": the last arriver adds the other partials into its register accumulator; "rows": it sums
+    all partials in row chunks), else "acc" for TMA tiles whose fp32 accumulator takes at most
+    FIX_ACC_MAX_REGS registers per thread (128 x 128 on 8 warps with 4 stages, 64 x 128 on 4 warps)
+    and "rows" otherwise: with a second 128 x 256 (or 4-warp 128 x 128) tile in registers ptxas
+    spills 136-144 bytes per thread (sm_90a, triton 3.6)."""
+    if len(cfg) > 9:
+        check(cfg[9] in ("acc", "rows"), f"split-K fix-up must be 'acc' or 'rows', got {cfg[9]!r}.")
+        return cfg[9]
+    bm, bn, nw, ns, tma = cfg[0], cfg[1], cfg[4], cfg[5], cfg[8]
+    # a 128 x 128 tile stores y through TMA in this mode (_split_piece); its 32 KiB staging buffer
+    # would cost the 3-stage config (98 KB of shared memory, ptxas sm_90a) its second program per SM
+    two_per_sm = bm * bn >= 16384 and ns < 4
+    return "acc" if tma and bm * bn // (32 * nw) <= FIX_ACC_MAX_REGS and not two_per_sm else "rows"
+
+
 def _launch_splitk(x, w, y, cfg):
-    """One launch of the split-K kernel for a ("splitk", SPLIT, tma) config (every tile split) or a
-    ("hybrid", programs per SM, tma) config (:func:`hybrid_plan`); fp32 workspace of
-    #split tiles * SPLIT * BLOCK_M * BLOCK_N * 4 bytes from the caching allocator."""
-    bm, bn, bk, gm, nw, ns, kind, arg, tma = cfg
+    """One launch of the split-K kernel for a ("splitk", SPLIT, tma[, fix]) config (every tile split)
+    or a ("hybrid", programs per SM, tma[, fix]) config (:func:`hybrid_plan`; ``fix``: see
+    :func:`fixup_mode`); fp32 workspace of #split tiles * SPLIT * BLOCK_M * BLOCK_N * 4 bytes from
+    the caching allocator."""
+    bm, bn, bk, gm, nw, ns, kind, arg, tma = cfg[:9]
     M, K = x.shape
     N = w.shape[0]
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
@@ -287,7 +338,8 @@ def _launch_splitk(x, w, y, cfg):
         a, b, c, x, w, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
         w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
         EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 8192 // bn)),
-        HAS_DP=dp_tiles > 0, HAS_SPLIT=dp_tiles < tiles, num_warps=nw, num_stages=ns)
+        HAS_DP=dp_tiles > 0, HAS_SPLIT=dp_tiles < tiles, FIX_ACC=fixup_mode(cfg) == "acc", PEEK=SPLITK_PEEK,
+        num_warps=nw, num_stages=ns)
 
 
 _NUM_SMS: dict = {}

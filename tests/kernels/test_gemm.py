@@ -58,19 +58,39 @@ def assert_repeated_calls(M, N, K, cfg, dtype, device, calls=2):
 
 # Split-K configs (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, "splitk", SPLIT, tma): SPLIT
 # programs per output tile, the last to arrive sums the fp32 partials and writes y.
+@pytest.mark.parametrize("fix,peek", [("rows", True), ("acc", True), ("acc", False)])
 @pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
 @pytest.mark.parametrize("M,N,K,split", [(37, 45, 200, 3), (37, 45, 136, 4), (64, 64, 96, 2), (5, 33, 32, 2)])
-def test_gemm_splitk(device, tma, M, N, K, split):
+def test_gemm_splitk(device, monkeypatch, tma, M, N, K, split, fix, peek):
     """Ragged M and N tails, a ragged last K tile (200 = 6.25 x 32), an empty last split (136: 5 K
     tiles in splits of 2, 2, 1, 0), more splits than K tiles (32: 1 tile); a second call with new x
-    into the same output checks that each launch leaves the arrival counters at 0."""
-    assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "splitk", split, tma), torch.float16, device)
+    into the same output checks that each launch leaves the arrival counters at 0. Both fix-ups:
+    row chunks of all partials, and the others' partials into the last arriver's accumulator, with
+    the peek (the sequential interpreter's last piece always finds the others in) and without it
+    (every piece stores its partial and arrives)."""
+    monkeypatch.setattr(importlib.import_module("llmperf_kernels.gemm_splitk"), "SPLITK_PEEK", peek)
+    assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "splitk", split, tma, fix), torch.float16, device)
+
+
+def test_fixup_mode():
+    """The default fix-up follows the accumulator's registers per thread (TMA tiles only); a named
+    one is kept; anything else is one clear error."""
+    splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
+    assert splitk_mod.fixup_mode((128, 128, 64, 8, 8, 4, "splitk", 2, True)) == "acc"   # 64 registers
+    assert splitk_mod.fixup_mode((64, 128, 64, 8, 4, 4, "hybrid", 2, True)) == "acc"    # 64 registers
+    assert splitk_mod.fixup_mode((128, 128, 64, 8, 4, 4, "splitk", 2, True)) == "rows"  # 128 registers
+    assert splitk_mod.fixup_mode((128, 128, 64, 8, 8, 3, "splitk", 2, True)) == "rows"  # 2 per SM
+    assert splitk_mod.fixup_mode((128, 256, 64, 8, 8, 3, "hybrid", 1, True)) == "rows"  # 128 registers
+    assert splitk_mod.fixup_mode((16, 64, 128, 1, 4, 4, "splitk", 2, False)) == "rows"  # pointer path
+    assert splitk_mod.fixup_mode((128, 256, 64, 8, 8, 3, "hybrid", 1, True, "acc")) == "acc"
+    with pytest.raises(ValueError, match="fix-up must be 'acc' or 'rows', got 'sum'"):
+        splitk_mod.fixup_mode((128, 128, 64, 8, 8, 4, "splitk", 2, True, "sum"))
 
 
 def test_gemm_splitk_candidates(monkeypatch):
     """Split-K joins the 256 and 512 buckets (TMA flavour where descriptors work, pointer one
     elsewhere) and the skinny bucket (pointer kernel, 16-row tiles); hybrid DP + split-K tail joins
-    the 256 and 512 buckets on TMA devices only; stream-K only when opted in; the 64 bucket has none."""
+    the buckets from 256 up on TMA devices only (128-row tiles from 1024); stream-K only when opted in; the 64 bucket has none."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")  # the package's `gemm` is the function
     monkeypatch.setattr(gemm_mod, "is_interpreter", lambda: False)  # the interpreter has one candidate
     monkeypatch.setenv("LLMPERF_GEMM_STREAMK", "1")
@@ -83,7 +103,8 @@ def test_gemm_splitk_candidates(monkeypatch):
         assert all(c[8] == tma for c in split[256] + split[512])
         assert split[1] == split[16] == gemm_mod._SKINNY_SPLITK and all(c[0] == 16 and not c[8] for c in split[1])
         hyb = {m: [c for c in gemm_mod.configs_for(m, tma) if "hybrid" in c] for m in (1, 16, 64, 256, 512, 1024, 8192)}
-        assert all(bool(hyb[m]) == (tma and 256 <= m <= 512) for m in hyb)
+        assert all(bool(hyb[m]) == (tma and 256 <= m) for m in hyb)
+        assert hyb[1024] == hyb[8192] == (gemm_mod._HYBRID_TMA[:2] if tma else [])  # large tiles only
     monkeypatch.delenv("LLMPERF_GEMM_STREAMK")  # the default: stream-K out, the rest as before
     for tma in (True, False):
         assert not [c for c in gemm_mod.configs_for(256, tma) if "streamk" in c]
@@ -103,9 +124,10 @@ def test_hybrid_plan(tiles, k_tiles, slots, plan):
     assert splitk_mod.hybrid_plan(tiles, k_tiles, slots) == plan
 
 
+@pytest.mark.parametrize("fix", ["rows", "acc"])
 @pytest.mark.parametrize("tma", [False, True], ids=["ptr", "tma"])
 @pytest.mark.parametrize("M,N,K,sms", [(37, 45, 512, 4), (37, 45, 512, 2), (37, 45, 200, 4), (64, 64, 1024, 3)])
-def test_gemm_hybrid(device, monkeypatch, tma, M, N, K, sms):
+def test_gemm_hybrid(device, monkeypatch, tma, M, N, K, sms, fix):
     """Hybrid launch (whole waves data-parallel, the last partial wave split over K): 37 x 45 in
     16 x 16 tiles is 9 tiles; with 4 SMs that is 2 waves + 1 tile split in 3 (K = 512: 16 K tiles),
     with 2 SMs 4 waves + 1 split in 2; K = 200 is too short to split (all data-parallel); 64 x 64 x
@@ -113,7 +135,7 @@ def test_gemm_hybrid(device, monkeypatch, tma, M, N, K, sms):
     splitk_mod = importlib.import_module("llmperf_kernels.gemm_splitk")
     monkeypatch.setattr(splitk_mod, "_num_sms", lambda dev: sms)
     monkeypatch.setattr(splitk_mod, "SPLITK_MAX_TILES", 2)  # counters are needed by the split tail only
-    assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "hybrid", 1, tma), torch.float16, device)
+    assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "hybrid", 1, tma, fix), torch.float16, device)
 
 
 def test_gemm_splitk_too_many_tiles(monkeypatch):
@@ -322,6 +344,19 @@ def test_gemm_hybrid_gpu(cfg, M, N, K):
     tiles; Qwen qkv M = 1024: 1 wave + 12) or is pure split-K (under one wave), three calls in a
     row into the same output (arrival counters reused), bf16 against the fp32 reference."""
     assert_repeated_calls(M, N, K, cfg, torch.bfloat16, "cuda", calls=3)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("fix,peek", [("rows", True), ("acc", True), ("acc", False)])
+@pytest.mark.parametrize("cfg", [(128, 128, 64, 8, 8, 4, "splitk", 2, True), (64, 128, 64, 8, 4, 4, "hybrid", 2, True),
+                                 (128, 128, 64, 8, 8, 4, "hybrid", 1, True)], ids=str)
+@pytest.mark.parametrize("M,N,K", [(256, 4096, 4096), (300, 4608, 3584), (1024, 4608, 3584)])
+def test_gemm_fixup_modes_gpu(monkeypatch, cfg, M, N, K, fix, peek):
+    """Both split-K fix-ups on the GPU, with and without the peek, at layer shapes where the
+    pieces of a tile finish together (M = 256) and where a hybrid tail is split (M = 1024)."""
+    monkeypatch.setattr(importlib.import_module("llmperf_kernels.gemm_splitk"), "SPLITK_PEEK", peek)
+    assert_repeated_calls(M, N, K, cfg + (fix,), torch.bfloat16, "cuda", calls=3)
 
 
 @pytest.mark.gpu
