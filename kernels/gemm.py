@@ -73,9 +73,12 @@ _STREAMK_PTR = [(128, 128, 64, 1, 8, 4, "streamk", 1, False)]
 # gate_up 131 vs 98 us), so it stays a candidate of the 256/512 buckets only.
 _HYBRID_TMA = [(128, 256, 64, 8, 8, 3, "hybrid", 1, True), (128, 128, 64, 8, 8, 4, "hybrid", 1, True),
                (64, 128, 64, 8, 4, 4, "hybrid", 2, True)]
-# M >= 1024: the two large hybrid tiles, for the shapes whose tile count is just past whole waves:
-# Qwen2.5-7B qkv 1024 x 4608 is 288 128 x 128 tiles = 2.18 waves, 3 rounds of the plain kernel
-# (0.71-0.75 of cuBLAS in runs 8-18); hybrid: 2 waves + 24 tiles x 5 pieces = ~2.2 rounds.
+# Buckets 1024 and 2048: the two large hybrid tiles, for the shapes whose tile count is just past
+# whole waves (Qwen2.5-7B qkv 1024 x 4608: 288 128 x 128 tiles = 2.18 waves, 3 rounds of the plain
+# kernel; hybrid: 2 waves + 24 tiles x 5 pieces). H200 session 5: Qwen qkv M = 1024 0.72 -> 0.76-0.78
+# of cuBLAS, Qwen o 0.89 -> 0.92. Not from 4096 up: that bucket is tuned at its first M and serves
+# every larger M, where the hybrid plan (recomputed per launch) differs -- picked at M = 4096 it
+# lost at M = 16384 (Llama-3.2-1B qkv 0.99 -> 0.92, down 0.99 -> 0.93).
 _HYBRID_LARGE = _HYBRID_TMA[:2]
 _INTERP = [(16, 16, 32, 2, 4, 1)]
 
@@ -94,7 +97,9 @@ def configs_for(m: int, tma: bool = False):
         sk = os.environ.get("LLMPERF_GEMM_STREAMK", "0") == "1"
         return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + _HYBRID_TMA + (_STREAMK_TMA if sk else [])
                           if tma else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
-    return _LARGE[:3] + (TMA_BF16 + _HYBRID_LARGE if tma else [])
+    if b <= 2048:
+        return _LARGE[:3] + (TMA_BF16 + _HYBRID_LARGE if tma else [])
+    return _LARGE[:3] + (TMA_BF16 if tma else [])
 
 
 @triton.jit

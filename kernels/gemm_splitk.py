@@ -42,36 +42,38 @@ SPLITK_MAX_TILES = 16384  # capacity of the per-device tile-counter buffer (64 K
 
 
 @triton.jit
-def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, K, DP_TILES, SPLIT,
+def _gemm_splitk_kernel(a_desc, b_desc, c_desc, x_ptr, w_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, K, DP_TILES, DP_PROGS, SPLIT,
                         sxm, sxk, swn, swk, sym, syn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                         GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, TMA: tl.constexpr, Y_DESC: tl.constexpr,
                         FIX_ROWS: tl.constexpr, HAS_DP: tl.constexpr, HAS_SPLIT: tl.constexpr,
-                        FIX_ACC: tl.constexpr, PEEK: tl.constexpr):
-    """Data-parallel head + split-K tail in one launch (grid: DP_TILES + (#tiles - DP_TILES) * SPLIT).
+                        FIX_ACC: tl.constexpr, PEEK: tl.constexpr, DP_FLATTEN: tl.constexpr):
+    """Data-parallel head + split-K tail in one launch (grid: DP_PROGS + (#tiles - DP_TILES) * SPLIT).
 
-    Program p < DP_TILES computes output tile p over all K tiles and stores it (:func:`_dp_tile`);
-    program DP_TILES + q computes one K slice of a tail tile (:func:`_split_piece`). HAS_DP /
+    Program p < DP_PROGS computes output tiles p, p + DP_PROGS, ... < DP_TILES over all K tiles and
+    stores them (:func:`_dp_tile`; DP_PROGS = DP_TILES: one tile each; DP_FLATTEN: a persistent
+    flattened loop, one program per slot); program DP_PROGS + q computes one K slice of a tail
+    tile (:func:`_split_piece`). HAS_DP /
     HAS_SPLIT (DP_TILES > 0 / DP_TILES < #tiles) compile out the branch a launch does not use:
     two pointer-load loops in one kernel spill at the skinny 16 x 64 tile (ptxas -v, sm_90a)."""
     pid = tl.program_id(0)
-    # Each branch runs its tile inside a one-trip loop, as gemm_tma's non-persistent kernel does:
+    # Each branch runs its tiles inside a loop (one trip unless DP_FLATTEN), as gemm_tma's kernel does:
     # this keeps the K loop's pipeline buffers apart from the epilogue's shared memory (213 instead
     # of 147 KB at 128 x 256). Without it the same tiles ran 20-50% slower (H200 runs 8-14,
     # kernels/NOTES.md); with it a plan that splits nothing times as the plain kernel (run 16).
     pieces = (tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N) - DP_TILES) * SPLIT
     if HAS_DP and HAS_SPLIT:
-        if pid < DP_TILES:
-            for tile in range(pid, DP_TILES, DP_TILES):
+        if pid < DP_PROGS:
+            for tile in tl.range(pid, DP_TILES, DP_PROGS, flatten=DP_FLATTEN):
                 _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
                          BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
         else:
-            for q in range(pid - DP_TILES, pieces, pieces):
+            for q in range(pid - DP_PROGS, pieces, pieces):
                 _split_piece(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, ws_ptr, cnt_ptr, q, DP_TILES, SPLIT,
                              M, N, K, sxm, sxk, swn, swk, sym, syn, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K,
                              TMA, Y_DESC, FIX_ROWS, FIX_ACC, PEEK)
     elif HAS_DP:
-        for tile in range(pid, DP_TILES, DP_TILES):
+        for tile in tl.range(pid, DP_TILES, DP_PROGS, flatten=DP_FLATTEN):
             _dp_tile(x_ptr, w_ptr, a_desc, b_desc, c_desc, y_ptr, tile, M, N, K, sxm, sxk, swn, swk, sym, syn,
                      BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, EVEN_K, TMA, Y_DESC)
     elif TMA:
@@ -293,6 +295,10 @@ def _y_desc_ok(y) -> bool:
     return y.stride(1) == 1 and (y.stride(0) * y.element_size()) % 16 == 0 and y.data_ptr() % 16 == 0
 
 
+# Data-parallel part of a hybrid launch over more than one wave: persistent programs in a flattened
+# loop. H200 session 5 (alternated A/B, tune_gemm): 128 x 128 tiles 4096 x 3584 x 3584 173.8/171.4 us
+# vs 180.9/179.4 one tile per program, 128 x 256 4096 x 4608 x 3584 181.8/181.9 vs 187.2/187.3.
+HYBRID_PERSISTENT = True
 SPLITK_PEEK = True  # tests switch it off to force the store-then-arrive path of every piece
 FIX_ACC_MAX_REGS = 64  # fp32 accumulator registers per thread up to which the fix-up adds into it
 
@@ -323,10 +329,15 @@ def _launch_splitk(x, w, y, cfg):
     M, K = x.shape
     N = w.shape[0]
     tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)
+    slots = arg * _num_sms(x.device) if kind == "hybrid" else 0
     if kind == "hybrid":
-        dp_tiles, split = hybrid_plan(tiles, triton.cdiv(K, bk), arg * _num_sms(x.device))
+        dp_tiles, split = hybrid_plan(tiles, triton.cdiv(K, bk), slots)
     else:
         dp_tiles, split = (tiles, 1) if arg == 1 else (0, arg)
+    # more than one wave of data-parallel tiles: persistent programs (one per slot) walk them in a
+    # flattened loop, so one tile's epilogue overlaps the next tile's first loads (gemm_tma.py)
+    persistent = HYBRID_PERSISTENT and dp_tiles > slots > 0
+    dp_progs = slots if persistent else dp_tiles
     check(split == 1 or tiles - dp_tiles <= SPLITK_MAX_TILES,
           f"split-K needs <= {SPLITK_MAX_TILES} split output tiles, got {tiles - dp_tiles}.")
     ws = torch.empty(max(1, (tiles - dp_tiles) * split * bm * bn) if split > 1 else 1,
@@ -334,12 +345,12 @@ def _launch_splitk(x, w, y, cfg):
     a, b = (TensorDescriptor.from_tensor(x, [bm, bk]), TensorDescriptor.from_tensor(w, [bn, bk])) if tma else (x, w)
     y_desc = tma and _y_desc_ok(y)
     c = TensorDescriptor.from_tensor(y, [bm, bn]) if y_desc else y
-    _gemm_splitk_kernel[(dp_tiles + (tiles - dp_tiles) * split,)](
-        a, b, c, x, w, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, split, x.stride(0), x.stride(1),
+    _gemm_splitk_kernel[(dp_progs + (tiles - dp_tiles) * split,)](
+        a, b, c, x, w, y, ws, _tile_counters(x.device), M, N, K, dp_tiles, dp_progs, split, x.stride(0), x.stride(1),
         w.stride(0), w.stride(1), y.stride(0), y.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
         EVEN_K=(K % bk == 0), TMA=tma, Y_DESC=y_desc, FIX_ROWS=min(bm, max(1, 8192 // bn)),
         HAS_DP=dp_tiles > 0, HAS_SPLIT=dp_tiles < tiles, FIX_ACC=fixup_mode(cfg) == "acc", PEEK=SPLITK_PEEK,
-        num_warps=nw, num_stages=ns)
+        DP_FLATTEN=persistent, num_warps=nw, num_stages=ns)
 
 
 _NUM_SMS: dict = {}

@@ -90,7 +90,7 @@ def test_fixup_mode():
 def test_gemm_splitk_candidates(monkeypatch):
     """Split-K joins the 256 and 512 buckets (TMA flavour where descriptors work, pointer one
     elsewhere) and the skinny bucket (pointer kernel, 16-row tiles); hybrid DP + split-K tail joins
-    the buckets from 256 up on TMA devices only (128-row tiles from 1024); stream-K only when opted in; the 64 bucket has none."""
+    the buckets 256-2048 on TMA devices only (128-row tiles in 1024/2048); stream-K only when opted in; the 64 bucket has none."""
     gemm_mod = importlib.import_module("llmperf_kernels.gemm")  # the package's `gemm` is the function
     monkeypatch.setattr(gemm_mod, "is_interpreter", lambda: False)  # the interpreter has one candidate
     monkeypatch.setenv("LLMPERF_GEMM_STREAMK", "1")
@@ -102,9 +102,10 @@ def test_gemm_splitk_candidates(monkeypatch):
         assert split[256] and split[512] and not split[64] and not split[1024]
         assert all(c[8] == tma for c in split[256] + split[512])
         assert split[1] == split[16] == gemm_mod._SKINNY_SPLITK and all(c[0] == 16 and not c[8] for c in split[1])
-        hyb = {m: [c for c in gemm_mod.configs_for(m, tma) if "hybrid" in c] for m in (1, 16, 64, 256, 512, 1024, 8192)}
-        assert all(bool(hyb[m]) == (tma and 256 <= m) for m in hyb)
-        assert hyb[1024] == hyb[8192] == (gemm_mod._HYBRID_TMA[:2] if tma else [])  # large tiles only
+        ms = (1, 16, 64, 256, 512, 1024, 2048, 4096, 8192)
+        hyb = {m: [c for c in gemm_mod.configs_for(m, tma) if "hybrid" in c] for m in ms}
+        assert all(bool(hyb[m]) == (tma and 256 <= m <= 2048) for m in hyb)
+        assert hyb[1024] == hyb[2048] == (gemm_mod._HYBRID_TMA[:2] if tma else [])  # large tiles only
     monkeypatch.delenv("LLMPERF_GEMM_STREAMK")  # the default: stream-K out, the rest as before
     for tma in (True, False):
         assert not [c for c in gemm_mod.configs_for(256, tma) if "streamk" in c]
