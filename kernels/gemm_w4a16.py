@@ -32,6 +32,7 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
 from .gemm_w4a16_gemv6 import _launch_gemv6
+from .gemm_w4a16_gemv7 import GEMV7_CONFIGS, INTERP_CONFIGS, launch_gemv7_public
 from .harness import Tuner, is_interpreter
 
 # W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).
@@ -59,6 +60,20 @@ _W4_GEMV6 = [(1, 128, 128, 4, 1, 0, "gemv6", 2, 4, 6), (1, 128, 128, 4, 1, 0, "g
              (1, 128, 128, 4, 1, 0, "gemv6", 4, 4, 4), (1, 128, 128, 4, 1, 0, "gemv6", 1, 4, 6),
              (1, 256, 128, 8, 1, 0, "gemv6", 2, 4, 2), (1, 128, 128, 4, 1, 0, "gemv6", 2, 1, 4),
              (1, 128, 128, 4, 1, 0, "gemv6", 2, 2, 4), (1, 64, 128, 2, 1, 0, "gemv6", 2, 4, 8)]
+# v7 (M = 1): pre-tiled weight slabs, stream-K grid, multi-stage cp.async / TMA pipeline
+# (gemm_w4a16_gemv7.py); tuple (BLOCK_M (unused), ROWS, BLOCK_K (unused), warps, stages, SPLIT_K
+# (unused), "gemv7", PER_SM, MATH, LOAD, CHAIN). Through gemm_w4a16 the public layout is repacked
+# once per weight tensor and ROWS (a second copy of the weight, cached while the tensor lives);
+# callers that hold the repacked weight call gemm_w4a16_gemv7 directly. Measured on the H200
+# (session5_tune_w4a16_v7_h200.csv): faster than gemv5 on all four M = 1 shapes (best 13.8 / 15.9 /
+# 21.3 / 15.9 us vs 17.7 / 19.5 / 32.2 / 20.1). The tuner's M = 1 list takes the four best 128-row
+# configs (one repacked copy per weight; 256 rows won 14336x4096 and 28672x4096 by 0.2-0.7 us);
+# all are MATH = 1 (half2 asm: x is rounded to fp16, so |x| must stay below 65504).
+_W4_GEMV7 = [(1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4)
+             for c in GEMV7_CONFIGS]
+_W4_GEMV7_M1 = [c for c in _W4_GEMV7 if c[1] == 128 and c[8] == 1][:4]
+_INTERP4_GEMV7 = [(1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4)
+                  for c in INTERP_CONFIGS]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
 _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 128, 256, 4, 3, 4, "gemv"),
             (4, 64, 256, 4, 3, 8, "gemv"), (4, 64, 512, 4, 2, 4, "gemv")]
@@ -77,9 +92,9 @@ def w4_candidates(M: int, interpreter: bool = False):
     """Autotuning candidate list of gemm_w4a16 for M tokens (what the Tuner searches)."""
     if interpreter:
         return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT if M <= 16 else _INTERP4)
-    if M == 1:  # v5 GEMV first: fastest on all four shapes in tune_w4a16_v5_h200.csv and again in
-        # session4_tune_w4a16_v6_h200.csv (v6 measured slower there, kept out of the list)
-        return _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2]
+    if M == 1:  # v7 GEMV first: faster than v5 on all four shapes in session5_tune_w4a16_v7_h200.csv;
+        # v5 (fastest in tune_w4a16_v5_h200.csv and session4_tune_w4a16_v6_h200.csv) stays a candidate
+        return _W4_GEMV7_M1 + _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2]
     if M <= 4:  # M = 4 measured: mmat first (3 of 4 shapes), gemv5 with 128 rows won 4096x14336
         return _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
     if M <= 16:
@@ -224,6 +239,9 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             return
         if path == "gemv6":
             _launch_gemv6(x, q32, scales, y, c, is_interpreter())
+            return
+        if path == "gemv7":
+            launch_gemv7_public(x, qweight, scales, y, (c[1], c[3], c[4], c[7], c[8], c[9], c[10]))
             return
         if K % bk:  # a K step must hold whole groups
             bk = GROUP

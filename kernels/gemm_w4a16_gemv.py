@@ -11,6 +11,8 @@ Same packed layout as gemm_w4a16.py (``qweight`` uint8 [N, K // 2], low nibble =
   FADD dequant (LOP3 + FADD + FFMA per weight); the next groups prefetched; split-K finished in
   the same launch by the last-arriving slice (per-tile arrival counters, reset by the winner).
 * ``gemv6`` (v6, M = 1): packed half2 math in inline PTX, in ``gemm_w4a16_gemv6.py``.
+* ``gemv7`` (v7, M = 1, the default since session 5): a repacked, tiled weight streamed by a
+  stream-K grid through a cp.async / TMA pipeline, in ``gemm_w4a16_gemv7.py``.
 
 Measured speed and every version's prediction: kernels/NOTES.md ("W4A16").
 """

@@ -1,0 +1,291 @@
+"""The v7 W4A16 GEMV ("gemv7", M = 1 first): pre-tiled weight slabs, a balanced stream-K grid and a
+multi-stage shared-memory pipeline (cp.async or TMA), so that many weight bytes are in flight.
+
+Why (kernels/NOTES.md, "W4A16"): v5 streams 1.6-2.0 TB/s with an issue bound near the 7.2 us byte
+floor, and v6 cut a third of the instructions and got slower, so the GEMV is bound by how it reads
+memory: each v5 warp load reads 64 B from each of 8 rows 2 KiB apart, and only the next group is
+prefetched, in registers. v7 changes the weight stream; the math stays v5's or v6's.
+
+Layout (made once by :func:`repack_gemv7` from the public packing of gemm_w4a16.py; R = rows per
+tile, a power of two in 16..256; G = K / 128 groups; T = ceil(N / R) row tiles):
+
+* ``qt`` int32 [T, G, R, 16]: ``qt[t, g, r, c]`` is word ``16 g + c`` of weight row ``n = t R + r``
+  in the int32 view of the public uint8 [N, K / 2] layout, i.e. it holds k = 128 g + 8 c + j at
+  bits 4j..4j+3 (low nibble first), unsigned codes with zero point 8. Rows n >= N are padding
+  (code 8, scale 0). Byte order: the weight is one sequence of C = T G *chunks* of R x 64 bytes,
+  chunk ``t G + g`` = rows tR..tR+R-1 of group g, 64 B per row; a warp's 16-byte-per-lane load
+  reads 512 contiguous bytes and every program streams one contiguous run of chunks.
+* ``st`` [T, G, R] in x's dtype: ``st[t, g, r] = scales[t R + r, g]`` (R x 2 bytes per chunk).
+
+Kernel: a stream-K grid (as in Osama et al., "Stream-K", PPoPP 2023) of P = PER_SM x #SMs programs
+per token; program p owns chunks [p C / P, (p + 1) C / P) (floors), so every program streams one
+contiguous slab, and the slabs differ by at most one chunk. The chunk loop is ``tl.range(num_stages=NS)``: Triton
+multi-buffers the chunk loads in shared memory (cp.async when LOAD = 0, a TMA tensor descriptor
+when LOAD = 1), NS - 1 chunks ahead -- (NS - 1) x R x 64 bytes in flight per program. Math per
+chunk as v5 (MATH = 0: exact fp32 dequantization from the nibble's bit position, _dot7_exact; x
+read in place, no prologue launch) or as v6 (MATH = 1: the half2 inline-PTX dot of
+gemm_w4a16_gemv6.py -- x rounded to fp16, so |x| < 65504 -- GPU only; its fp32 twin runs in the
+interpreter). When a program reaches
+the end of a tile (or of its slab), it reduces its [R, 16] accumulator to R row sums; a tile held
+by one program is stored directly, a tile shared by several (at most at the two ends of a slab) is
+finished as v5's split-K: fp32 partial to a workspace slot, acq_rel tile counter, the last arrival
+sums the partials in program order (deterministic) and re-arms the counter to zero.
+
+Measured on the H200 (session 5, kernels/NOTES.md "v7"): faster than v5 on all four M = 1 layer
+shapes (13.8 / 15.9 / 21.3 / 15.9 us, 2.05-2.82x cuBLAS; v5 1.66-1.87x), streaming at ~4 TB/s once
+running but with ~6 us of fixed cost per call; MATH = 1 beats MATH = 0 by 6-18%.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import check, check_activation, check_out, check_tensor
+from .gemm_w4a16_gemv import GROUP, _num_sms, _w4_counters
+from .gemm_w4a16_gemv6 import _H_MAGIC, _w4_dot6, _w4_dot6_ref, _w4_x_pairs, _x_half
+from .harness import is_interpreter
+
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton: LOAD = 1 unavailable
+    TensorDescriptor = None
+
+# Config tuples (ROWS, num_warps, NS stages, PER_SM programs per SM, MATH, LOAD[, CHAIN]); ROWS must
+# equal the repacked weight's R. MATH = 1 (half2 asm) needs ROWS == 32 x num_warps (each thread
+# holds 4 rows x 4 consecutive words: the pack-of-4 layout the v6 asm assumes).
+# PER_SM stays within one resident wave (registers / shared memory from ptxas -v of triton 3.6 for
+# sm_90a), so the balanced slabs run concurrently. Ordered by the geomean time measured on the H200
+# (benchmarks/results/kernels/session5_tune_w4a16_v7_h200.csv; kernels/NOTES.md "v7").
+GEMV7_CONFIGS = [(128, 4, 4, 3, 1, 1, 4), (128, 4, 6, 2, 1, 1, 4), (256, 8, 4, 2, 1, 1, 4), (128, 4, 4, 4, 1, 0, 4),
+                 (128, 4, 3, 5, 1, 1, 4), (128, 4, 4, 4, 1, 1, 4), (128, 4, 4, 4, 1, 1, 2), (128, 4, 6, 3, 1, 0, 4),
+                 (128, 4, 8, 2, 1, 1, 4), (64, 2, 8, 6, 1, 1, 4),
+                 (128, 4, 3, 4, 0, 1), (256, 4, 4, 3, 0, 1), (128, 4, 4, 4, 0, 1), (128, 4, 4, 4, 0, 0),
+                 (128, 4, 6, 2, 0, 1), (64, 2, 6, 8, 0, 1), (128, 4, 6, 1, 1, 1, 4), (256, 8, 4, 2, 0, 1),
+                 (128, 4, 1, 6, 1, 0, 4)]  # the last: no pipelining (plain register loads), a control
+INTERP_CONFIGS = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4)]
+
+
+class Gemv7Weight(NamedTuple):
+    """A W4A16 weight in the v7 layout (module doc): qt int32 [T, G, R, 16], st [T, G, R], N rows."""
+    qt: torch.Tensor
+    st: torch.Tensor
+    n: int
+
+
+def repack_gemv7(qweight: torch.Tensor, scales: torch.Tensor, rows: int = 128) -> Gemv7Weight:
+    """Public layout (qweight uint8 [N, K / 2], scales [N, K / 128]) -> the v7 tiled layout."""
+    check_tensor(qweight, "qweight", 2, (torch.uint8,))
+    check_tensor(scales, "scales", 2, (torch.bfloat16, torch.float16))
+    check(rows in (16, 32, 64, 128, 256), f"rows must be a power of two in 16..256, got {rows}.")
+    N, K = qweight.shape[0], qweight.shape[1] * 2
+    check(K % GROUP == 0 and K > 0, f"K must be a positive multiple of {GROUP}, got {K}.")
+    G, T = K // GROUP, triton.cdiv(N, rows)
+    check(tuple(scales.shape) == (N, G), f"scales must have shape {(N, G)}, got {tuple(scales.shape)}.")
+    q = torch.full((T * rows, K // 2), 0x88, dtype=torch.uint8, device=qweight.device)  # code 8 = 0
+    q[:N] = qweight
+    s = torch.zeros((T * rows, G), dtype=scales.dtype, device=scales.device)
+    s[:N] = scales
+    qt = q.view(torch.int32).view(T, rows, G, 16).permute(0, 2, 1, 3).contiguous()
+    st = s.view(T, rows, G).permute(0, 2, 1).contiguous()
+    return Gemv7Weight(qt, st, N)
+
+
+def unpack_gemv7(w: Gemv7Weight):
+    """Inverse of :func:`repack_gemv7`: (qweight uint8 [N, K / 2], scales [N, K / 128])."""
+    T, G, R, _ = w.qt.shape
+    q = w.qt.permute(0, 2, 1, 3).reshape(T * R, G * 16).contiguous().view(torch.uint8)
+    return q[:w.n].contiguous(), w.st.permute(0, 2, 1).reshape(T * R, G)[:w.n].contiguous()
+
+
+@triton.jit
+def _dot7_exact(w, x01, x23, ONE, IS_BF16: tl.constexpr):
+    """sum_j (q_j - 8) x_j per word of w [R, 16] (one group) as [R, 16] fp32, exactly; x01 / x23
+    (int64 [16]) hold x[8c..8c+3] / x[8c+4..8c+7] of word column c. Dequantization as v5
+    (_w4_gemv5_dot): the nibble at bits 4p..4p+3 OR'd into 1.0f (ONE, a runtime argument so that
+    ptxas keeps it in a register) is v = 1 + q 2^(4p - 23); here one FFMA, v 2^(23 - 4p) -
+    (2^(23 - 4p) + 8), gives q - 8 exactly (v 2^(23 - 4p) = 2^(23 - 4p) + q is an integer < 2^24
+    and the sum is exact), so x needs no pre-scaling (v5 kept a pre-scaled fp32 copy of x, made by
+    a prologue launch). Nibbles 0..4 are read in place (p = j), 5..7 from w >> 12 (p = j - 3).
+    Per weight: LOP3 + FFMA + FFMA; per word one shift; x widened once per thread and group."""
+    xs = (x01.to(tl.int32), (x01 >> 32).to(tl.int32), x23.to(tl.int32), (x23 >> 32).to(tl.int32))
+    hw = w >> 12
+    part = tl.zeros(w.shape, dtype=tl.float32)
+    for j in tl.static_range(8):
+        if j < 5:
+            src = w
+        else:
+            src = hw
+        v = ((src & (15 << (4 * (j - 3 * (j // 5))))) | ONE).to(tl.float32, bitcast=True)
+        sc = 1 << (23 - 4 * (j - 3 * (j // 5)))  # 2^(23 - 4p), p = j - 3 (j // 5)
+        d = v * sc - (sc + 8)  # contracted to one FFMA
+        part += d * _x_half(xs[j // 2], j % 2 == 1, IS_BF16)[None, :]
+    return part
+
+
+@triton.jit
+def _w4_gemv7_kernel(x64_ptr, q_ptr, q_desc, s_ptr, y_ptr, ws_ptr, cnt_ptr, N, T, sxm, sym, C, P, ONE, MAGIC,
+                     G: tl.constexpr, ROWS: tl.constexpr, NS: tl.constexpr, MATH: tl.constexpr, LOAD: tl.constexpr,
+                     CHAIN: tl.constexpr, IS_BF16: tl.constexpr, USE_ASM: tl.constexpr):
+    """Program (m, p): token row m, chunks [p C / P, (p + 1) C / P) (floors) of the v7 layout.
+
+    x64_ptr: x as int64 [M, K / 4] (row stride sxm); q_ptr / q_desc: qt as int32 (pointer, or a
+    descriptor over its [C ROWS, 16] view with block [ROWS, 16]); s_ptr: st as int32 (scale pairs);
+    y [M, N] (row stride sym); ws fp32 [M, P, 2, ROWS] (slot 0: the slab's first tile, 1: its
+    last); cnt_ptr int32 tile counters [M T], zero at launch and left zero. G (groups per tile row)
+    is a compile-time constant so that the per-chunk c // G and c % G are multiply-shifts."""
+    m = tl.program_id(0)
+    p = tl.program_id(1)
+    offs_r = tl.arange(0, ROWS)
+    offs_w = tl.arange(0, 16)
+    offs_q = offs_r[:, None] * 16 + offs_w[None, :]
+    x_row = x64_ptr + m.to(tl.int64) * sxm + 2 * offs_w
+    c0 = (p * C) // P
+    c1 = ((p + 1) * C) // P
+    t_first = c0 // G
+    acc = tl.zeros((ROWS, 16), dtype=tl.float32)
+    for c in tl.range(c0, c1, num_stages=NS):
+        g = c % G
+        if LOAD == 1:
+            w = q_desc.load([c * ROWS, 0])
+        else:
+            w = tl.load(q_ptr + c * (ROWS * 16) + offs_q)  # < 2^31 words: checked by the wrapper
+        # the chunk's ROWS scales as ROWS / 2 int32 pairs: 4-byte loads, which Triton can pipeline
+        sp = tl.load(s_ptr + c * (ROWS // 2) + tl.arange(0, ROWS // 2))
+        s = tl.join(_x_half(sp, False, IS_BF16), _x_half(sp, True, IS_BF16)).reshape(ROWS)[:, None]
+        x01 = tl.load(x_row + g * 32)
+        x23 = tl.load(x_row + g * 32 + 1)
+        if MATH == 0:
+            acc += _dot7_exact(w, x01, x23, ONE, IS_BF16) * s
+        elif USE_ASM:
+            p0, p1, p2, p3 = _w4_x_pairs(x01, x23, IS_BF16)
+            acc = _w4_dot6(acc, w, p0, p1, p2, p3, tl.broadcast_to(s, (ROWS, 16)), MAGIC, CHAIN)
+        else:
+            acc += _w4_dot6_ref(w, x01, x23, IS_BF16) * s
+        if (g == G - 1) | (c == c1 - 1):  # end of a tile or of the slab: its rows' sums to y or ws
+            _w4_gemv7_put(tl.sum(acc, axis=1), y_ptr, ws_ptr, m, p, c // G, c // G == t_first, N, G, sym, C, P, ROWS)
+            acc = tl.zeros((ROWS, 16), dtype=tl.float32)
+    # Only the slab's first and last tiles can be shared with other programs; their counters are
+    # taken after the loop (atomics inside it would stop Triton's pipelining).
+    t_last = (c1 - 1) // G
+    _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_first, N, G, T, sym, C, P, ROWS)
+    if t_last != t_first:
+        _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_last, N, G, T, sym, C, P, ROWS)
+
+
+@triton.jit
+def _owner(c, C, P):
+    """The program whose slab holds chunk c: the largest p with (p C) // P <= c."""
+    return ((c + 1) * P - 1) // C
+
+
+@triton.jit
+def _w4_gemv7_put(r, y_ptr, ws_ptr, m, p, t, first, N, G, sym, C, P, ROWS: tl.constexpr):
+    """Row sums r [ROWS] of program p's part of tile t: to y if p holds the whole tile, else to
+    p's workspace slot (0 for the slab's first tile, 1 for its last). Masked stores, no branches."""
+    offs = tl.arange(0, ROWS)
+    others = offs * 0 + (_owner((t + 1) * G - 1, C, P) - _owner(t * G, C, P))  # other programs in tile t
+    tl.store(y_ptr + m.to(tl.int64) * sym + t * ROWS + offs, r.to(y_ptr.dtype.element_ty),
+             mask=(t * ROWS + offs < N) & (others == 0))
+    slot = tl.where(first, 0, 1)
+    tl.store(ws_ptr + ((m * P + p) * 2 + slot).to(tl.int64) * ROWS + offs, r, mask=others > 0)
+
+
+@triton.jit
+def _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t, N, G, T, sym, C, P, ROWS: tl.constexpr):
+    """If tile t is shared by several programs: count this one in (acq_rel, after a CTA barrier
+    that orders the workspace stores, as v5's split-K); the last to arrive sums the tile's partials
+    in program order, writes y and re-arms the counter to zero (deterministic, no memset launch)."""
+    p_lo = _owner(t * G, C, P)
+    p_hi = _owner((t + 1) * G - 1, C, P)
+    if p_lo != p_hi:
+        tl.debug_barrier()
+        arrived = tl.atomic_add(cnt_ptr + m * T + t, 1, sem="acq_rel", scope="gpu")
+        if arrived == p_hi - p_lo:
+            offs = tl.arange(0, ROWS)
+            tot = tl.zeros((ROWS,), dtype=tl.float32)
+            for q in range(p_lo, p_hi + 1):  # after the chunk loop, so that one stays innermost
+                sq = tl.where(t == ((q * C) // P) // G, 0, 1)  # tile t is q's first tile or its last
+                tot += tl.load(ws_ptr + ((m * P + q) * 2 + sq).to(tl.int64) * ROWS + offs, cache_modifier=".cg")
+            tl.store(y_ptr + m.to(tl.int64) * sym + t * ROWS + offs, tot.to(y_ptr.dtype.element_ty),
+                     mask=t * ROWS + offs < N)
+            tl.atomic_xchg(cnt_ptr + m * T + t, 0, sem="relaxed", scope="gpu")
+
+
+def gemv7_programs(C: int, programs: int) -> int:
+    """P of the balanced stream-K split of C chunks over about ``programs`` programs: program p
+    owns chunks [p C / P, (p + 1) C / P) (floors), so slabs differ by at most one chunk."""
+    return max(1, min(programs, C))
+
+
+def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
+    """``y = x @ W^T`` for x [M, K] bf16/fp16 and W in the v7 layout (:func:`repack_gemv7`); y [M, N]
+    in x's dtype. Designed for M = 1 (each token streams the whole weight); config: a GEMV7_CONFIGS
+    tuple; ``programs`` (tests) overrides PER_SM x #SMs, the number of programs per token."""
+    interpreter = is_interpreter()
+    check(isinstance(w, Gemv7Weight), f"w must be a Gemv7Weight from repack_gemv7, got {type(w).__name__}.")
+    check_tensor(w.qt, "w.qt", 4, (torch.int32,))
+    T, G, R, W16 = w.qt.shape
+    check(W16 == 16 and w.qt.is_contiguous(),
+          f"w.qt must be a contiguous [T, G, R, 16] tensor, got {tuple(w.qt.shape)}.")
+    check(0 < w.n <= T * R and T == triton.cdiv(w.n, R), f"w.n = {w.n} does not match {T} tiles of {R} rows.")
+    K, N = G * GROUP, w.n
+    check_activation(x, K)
+    check_tensor(w.st, "w.st", 3, (x.dtype,))
+    check(tuple(w.st.shape) == (T, G, R) and w.st.is_contiguous(), f"w.st must be a contiguous {(T, G, R)} tensor.")
+    cfg = config if config is not None else _default_config(R, interpreter)
+    rows, nw, ns, per_sm, math, load = cfg[:6]
+    chain = cfg[6] if len(cfg) > 6 else 4
+    check(rows == R, f"config {cfg} is for {rows}-row tiles, the weight has {R}.")
+    check(math == 0 or interpreter or R == 32 * nw, f"MATH = 1 needs ROWS == 32 x num_warps, got {cfg}.")
+    check(load == 0 or TensorDescriptor is not None, "LOAD = 1 needs triton.tools.tensor_descriptor.")
+    check(w.qt.numel() < 2**31, "the weight must have fewer than 2^31 int32 words (32-bit offsets).")
+    M = x.shape[0]
+    y = check_out(out, (M, N), x.dtype, x.device)
+    if x.stride(1) != 1 or x.stride(0) % 4 or x.storage_offset() % 4:
+        x = x.contiguous()  # the int64 view needs 8-byte aligned rows
+    x64 = x.view(torch.int64)
+    C = T * G
+    P = gemv7_programs(C, programs or per_sm * _num_sms(x.device))
+    ws = torch.empty((M, P, 2, R), dtype=torch.float32, device=x.device)
+    cnt = _w4_counters(x.device, M * T)
+    s32 = w.st.view(torch.int32)  # pairs of scales (rows 2i, 2i + 1)
+    desc = TensorDescriptor.from_tensor(w.qt.view(C * R, 16), [R, 16]) if load == 1 else w.qt
+    _w4_gemv7_kernel[(M, P)](x64, w.qt, desc, s32, y, ws, cnt, N, T, x64.stride(0), y.stride(0), C, P,
+                             0x3F800000, _H_MAGIC, G=G, ROWS=R, NS=ns, MATH=math, LOAD=load, CHAIN=chain,
+                             IS_BF16=x.dtype == torch.bfloat16, USE_ASM=not interpreter, num_warps=nw,
+                             num_stages=ns)
+    return y
+
+
+def _default_config(rows: int, interpreter: bool):
+    """The first listed config for this tile height (the measured best order), else a MATH = 0 one."""
+    return next((c for c in (INTERP_CONFIGS if interpreter else GEMV7_CONFIGS) if c[0] == rows), (rows, 4, 3, 2, 0, 0))
+
+
+# Public-layout entry for gemm_w4a16 (path "gemv7"): the repack is done once per weight tensor and
+# kept while that tensor object lives (keyed by id, checked by a weak reference and the tensor's
+# version counter, so an in-place update or a new tensor at the same address repacks).
+_REPACKED: dict = {}
+
+
+def _cached_repack(qweight, scales, rows: int) -> Gemv7Weight:
+    key = (id(qweight), id(scales), rows)
+    hit = _REPACKED.get(key)
+    if hit is not None:
+        qref, sref, ver, packed = hit
+        if qref() is qweight and sref() is scales and ver == (qweight._version, scales._version):
+            return packed
+    packed = repack_gemv7(qweight, scales, rows)
+    _REPACKED[key] = (weakref.ref(qweight), weakref.ref(scales), (qweight._version, scales._version), packed)
+    weakref.finalize(qweight, _REPACKED.pop, key, None)
+    return packed
+
+
+def launch_gemv7_public(x, qweight, scales, y, cfg):
+    """gemm_w4a16's "gemv7" path: cfg = (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN])."""
+    gemm_w4a16_gemv7(x, _cached_repack(qweight, scales, cfg[0]), out=y, config=cfg)

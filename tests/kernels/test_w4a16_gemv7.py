@@ -1,0 +1,218 @@
+"""W4A16 v7 GEMV (kernels/gemm_w4a16_gemv7.py: tiled weight slabs, stream-K grid, pipelined loads).
+
+CPU (interpreter): the repack round trip (ragged N, every tile height), fp16 activations (fp32
+math inside either way), poisoned outputs, every way a tile can be split over programs (one
+program for all tiles, one program per chunk, uneven slabs), M > 1, the cp.async and TMA
+(tensor descriptor) loads, both math paths (MATH = 1 runs its fp32 twin: the interpreter cannot
+run PTX), tile counters left at zero, the gemm_w4a16 "gemv7" path with its repack cache, and the
+argument checks. GPU (@gpu): every GEMV7_CONFIGS entry at the benchmarked layer shapes (bf16 and
+fp16), ragged N, exact integer cases that pin the half2 asm and the FFMA dequantization,
+repeated launches and CUDA-graph replays.
+"""
+
+import importlib
+
+import pytest
+import torch
+
+from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+
+from kernel_testutil import assert_close, poisoned
+
+g7 = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv7")
+w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
+gemv_mod = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv")
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+_MATH1 = next(c for c in g7.GEMV7_CONFIGS if c[4] == 1)
+_MATH1_CHAIN2 = next(c for c in g7.GEMV7_CONFIGS if c[4] == 1 and c[6] == 2)
+_MATH0 = next(c for c in g7.GEMV7_CONFIGS if c[4] == 0)
+
+
+def _weights(device, N, K, dtype):
+    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
+    return q, s * (1 + torch.rand_like(s))  # varied scales (never zero), so a wrong group index shows
+
+
+def _counters_zero():
+    for c in gemv_mod._COUNTERS.values():
+        assert int(c.abs().sum()) == 0
+
+
+def _case(device, M, N, K, cfg, dtype=torch.float16, programs=None, repeat=1):
+    x = torch.randn(M, K, dtype=dtype, device=device)
+    q, s = _weights(device, N, K, dtype)
+    ref = gemm_w4a16_ref(x, q, s)
+    assert ref.abs().max() > 0
+    pk = g7.repack_gemv7(q, s, cfg[0])
+    for _ in range(repeat):
+        y = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), dtype, device), config=cfg, programs=programs)
+        assert_close(y, ref, dtype)
+    _counters_zero()
+
+
+@pytest.mark.parametrize("rows", [16, 32, 64, 128, 256])
+def test_repack_round_trip(device, rows):
+    N, K = 300, 3 * 128  # N not a multiple of rows: padded tiles
+    q, s = _weights(device, N, K, torch.float16)
+    pk = g7.repack_gemv7(q, s, rows)
+    T = -(-N // rows)
+    assert pk.qt.shape == (T, 3, rows, 16) and pk.qt.dtype == torch.int32 and pk.st.shape == (T, 3, rows)
+    q2, s2 = g7.unpack_gemv7(pk)
+    assert torch.equal(q2, q) and torch.equal(s2, s)
+    # byte order of the module doc: qt[t, g, r, c] = word 16 g + c of row t R + r
+    q32 = q.view(torch.int32)
+    t, g, r, c = T - 1, 2, (N - 1) % rows, 5
+    assert int(pk.qt[t, g, r, c]) == int(q32[t * rows + r, 16 * g + c])
+    assert pk.st[t, g, r] == s[t * rows + r, g]
+    if N % rows:  # padding: code 8 (weight 0) and scale 0
+        assert int(pk.qt[-1, :, -1].view(torch.uint8).unique().item()) == 0x88
+        assert float(pk.st[-1, :, -1].abs().max()) == 0
+
+
+# (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN]) x programs per token: one program for every
+# tile (all tiles whole), one per chunk (a tile shared by G programs), uneven slabs.
+_CPU7 = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (32, 4, 2, 1, 0, 1), (32, 4, 3, 1, 1, 0, 2)]
+
+
+@pytest.mark.parametrize("programs", [1, 4, 7, 1000])
+@pytest.mark.parametrize("cfg", _CPU7, ids=lambda c: f"r{c[0]}-s{c[2]}-math{c[4]}-load{c[5]}")
+def test_gemv7_paths(device, cfg, programs):
+    _case(device, 1, 40, 5 * 128, cfg, programs=programs, repeat=2)
+
+
+@pytest.mark.parametrize("M", [2, 3])
+def test_gemv7_several_tokens(device, M):
+    """M > 1: one program row per token (grid axis 0); counters and slots are indexed by it."""
+    _case(device, M, 33, 7 * 128, _CPU7[1], programs=5)
+
+
+def test_gemv7_exact_dequant(device):
+    """MATH = 0 is exact: integer x, power-of-two scales -> the result equals the reference."""
+    M, N, K = 1, 48, 384
+    x = torch.randint(-3, 4, (M, K), device=device).to(torch.float16)
+    q = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device=device)
+    s = torch.full((N, K // 128), 0.25, dtype=torch.float16, device=device)
+    pk = g7.repack_gemv7(q, s, 16)
+    y = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), torch.float16, device), config=_CPU7[0], programs=5)
+    assert torch.equal(y.float(), gemm_w4a16_ref(x, q, s))
+
+
+def test_gemv7_bf16_halves(device):
+    """bf16 x and scales are read as raw 16-bit halves (fine in the interpreter: no tl.dot)."""
+    M, N, K = 1, 32, 256
+    x = torch.randint(-3, 4, (M, K), device=device).to(torch.bfloat16)
+    q = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device=device)
+    s = (torch.rand(N, K // 128, device=device) + 0.5).to(torch.bfloat16)
+    for cfg in _CPU7[:2]:
+        y = g7.gemm_w4a16_gemv7(x, g7.repack_gemv7(q, s, 16), out=poisoned((M, N), torch.bfloat16, device),
+                                config=cfg, programs=3)
+        assert_close(y, gemm_w4a16_ref(x, q, s), torch.bfloat16)  # bf16 rounding <= 5e-3; a wrong half: O(1)
+
+
+def test_gemv7_through_gemm_w4a16(device):
+    """The "gemv7" path of gemm_w4a16 repacks once per weight tensor and repacks after an
+    in-place update (version counter)."""
+    M, N, K = 1, 40, 256
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    q, s = _weights(device, N, K, torch.float16)
+    cfg = w4mod._INTERP4_GEMV7[0]
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device), config=cfg)
+    assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
+    pk = g7._cached_repack(q, s, cfg[1])
+    assert g7._cached_repack(q, s, cfg[1]) is pk
+    s.mul_(2)
+    assert g7._cached_repack(q, s, cfg[1]) is not pk
+    y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device), config=cfg)
+    assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
+
+
+def test_gemv7_checks(device):
+    q, s = _weights(device, 40, 256, torch.float16)
+    pk = g7.repack_gemv7(q, s, 32)
+    x = torch.randn(1, 256, dtype=torch.float16, device=device)
+    with pytest.raises(ValueError, match="16..256"):
+        g7.repack_gemv7(q, s, 48)
+    with pytest.raises(ValueError, match="16-row tiles, the weight has 32"):
+        g7.gemm_w4a16_gemv7(x, pk, config=_CPU7[0])
+    with pytest.raises(ValueError, match="K = 256"):
+        g7.gemm_w4a16_gemv7(torch.randn(1, 128, dtype=torch.float16, device=device), pk)
+    with pytest.raises(ValueError, match="w.st must have dtype"):
+        g7.gemm_w4a16_gemv7(x.bfloat16(), pk)
+    with pytest.raises(ValueError, match="Gemv7Weight"):
+        g7.gemm_w4a16_gemv7(x, (pk.qt, pk.st))
+    with pytest.raises(ValueError, match="out must be"):
+        g7.gemm_w4a16_gemv7(x, pk, out=torch.empty(1, 41, dtype=torch.float16, device=device))
+
+
+def test_gemv7_config_lists():
+    """MATH = 1 configs keep the pack-of-4 layout (ROWS == 32 x warps); gemm_w4a16's tuples map
+    back to the module's; the M = 1 tuner list leads with v7 (measured faster than v5 on all four
+    shapes, session5_tune_w4a16_v7_h200.csv) in one tile height (one repacked copy per weight)
+    and keeps v5; the interpreter list is unchanged."""
+    assert all(c[4] == 0 or c[0] == 32 * c[1] for c in g7.GEMV7_CONFIGS)
+    assert [(c[1], c[3], c[4], c[7], c[8], c[9]) for c in w4mod._W4_GEMV7] == [c[:6] for c in g7.GEMV7_CONFIGS]
+    m1 = w4mod.w4_candidates(1, False)
+    assert m1[0] == w4mod._W4_GEMV7[0] and {c[1] for c in m1 if c[6] == "gemv7"} == {128}
+    assert any(c[6] == "gemv5" for c in m1)
+    assert all(c[6] == "gemv" for c in w4mod.w4_candidates(1, True))
+    assert g7.gemv7_programs(100, 264) == 100 and g7.gemv7_programs(3584, 264) == 264
+
+
+# ---------------------------------------------------------------- GPU, realistic shapes
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", g7.GEMV7_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096)])
+def test_gemv7_gpu(cfg, dtype, M, N, K):
+    """Every config at one layer shape in bf16 (tune_w4a16.py checks them at all four shapes)."""
+    _case("cuda", M, N, K, cfg, dtype, repeat=2)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", [_MATH1, _MATH0], ids=["math1", "math0"])
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 4096, 14336), (torch.bfloat16, 2, 28672, 4096),
+                                         (torch.float16, 1, 18944, 3584), (torch.float16, 1, 1000, 4096)])
+def test_gemv7_gpu_shapes(cfg, dtype, M, N, K):
+    """fp16, the down projection (long tiles shared by many programs), M = 2, ragged N (a padded tile)."""
+    _case("cuda", M, N, K, cfg, dtype, repeat=2)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cfg", [_MATH1, _MATH1_CHAIN2, _MATH0], ids=["math1-chain4", "math1-chain2", "math0"])
+def test_gemv7_gpu_exact(dtype, cfg):
+    """Small integers, power-of-two scales: every product and partial sum is exact in fp16 and
+    fp32, so the asm (operand order, nibble pairing) and the FFMA dequantization must reproduce
+    the reference bit for bit."""
+    M, N, K = 1, 512, 2048
+    x = torch.randint(-4, 5, (M, K), device="cuda").to(dtype)
+    q = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda")
+    s = torch.full((N, K // 128), 0.25, dtype=dtype, device="cuda")
+    y = g7.gemm_w4a16_gemv7(x, g7.repack_gemv7(q, s, cfg[0]), out=poisoned((M, N), dtype, "cuda"), config=cfg)
+    assert torch.equal(y.float(), gemm_w4a16_ref(x, q, s).to(dtype).float())
+
+
+@pytest.mark.gpu
+@gpu
+def test_gemv7_gpu_graph_replay():
+    """Tile counters re-arm themselves: many CUDA-graph replays give the same correct result,
+    through the public gemm_w4a16 entry (repack cached before the capture)."""
+    M, N, K = 1, 4096, 14336
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
+    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
+    cfg = w4mod._W4_GEMV7[0]
+    gemm_w4a16(x, q, s, out=y, config=cfg)  # repack and counters outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        gemm_w4a16(x, q, s, out=y, config=cfg)
+    ref = gemm_w4a16_ref(x, q, s)
+    for _ in range(20):
+        y.fill_(float("nan"))
+        g.replay()
+    torch.cuda.synchronize()
+    assert_close(y, ref, torch.bfloat16)
+    _counters_zero()
