@@ -15,6 +15,17 @@ q_len=1; B x L >= 64k tokens, or B=1 with L >= 32k), time explicitly forced laun
                 out: the split kernel alone, so best - nocomb = what the merge costs. Its output is
                 not merged (not checked, never "best").
 
+  * ``flat``    (v7) the persistent flat split kernel (``DecodeConfig.persist`` programs per SM over
+                the flattened (sequence, KV head, tile) space, :mod:`llmperf_kernels.attention_decode_split`)
+                over FLAT_TILES with the combine kernel, then its fastest with "pdl"; probes at the
+                fastest: ``flat_lazy`` (EAGER loads off: masks from kv_lens as the grid kernel) and
+                ``flat_nocomb`` (combine patched out, output not merged).
+  * ``default`` the wrapper's own choice (no config; autotuned as in kernels_bench), the baseline;
+                ``default_v7`` the same with ``_FLAT_SPLIT_REGIME`` on (the tuner also tries the flat
+                kernel where the heuristic splits, flat candidates first).
+  * ``repeat:*`` with ``--repeat N``: default, the fastest grid variant and the fastest flat variant
+                re-timed N times in turn (run-to-run spread; medians in the summary).
+
 v6: fp8 tiles carry ``cvt`` (0: Triton's convert; 1: V, 2: K and V converted by inline PTX
 right after the load, :func:`llmperf_kernels.attention_decode_combine.e4m3_to_f16`); B=1 cases
 also try shorter pipelines ((64, 4, 3), (64, 4, 2), (32, 4, 4)).
@@ -48,6 +59,9 @@ import llmperf_kernels as lk
 from llmperf_kernels._common import rel_err
 from llmperf_kernels.attention_decode import (DecodeConfig, _num_sms, attention_decode_bytes, default_splits,
                                               random_decode_inputs)
+from llmperf_kernels import attention_decode_split as flat_mod
+
+ad_mod = importlib.import_module("llmperf_kernels.attention_decode")  # the module (the package exports the function)
 
 HQ, HKV, D = 32, 8, 128
 # (B, L, page or None, kv dtype): bench_decode's cases with a target (+ B64/B128 paged controls)
@@ -60,8 +74,10 @@ TILES = [(64, 4, 4, 0), (128, 8, 3, 0), (128, 4, 3, 0), (64, 8, 4, 0)]
 TILES_B1 = [(64, 4, 3, 0), (64, 4, 2, 0), (32, 4, 4, 0)]
 TILES_FP8 = [(128, 4, 3, 0), (128, 4, 3, 1), (128, 4, 3, 2), (64, 4, 3, 1), (64, 4, 3, 2), (128, 8, 3, 1),
              (128, 8, 3, 2), (128, 4, 2, 2), (64, 4, 4, 2)]
+# v7 flat kernel tiles: (block_n, warps, stages, swap, programs per SM), the wrapper's own candidates
+FLAT_TILES, FLAT_TILES_PAGED = flat_mod.FLAT_TILES, flat_mod.FLAT_TILES_PAGED
 COLS = ["case", "batch", "kv_len", "page", "kv_dtype", "variant", "block_n", "num_warps", "num_stages",
-        "swap", "cvt", "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
+        "swap", "cvt", "persist", "programs", "flat_regs", "flat_smem", "splits_asked", "splits_eff", "combine", "time_us", "gb_per_s", "frac_copy_bw", "x_floor",
         "floor_us", "bytes", "rel_err", "timing", "copy_bw_tb_s"]
 
 
@@ -110,21 +126,30 @@ def probe_fixed_cost(dev, smoke, bw, rep_ms, act):
 
 
 @contextlib.contextmanager
-def no_combine():
-    """Patch the decode module's combine kernel out (a launch that does nothing): the split kernel
-    alone, for the ``nocomb`` probe."""
-    mod = importlib.import_module("llmperf_kernels.attention_decode")
-    saved = mod._combine_kernel
-
-    class _Skip:
-        def __getitem__(self, grid):
-            return lambda *a, **k: None
-
-    mod._combine_kernel = _Skip()
+def patched(mod, name, value):
+    saved = getattr(mod, name)
+    setattr(mod, name, value)
     try:
         yield
     finally:
-        mod._combine_kernel = saved
+        setattr(mod, name, saved)
+
+
+class _Skip:
+    """Stands in for a Triton kernel: ``k[grid](...)`` launches nothing."""
+
+    def __getitem__(self, grid):
+        return lambda *a, **k: None
+
+
+def no_combine():
+    """Patch the decode module's combine kernel out (a launch that does nothing): the split kernel
+    alone, for the ``nocomb`` probe."""
+    return patched(importlib.import_module("llmperf_kernels.attention_decode"), "_combine_kernel", _Skip())
+
+
+def flat_programs(B, L, bn, persist, sms):
+    return max(1, min(persist * sms, B * HKV * triton.cdiv(L, bn)))
 
 
 def v3_splits(bh, L, sms):
@@ -148,6 +173,9 @@ def main(argv=None):
     ap.add_argument("--rep-ms", type=float, default=8.0, help="replay time per measurement (ms)")
     ap.add_argument("--probe", action="store_true", help="also time the fixed-cost probes (probe_fixed_cost)")
     ap.add_argument("--cases", default="", help="comma-separated case names to keep (e.g. B1_L32768_contig_bf16)")
+    ap.add_argument("--repeat", type=int, default=0, help="re-time default / best grid / best flat N times in turn")
+    ap.add_argument("--no-grid-sweep", action="store_true",
+                    help="skip the grid kernel's tile/split stages (v3 and, at B=1, the default's nocomb stay)")
     a = ap.parse_args(argv)
     dev = lk.harness.bench_device("tune_decode", a.smoke)
     # the interpreter's tl.dot on bf16 tiles is wrong: fp16 on CPU
@@ -182,40 +210,68 @@ def main(argv=None):
         heur = default_splits(B * HKV, L, D, k.element_size(), sms, page is not None)
         results = {}
 
-        def measure(variant, cfg):
-            eff = eff_splits(L, cfg.splits, cfg.block_n)
-            comb = "none" if eff == 1 else (cfg.combine or "kernel")
-            if variant == "nocomb":
+        def measure(variant, cfg, retime=False):
+            if cfg is None:  # the wrapper's own (autotuned) choice
+                eff, comb, progs = 0, "auto", 0
+            elif cfg.persist:
+                eff, progs = 0, flat_programs(B, L, cfg.block_n, cfg.persist, sms)
+                comb = cfg.combine or "kernel"
+            else:
+                eff = eff_splits(L, cfg.splits, cfg.block_n)
+                comb, progs = "none" if eff == 1 else (cfg.combine or "kernel"), B * HKV * eff
+            if variant in ("nocomb", "flat_nocomb"):
                 comb = "skipped"
-            rkey = (cfg.block_n, cfg.num_warps, cfg.num_stages, cfg.swap, cfg.cvt, eff, comb)
-            if rkey in results:
+            rkey = (variant if variant in ("default", "default_v7", "flat_lazy") else "",) + (
+                tuple(cfg) + (eff, comb) if cfg is not None else ())
+            if rkey in results and not retime:
                 return results[rkey]
 
             def fn():
                 lk.attention_decode(q, k, v, lens, bt, k_scale=ks, v_scale=vs, out=o, max_kv_len=L, config=cfg)
 
             try:
+                picked = {}
+                if cfg is None:  # record what the tuner picks (first call: it tunes, launching every candidate)
+                    pick = ad_mod._tuner.pick
+
+                    def spy(key, cands, launch):
+                        picked["cfg"] = pick(key, cands, launch)
+                        return picked["cfg"]
+
+                    with patched(ad_mod._tuner, "pick", spy):
+                        fn()
                 o.fill_(float("nan"))
-                fn()
+                flat_mod.LAST_FLAT.clear()
+                fn()  # the launch that is timed (LAST_FLAT: the flat kernel's programs, registers, shared memory)
+                fl = dict(flat_mod.LAST_FLAT)
                 err = rel_err(o, ref)
                 t = lk.time_fn(fn, rep_ms=a.rep_ms, min_reps=5, graph=True)
             except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: report, go on
-                print(f"  {name} {variant} {tuple(cfg)}: FAILED {repr(e)[:160]}")
+                print(f"  {name} {variant} {tuple(cfg) if cfg else 'default'}: FAILED {repr(e)[:160]}")
                 return None
-            if not err <= 1e-2 and variant != "nocomb":
-                bad.append((name, variant, tuple(cfg), err))
+            if not err <= 1e-2 and variant not in ("nocomb", "flat_nocomb"):
+                bad.append((name, variant, tuple(cfg) if cfg else "default", err))
+            shown = cfg
+            if cfg is None:  # the tuner's pick (interpreter: the wrapper's fixed CPU tile, no tuner call)
+                shown = DecodeConfig(*picked["cfg"]) if "cfg" in picked else DecodeConfig(16, 4, 1)
+                comb = f"auto:{heur}sp"
             row = dict(case=name, batch=B, kv_len=L, page=page or "", kv_dtype=kvd, variant=variant,
-                       block_n=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                       swap=int(cfg.swap), cvt=cfg.cvt, splits_asked=cfg.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
+                       block_n=shown.block_n, num_warps=shown.num_warps, num_stages=shown.num_stages,
+                       swap=int(shown.swap), cvt=shown.cvt, persist=shown.persist, programs=fl.get("programs", progs),
+                       flat_regs=fl.get("regs", ""), flat_smem=fl.get("shared", ""),
+                       splits_asked=shown.splits, splits_eff=eff, combine=comb, time_us=t * 1e6,
                        gb_per_s=by / t / 1e9, frac_copy_bw=by / t / bw, x_floor=t / floor, floor_us=floor * 1e6,
                        bytes=by, rel_err=err, timing=lk.harness.LAST_METHOD or "cpu", copy_bw_tb_s=bw / 1e12)
             row.update(meta)
             w.writerow(row)
             f.flush()
-            print(f"  {name:26s} {variant:6s} bn{cfg.block_n:<4d} w{cfg.num_warps} s{cfg.num_stages} c{cfg.cvt} "
-                  f"{'swap ' if cfg.swap else 'rows '}splits {eff:3d} {comb:6s} {t * 1e6:9.1f} us {by / t / 1e9:7.0f} GB/s "
-                  f"{by / t / bw * 100:5.1f}% x{t / floor:5.2f}  err {err:.1e}")
-            results[rkey] = (t, row)
+            print(f"  {name:26s} {variant:11s} bn{shown.block_n:<4d} w{shown.num_warps} s{shown.num_stages} c{shown.cvt} "
+                  f"p{shown.persist} {'swap ' if shown.swap else 'rows '}splits {eff:3d} prog {progs:4d} {comb:8s} "
+                  f"{t * 1e6:9.1f} us {by / t / 1e9:7.0f} GB/s {by / t / bw * 100:5.1f}% x{t / floor:5.2f}  err {err:.1e}"
+                  + (f"  [flat P={fl.get('programs')} NS={fl.get('slots')} eager={fl.get('eager')} regs={fl.get('regs')} "
+                     f"smem={fl.get('shared')}]" if fl else ""))
+            if not retime:
+                results[rkey] = (t, row)
             return t, row
 
         print(f"[{name}] floor {floor * 1e6:.1f} us, heuristic splits {heur}")
@@ -224,8 +280,19 @@ def main(argv=None):
         else:
             tiles = TILES_FP8 if kvd == "fp8" else TILES + (TILES_B1 if B == 1 else [])
         cands = sorted({1, 2, 4, 8} if heur == 1 else {max(1, heur // 2), heur, min(256, 2 * heur)})
+        measure("default", None)  # the wrapper's own choice (autotuned): the baseline
+        with patched(ad_mod, "_FLAT_SPLIT_REGIME", True):  # v7 default: tuner also tries the flat kernel
+            measure("default_v7", None)
         measure("v3", DecodeConfig(64 if not a.smoke else 16, 4, 3 if not a.smoke else 1,
                                    v3_splits(B * HKV, L, sms), "kernel"))
+        if a.no_grid_sweep:
+            tiles, cands = [], []
+            dflt = results.get(("default",))
+            if dflt and heur > 1 and B == 1:  # the default's grid launch without its combine
+                d = dflt[1]
+                with no_combine():
+                    measure("nocomb", DecodeConfig(d["block_n"], d["num_warps"], d["num_stages"], heur, "kernel",
+                                                   bool(d["swap"]), d["cvt"]))
         best = None
         for (bn, nw, ns, cvt), swap in itertools.product(tiles, (False, True)):  # stage A: tiles, heuristic splits
             if kvd == "fp8" and swap and (bn, nw, ns) != (128, 4, 3):
@@ -245,20 +312,76 @@ def main(argv=None):
             with no_combine():
                 measure("nocomb", DecodeConfig(rb["block_n"], rb["num_warps"], rb["num_stages"], rb["splits_asked"],
                                                "kernel", bool(rb["swap"]), rb["cvt"]))
-        allr = sorted((r for r in results.values() if r[1]["variant"] != "nocomb"), key=lambda r: r[0])
+        # v7: the persistent flat kernel (bf16/fp16 KV: FLAT_TILES; fp8: two tiles)
+        if a.smoke:
+            ftiles = [(16, 4, 1, False, 2), (16, 4, 1, True, 3)]
+        elif kvd == "fp8":
+            ftiles = [(128, 4, 3, False, 2), (128, 4, 3, True, 2)]
+        else:
+            ftiles = FLAT_TILES_PAGED if page else FLAT_TILES
+        fbest = None
+        for bn, nw, ns, swap, pers in ftiles:
+            cvt = 1 if kvd == "fp8" and swap and not a.smoke else 0
+            r = measure("flat", DecodeConfig(bn, nw, ns, None, "kernel", swap, cvt, pers))
+            if r and (fbest is None or r[0] < fbest[0]):
+                fbest = (r[0], DecodeConfig(bn, nw, ns, None, "kernel", swap, cvt, pers))
+        if fbest:
+            fcfg = fbest[1]
+            r = measure("flat", fcfg._replace(combine="pdl"))
+            if r and r[0] < fbest[0]:
+                fbest = (r[0], fcfg._replace(combine="pdl"))
+            fcfg = fbest[1]
+            if page is None and B <= flat_mod._EAGER_MAX_BATCH:  # probe: loads masked by kv_lens
+                with patched(flat_mod, "_EAGER_MAX_BATCH", 0):
+                    measure("flat_lazy", fcfg)
+            with patched(flat_mod, "_flat_combine_kernel", _Skip()):
+                measure("flat_nocomb", fcfg)
+        ok = [r for r in results.values() if r[1]["variant"] not in ("nocomb", "flat_nocomb", "flat_lazy")]
+        allr = sorted(ok, key=lambda r: r[0])
         v3r = next((r for r in results.values() if r[1]["variant"] == "v3"), None)
+        dr = next((r for r in results.values() if r[1]["variant"] == "default"), None)
+        d7 = next((r for r in results.values() if r[1]["variant"] == "default_v7"), None)
+        grid_rows = [r for r in ok if r[1]["variant"] in ("v3", "tile", "split")]
+        gbest = min(grid_rows, key=lambda r: r[0]) if grid_rows else None
+        reps = {}
+        if a.repeat and dr:  # run-to-run spread: default / best grid / best flat, in turn
+            def cfg_of(row):
+                return DecodeConfig(row["block_n"], row["num_warps"], row["num_stages"], row["splits_asked"] or None,
+                                    None if row["combine"] in ("none",) else row["combine"], bool(row["swap"]),
+                                    row["cvt"], row["persist"])
+            plan = [("default", None, False), ("default_v7", None, True)] + \
+                   ([("grid", cfg_of(gbest[1]), False)] if gbest else []) + ([("flat", fbest[1], False)] if fbest else [])
+            for _ in range(a.repeat):
+                for tag, c, v7 in plan:
+                    with patched(ad_mod, "_FLAT_SPLIT_REGIME", v7):
+                        r = measure("repeat:" + tag, c, retime=True)
+                    if r:
+                        reps.setdefault(tag, []).append(r[0])
         if allr:
             tb, rb = allr[0]
-            summary.append((name, floor, v3r[0] if v3r else float("nan"), heur_t, tb, rb))
+            summary.append((name, floor, v3r[0] if v3r else float("nan"), heur_t, tb, rb, dr, d7, fbest, reps))
         q = k = v = ref = o = None  # free the case's ~1 GiB before the next
         if dev == "cuda":
             torch.cuda.empty_cache()
     f.close()
     print("\nsummary (fraction of copy BW, time / floor): v3 | heuristic splits, best tile | best variant")
-    for name, floor, t3, th, tb, rb in summary:
+    for name, floor, t3, th, tb, rb, dr, d7, fb, reps in summary:
         print(f"  {name:26s} v3 {floor / t3 * 100:5.1f}% x{t3 / floor:4.2f} | heur {floor / th * 100:5.1f}% "
               f"x{th / floor:4.2f} | best {floor / tb * 100:5.1f}% x{tb / floor:4.2f} "
-              f"(bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} cvt {rb['cvt']} swap {rb['swap']} splits {rb['splits_eff']} {rb['combine']})")
+              f"({rb['variant']} bn{rb['block_n']} w{rb['num_warps']} s{rb['num_stages']} cvt {rb['cvt']} swap {rb['swap']} "
+              f"persist {rb['persist']} splits {rb['splits_eff']} {rb['combine']})")
+        if dr:
+            line = f"  {'':26s} default {dr[0] * 1e6:7.1f} us x{dr[0] / floor:4.2f}"
+            if d7:
+                line += (f" | default_v7 {d7[0] * 1e6:7.1f} us x{d7[0] / floor:4.2f} (persist {d7[1]['persist']} "
+                         f"bn{d7[1]['block_n']} w{d7[1]['num_warps']} s{d7[1]['num_stages']})")
+            if fb:
+                line += f" | best flat {fb[0] * 1e6:7.1f} us x{fb[0] / floor:4.2f} {tuple(fb[1])}"
+            print(line)
+        for tag, ts in reps.items():
+            ts = sorted(ts)
+            print(f"  {'':26s} repeat {tag:8s} median {ts[len(ts) // 2] * 1e6:7.1f} us x{ts[len(ts) // 2] / floor:4.2f} "
+                  f"(min {ts[0] * 1e6:.1f}, max {ts[-1] * 1e6:.1f}, n={len(ts)})")
     print(f"wrote {path} ({time.time() - t_start:.0f} s)")
     if bad:
         for b in bad:

@@ -35,7 +35,8 @@ a one-pass merge, and ``swap=True`` (swap-AB MMAs: keys as the MMA's rows, half 
 instructions when G*Lq <= 8; for the issue-bound fp8 path). v6: ``cvt`` (fp8 KV) converts K/V to
 fp16 by inline PTX right after the load so that Triton moves fp16 (ldmatrix) instead of fp8 bytes
 into the MMA operand layout, and the fused merge handles a group's rows together; the merges and
-the convert live in :mod:`.attention_decode_combine`.
+the convert live in :mod:`.attention_decode_combine`. v7: ``persist`` selects the persistent flat
+split kernel of :mod:`.attention_decode_split` (an option; not faster on an H200, NOTES.md).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import triton.language as tl
 from ._common import check, check_tensor
 from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, e4m3_to_f16, gdc_launch_dependents,
                                        rows_tile)
+from .attention_decode_split import flat_candidates, flat_launch
 from .harness import Tuner, is_interpreter
 
 _tuner = Tuner("attention_decode")
@@ -79,6 +81,9 @@ class DecodeConfig(NamedTuple):
                 by inline PTX (:func:`e4m3_to_f16`), the fp16 tile then reaches the MMA layout by
                 ldmatrix. GPU only (the interpreter runs 0). Measured (tune_decode run 4, H200): cvt=1 +
                 swap helps paged fp8 (62.8% vs 56.1% of copy BW), hurts contiguous (75.6% vs 81.4%).
+    persist     v7: 0 = the (B*Hkv, splits) grid kernel; n >= 1 = the flat kernel of :mod:`.attention_decode_split`,
+                n programs per SM over all tiles (``splits`` ignored; combine "kernel"/"pdl"). Not faster
+                on an H200 (tune_decode run 5: B1 L32k 39.2 vs 37.9 us); the tuner skips it by default.
     """
 
     block_n: int = 64
@@ -88,6 +93,7 @@ class DecodeConfig(NamedTuple):
     combine: str | None = None
     swap: bool = False
     cvt: int = 0
+    persist: int = 0
 
 
 # Tuning candidates (splits/combine from the heuristic). 16-bit KV: a 64-token K+V tile at D=128 is
@@ -122,6 +128,7 @@ _MAX_SPLITS = 256
 _COMBINE_SB = 64  # splits merged per step of the combine loop (a [64, D] fp32 tile: 32 KiB, 64 regs/thread)
 _COMBINES = ("kernel", "pdl", "fused")
 _DEFAULT_COMBINE = "kernel"
+_FLAT_SPLIT_REGIME = False  # v7: tuner tries the flat kernel first where splits > 1 (off: never won, NOTES.md)
 
 FP8 = torch.float8_e4m3fn
 
@@ -371,6 +378,8 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         check(config.combine is None or config.combine in _COMBINES,
               f"config.combine must be None or one of {_COMBINES}, got {config.combine!r}.")
         check(config.cvt in (0, 1, 2), f"config.cvt must be 0, 1 or 2, got {config.cvt!r}.")
+        check(config.persist >= 0 and (config.persist == 0 or config.combine in (None, "kernel", "pdl")),
+              f"config.persist must be >= 0 and needs combine None/'kernel'/'pdl', got {config.persist}, {config.combine!r}.")
     check(num_splits is None or num_splits >= 1, f"num_splits must be >= 1, got {num_splits}.")
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
     heur_splits = default_splits(B * Hkv, max_len, D, k.element_size(), _num_sms(q.device), paged)
@@ -383,6 +392,12 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
     def launch(c: DecodeConfig):
         block_r = max(8 if c.swap else 16, triton.next_power_of_2(G * Lq))
         bn, nw, ns = c.block_n, c.num_warps, c.num_stages
+        cvt = int(c.cvt) if k.dtype == FP8 and q.device.type == "cuda" and not is_interpreter() else 0
+        if c.persist:  # v7: persistent flat kernel + its combine (attention_decode_split)
+            flat_launch(q, k, v, kv_lens, bt, out, c, Hkv, paged, page, max_len, scale * k_scale * 1.4426950408889634,
+                        float(v_scale), ks, vs, block_r, cvt, _num_sms(q.device), c.combine == "pdl" and _pdl_supported(q.device))
+            LAST_LAUNCH["kernels"] = 2
+            return
         want = c.splits or num_splits or heur_splits
         chunk = triton.cdiv(triton.cdiv(max_len, want), bn) * bn
         splits = triton.cdiv(max_len, chunk)
@@ -398,7 +413,6 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
             cnt = _arrival_counters(q.device, B * Hkv)
         sb = min(_COMBINE_SB, 8192 // D, triton.next_power_of_2(splits))  # <= 8192 fp32 per merge tile
         rb, fsb = rows_tile(G * Lq, splits, D)
-        cvt = int(c.cvt) if k.dtype == FP8 and q.device.type == "cuda" and not is_interpreter() else 0
         _decode_kernel[(B * Hkv, splits)](
             q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
@@ -416,9 +430,10 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
     elif block_n is not None or is_interpreter():
         cfg = DecodeConfig(block_n or 16, 4, 1 if is_interpreter() else 3)
     else:
-        key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length())
-        fp8_cands = _CANDS_FP8_PAGED if paged else _CANDS_FP8
-        cands = _CANDS_D256 if D > 128 else (fp8_cands if k.dtype == FP8 else _CANDS)
+        flat = _FLAT_SPLIT_REGIME and heur_splits > 1 and num_splits is None and k.dtype != FP8 and D <= 128
+        key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length(), flat)
+        cands = _CANDS_D256 if D > 128 else ((_CANDS_FP8_PAGED if paged else _CANDS_FP8) if k.dtype == FP8 else _CANDS)
+        cands = ([DecodeConfig(*t) for t in flat_candidates(paged)] if flat else []) + cands
         cfg = _tuner.pick(key, cands, launch)
     launch(cfg)
     return out

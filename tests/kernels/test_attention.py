@@ -206,6 +206,64 @@ def test_decode_heuristic_path_splits(device, monkeypatch):
     assert ad._COUNTERS and all(int(c.abs().sum()) == 0 for c in ad._COUNTERS.values())
 
 
+# v7: persistent flat split kernel (attention_decode_split): P = persist x SMs programs (4 "SMs" on
+# CPU) over the flattened (sequence, KV head, tile) space, program ranges crossing head boundaries,
+# a per-row count of partials; ragged lengths (masked loads), EAGER loads at B=1, paged layouts with
+# tiles inside / across pages, GQA 1/4/8, q_len > 1, swap-AB, fp8 KV.
+sp = importlib.import_module("llmperf_kernels.attention_decode_split")
+
+
+@pytest.mark.parametrize("Hq,Hkv,Lq", [(4, 4, 1), (8, 2, 3), (8, 1, 1), (8, 1, 2)])
+@pytest.mark.parametrize("page,block_n", [(None, 16), (None, 32), (16, 16), (16, 32), (32, 16)])
+@pytest.mark.parametrize("persist", [1, 3])
+def test_decode_persist(device, Hq, Hkv, Lq, page, block_n, persist):
+    cfg = DecodeConfig(block_n, 4, 1, None, "pdl" if persist == 3 else "kernel", persist=persist)
+    _decode(device, F16, 2, Hq, Hkv, Lq, [90, 41], 32, page=page, config=cfg)  # loads masked by kv_len
+    _decode(device, F16, 1, Hq, Hkv, Lq, [77], 32, page=page, config=cfg)       # contiguous: EAGER
+
+
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("kv_dtype,swap", [(None, True), (torch.float8_e4m3fn, False), (torch.float8_e4m3fn, True)])
+def test_decode_persist_swap_fp8(device, page, kv_dtype, swap):
+    cfg = DecodeConfig(16, 4, 1, None, None, swap, 0, 3)
+    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=kv_dtype, config=cfg)
+    _decode(device, F16, 1, 8, 2, 2, [50], 64, page=page, kv_dtype=kv_dtype, config=cfg)
+
+
+def test_decode_persist_eager_ragged(device, monkeypatch):
+    """EAGER at B > 1: loads bounded by max_kv_len only (dead tokens of the short sequence are
+    read and masked out of the scores); repeated calls reuse nothing stale."""
+    monkeypatch.setattr(sp, "_EAGER_MAX_BATCH", 8)
+    for _ in range(2):
+        _decode(device, F16, 3, 8, 2, 1, [90, 41, 3], 32, config=DecodeConfig(16, 4, 1, None, None, persist=2))
+
+
+def test_decode_persist_many_partials(device):
+    """One tile per program: a head's 69 tiles give 69 partials, merged in two steps of 64; the
+    second sequence's later partials are empty (-inf log-sum-exp)."""
+    cfg = DecodeConfig(16, 4, 1, None, "kernel", persist=64)
+    _decode(device, F16, 2, 4, 1, 1, [1100, 300], 32, config=cfg)
+
+
+def test_decode_persist_slots_bound():
+    """flat_slots bounds the partials of every (sequence, KV head) (brute force over partitions)."""
+    for bh in (1, 2, 3, 8, 13):
+        for tph in (1, 2, 3, 7, 16, 33):
+            T = bh * tph
+            for P in range(1, T + 1):
+                owner = [((x + 1) * P - 1) // T for x in range(T)]
+                assert all(p * T // P <= x < (p + 1) * T // P for x, p in enumerate(owner))
+                n = max(owner[h * tph + tph - 1] - owner[h * tph] + 1 for h in range(bh))
+                assert n <= sp.flat_slots(tph, T, P), (bh, tph, P)
+
+
+def test_decode_persist_rejects_fused():
+    q = torch.randn(1, 4, 1, 32, dtype=F16)
+    kv = torch.randn(1, 2, 8, 32, dtype=F16)
+    with pytest.raises(ValueError, match="persist"):
+        attention_decode(q, kv, kv, config=DecodeConfig(16, 4, 1, None, "fused", persist=1))
+
+
 def test_decode_rejects_bad_config():
     q = torch.randn(1, 4, 1, 32, dtype=F16)
     kv = torch.randn(1, 2, 8, 32, dtype=F16)
@@ -309,6 +367,44 @@ def test_decode_gpu_fused_rows(splits):
     """v6 fused merge (all G*Lq rows of a group at once), Lq 1 and 3, two calls (counters re-armed)."""
     for lq in (1, 3, 1):
         _decode("cuda", torch.bfloat16, 2, 32, 8, lq, [32768, 5000], 128, config=DecodeConfig(64, 4, 4, splits, "fused"))
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("cfg", [DecodeConfig(64, 4, 3, None, "kernel", persist=2),
+                                 DecodeConfig(64, 8, 3, None, "pdl", persist=2),
+                                 DecodeConfig(64, 8, 5, None, "pdl", persist=1),
+                                 DecodeConfig(32, 4, 4, None, "kernel", persist=3),
+                                 DecodeConfig(64, 4, 3, None, "pdl", True, persist=2)])
+def test_decode_gpu_persist(page, cfg):
+    """v7 flat kernel at bench shapes: B1 L32k (EAGER when contiguous), ragged B3 (a sequence
+    shorter than one program's share), GQA 4 and 8, q_len 1 and 4; each config called twice."""
+    for _ in range(2):
+        _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page, config=cfg)
+    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, config=cfg)
+    _decode("cuda", torch.bfloat16, 2, 64, 8, 4, [12345, 5000], 128, page=page, config=cfg)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("page", [None, 16])
+def test_decode_gpu_default_flat(page, monkeypatch):
+    """The default path with v7's switch on: where the heuristic splits, the flat kernel's first
+    candidate (tuning is off in tests); B4 ragged (loads masked by kv_len) and B1 (EAGER)."""
+    monkeypatch.setattr(ad, "_FLAT_SPLIT_REGIME", True)
+    _decode("cuda", torch.bfloat16, 4, 32, 8, 1, [4000, 77, 9000, 1], 128, page=page)
+    _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page)
+    assert ad.LAST_LAUNCH["kernels"] == 2 and sp.LAST_FLAT["programs"] > 8
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("page", [None, 16])
+def test_decode_gpu_persist_fp8(page):
+    for cfg in (DecodeConfig(128, 4, 3, None, "kernel", persist=2), DecodeConfig(128, 4, 3, None, "pdl", True, 1, 2)):
+        _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page,
+                kv_dtype=torch.float8_e4m3fn, config=cfg)
 
 
 def test_decode_reports_its_launch_count():
