@@ -72,6 +72,15 @@ def test_gemm_splitk(device, monkeypatch, tma, M, N, K, split, fix, peek):
     assert_repeated_calls(M, N, K, (16, 16, 32, 2, 4, 1, "splitk", split, tma, fix), torch.float16, device)
 
 
+@pytest.mark.parametrize("reset_store", [False, True], ids=["xchg", "store"])
+def test_gemm_splitk_counter_reset(device, monkeypatch, reset_store):
+    """Both ways of re-arming the arrival counters (acq_rel exchange, plain store): repeated calls
+    stay right and leave every counter at 0."""
+    monkeypatch.setattr(importlib.import_module("llmperf_kernels.gemm_splitk"), "RESET_STORE", reset_store)
+    for fix in ("rows", "acc"):
+        assert_repeated_calls(37, 45, 200, (16, 16, 32, 2, 4, 1, "splitk", 3, True, fix), torch.float16, device, calls=3)
+
+
 def test_fixup_mode():
     """The default fix-up follows the accumulator's registers per thread (TMA tiles only); a named
     one is kept; anything else is one clear error."""
