@@ -35,6 +35,10 @@ w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
 
 SHAPES = [(14336, 4096), (4096, 14336), (28672, 4096), (18944, 3584)]
 M_LIST = [1, 4, 16]
+# M = 1 timing controls (wrong results: their err is nan, so never "best"): the first 128-row and
+# 256-row v7b configs with FIX = 2, shared tiles left unfinished -- time(FIX 1) - time(FIX 2) is
+# what the slab-end fix-up costs (kernels/NOTES.md "v7b").
+DIAG7 = [c[:11] + (2,) for c in (w4mod._W4_GEMV7_M1[0], next(c for c in w4mod._W4_GEMV7 if c[1] == 256 and c[8] == 1))]
 
 
 def candidates(M: int, smoke: bool):
@@ -45,7 +49,7 @@ def candidates(M: int, smoke: bool):
             [("mma2", c) for c in w4mod._INTERP4]
     cands = list(w4mod.w4_candidates(M))
     if M == 1:  # v6 (half2 asm GEMV) lost to v5 on the H200 and is not in the tuner list: time it here;
-        cands += w4mod._W4_GEMV6 + w4mod._W4_GEMV7  # and every v7 config (the tuner takes four)
+        cands += w4mod._W4_GEMV6 + w4mod._W4_GEMV7 + DIAG7  # every v7 config (the tuner takes four)
     out, seen = [], set()
     for c in cands:
         if c not in seen:
@@ -104,6 +108,7 @@ def main(argv=None):
                 if pth == "gemv7":
                     row["layout"] = "v7 tiled int32 [N/R, K/128, R, 16] (repacked once, cached; not timed)"
                 try:
+                    y.fill_(float("nan"))  # an output row the config does not write shows as err nan
                     lk.gemm_w4a16(x, q, s, out=y, config=cfg)
                     err = rel_err(y, ref)
                     t = lk.time_fn(lambda: lk.gemm_w4a16(x, q, s, out=y, config=cfg), rep_ms=a.rep_ms, graph=True)

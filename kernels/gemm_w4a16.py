@@ -62,18 +62,21 @@ _W4_GEMV6 = [(1, 128, 128, 4, 1, 0, "gemv6", 2, 4, 6), (1, 128, 128, 4, 1, 0, "g
              (1, 128, 128, 4, 1, 0, "gemv6", 2, 2, 4), (1, 64, 128, 2, 1, 0, "gemv6", 2, 4, 8)]
 # v7 (M = 1): pre-tiled weight slabs, stream-K grid, multi-stage cp.async / TMA pipeline
 # (gemm_w4a16_gemv7.py); tuple (BLOCK_M (unused), ROWS, BLOCK_K (unused), warps, stages, SPLIT_K
-# (unused), "gemv7", PER_SM, MATH, LOAD, CHAIN). Through gemm_w4a16 the public layout is repacked
+# (unused), "gemv7", PER_SM, MATH, LOAD, CHAIN, FIX). Through gemm_w4a16 the public layout is repacked
 # once per weight tensor and ROWS (a second copy of the weight, cached while the tensor lives);
 # callers that hold the repacked weight call gemm_w4a16_gemv7 directly. Measured on the H200
 # (session5_tune_w4a16_v7_h200.csv): faster than gemv5 on all four M = 1 shapes (best 13.8 / 15.9 /
 # 21.3 / 15.9 us vs 17.7 / 19.5 / 32.2 / 20.1). The tuner's M = 1 list takes the four best 128-row
 # configs (one repacked copy per weight; 256 rows won 14336x4096 and 28672x4096 by 0.2-0.7 us);
-# all are MATH = 1 (half2 asm: x is rounded to fp16, so |x| must stay below 65504).
-_W4_GEMV7 = [(1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4)
-             for c in GEMV7_CONFIGS]
+# all are MATH = 1 (half2 asm: x is rounded to fp16, so |x| must stay below 65504). FIX (v7b,
+# session5_tune_w4a16_v7b_h200.csv, two runs): the list holds the v7b (1) and v7 (0) slab-end fix-ups
+# of the best config -- v7b won 4096x14336 by 1.5 us, v7 28672x4096 / 18944x3584 by 0.5-0.7 us --
+# so the per-shape Tuner picks; with tuning off the first (v7b, best geomean) runs.
+_W4_GEMV7 = [(1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4,
+              c[7] if len(c) > 7 else 1) for c in GEMV7_CONFIGS]
 _W4_GEMV7_M1 = [c for c in _W4_GEMV7 if c[1] == 128 and c[8] == 1][:4]
-_INTERP4_GEMV7 = [(1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4)
-                  for c in INTERP_CONFIGS]
+_INTERP4_GEMV7 = [(1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4,
+                   c[7] if len(c) > 7 else 1) for c in INTERP_CONFIGS]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
 _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 128, 256, 4, 3, 4, "gemv"),
             (4, 64, 256, 4, 3, 8, "gemv"), (4, 64, 512, 4, 2, 4, "gemv")]
@@ -241,7 +244,7 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             _launch_gemv6(x, q32, scales, y, c, is_interpreter())
             return
         if path == "gemv7":
-            launch_gemv7_public(x, qweight, scales, y, (c[1], c[3], c[4], c[7], c[8], c[9], c[10]))
+            launch_gemv7_public(x, qweight, scales, y, (c[1], c[3], c[4], c[7], c[8], c[9], c[10], *c[11:12]))
             return
         if K % bk:  # a K step must hold whole groups
             bk = GROUP

@@ -1,10 +1,9 @@
 """The v7 W4A16 GEMV ("gemv7", M = 1 first): pre-tiled weight slabs, a balanced stream-K grid and a
 multi-stage shared-memory pipeline (cp.async or TMA), so that many weight bytes are in flight.
 
-Why (kernels/NOTES.md, "W4A16"): v5 streams 1.6-2.0 TB/s with an issue bound near the 7.2 us byte
-floor, and v6 cut a third of the instructions and got slower, so the GEMV is bound by how it reads
-memory: each v5 warp load reads 64 B from each of 8 rows 2 KiB apart, and only the next group is
-prefetched, in registers. v7 changes the weight stream; the math stays v5's or v6's.
+Why (kernels/NOTES.md, "W4A16"): v6 cut a third of v5's instructions and got slower, so the GEMV is
+bound by how it reads memory (v5: each warp load reads 64 B from each of 8 rows 2 KiB apart, only
+the next group prefetched). v7 changes the weight stream; the math stays v5's or v6's.
 
 Layout (made once by :func:`repack_gemv7` from the public packing of gemm_w4a16.py; R = rows per
 tile, a power of two in 16..256; G = K / 128 groups; T = ceil(N / R) row tiles):
@@ -17,27 +16,28 @@ tile, a power of two in 16..256; G = K / 128 groups; T = ceil(N / R) row tiles):
   reads 512 contiguous bytes and every program streams one contiguous run of chunks.
 * ``st`` [T, G, R] in x's dtype: ``st[t, g, r] = scales[t R + r, g]`` (R x 2 bytes per chunk).
 
-Kernel: a stream-K grid (as in Osama et al., "Stream-K", PPoPP 2023) of P = PER_SM x #SMs programs
-per token; program p owns chunks [p C / P, (p + 1) C / P) (floors), so every program streams one
-contiguous slab, and the slabs differ by at most one chunk. The chunk loop is ``tl.range(num_stages=NS)``: Triton
-multi-buffers the chunk loads in shared memory (cp.async when LOAD = 0, a TMA tensor descriptor
-when LOAD = 1), NS - 1 chunks ahead -- (NS - 1) x R x 64 bytes in flight per program. Math per
-chunk as v5 (MATH = 0: exact fp32 dequantization from the nibble's bit position, _dot7_exact; x
-read in place, no prologue launch) or as v6 (MATH = 1: the half2 inline-PTX dot of
-gemm_w4a16_gemv6.py -- x rounded to fp16, so |x| < 65504 -- GPU only; its fp32 twin runs in the
-interpreter). When a program reaches
-the end of a tile (or of its slab), it reduces its [R, 16] accumulator to R row sums; a tile held
-by one program is stored directly, a tile shared by several (at most at the two ends of a slab) is
-finished as v5's split-K: fp32 partial to a workspace slot, acq_rel tile counter, the last arrival
-sums the partials in program order (deterministic) and re-arms the counter to zero.
+Kernel: a stream-K grid (Osama et al., "Stream-K", PPoPP 2023) of P = PER_SM x #SMs programs per
+token; program p owns chunks [p C / P, (p + 1) C / P) (floors): one contiguous slab each, slabs
+within one chunk of each other. The chunk loop is ``tl.range(num_stages=NS)``: Triton multi-buffers
+the chunk loads in shared memory (cp.async when LOAD = 0, TMA when LOAD = 1), NS - 1 chunks ahead.
+Math per chunk as v5 (MATH = 0: exact fp32 dequantization, _dot7_exact) or v6 (MATH = 1: the half2
+inline PTX of gemm_w4a16_gemv6.py, x rounded to fp16 so |x| < 65504; GPU only, its fp32 twin runs
+in the interpreter). At a tile's (or the slab's) end the [R, 16] accumulator becomes R fp32 row
+sums: to y if the program holds the whole tile, else to a workspace slot. Only a slab's first and
+last tiles can be shared; they are finished after the chunk loop (v7b, FIX = 1: one two-lane
+acq_rel atomic counts the program in at both; the last arrival at a tile loads all its partials in
+one masked [MAXC, R] load, sums them in a fixed order -- deterministic -- writes y and re-arms the
+counter to zero; v7, FIX = 0: per tile an atomic and a loop of partial loads).
 
-Measured on the H200 (session 5, kernels/NOTES.md "v7"): faster than v5 on all four M = 1 layer
-shapes (13.8 / 15.9 / 21.3 / 15.9 us, 2.05-2.82x cuBLAS; v5 1.66-1.87x), streaming at ~4 TB/s once
-running but with ~6 us of fixed cost per call; MATH = 1 beats MATH = 0 by 6-18%.
+Measured on the H200 (session 5, kernels/NOTES.md "v7", "v7b"): v7 faster than v5 on all four M = 1
+layer shapes (2.05-2.82x cuBLAS; v5 1.66-1.87x); MATH = 1 beats MATH = 0 by 6-18%. v7b vs v7: -1.5
+us on 4096x14336 (14 sharers per tile), +-0.7 us elsewhere; either fix-up still costs 2-4 us
+(FIX = 2 control), the fixed cost left between this kernel and 2.5x cuBLAS.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import NamedTuple
 
@@ -55,18 +55,20 @@ try:
 except ImportError:  # pragma: no cover - older Triton: LOAD = 1 unavailable
     TensorDescriptor = None
 
-# Config tuples (ROWS, num_warps, NS stages, PER_SM programs per SM, MATH, LOAD[, CHAIN]); ROWS must
-# equal the repacked weight's R. MATH = 1 (half2 asm) needs ROWS == 32 x num_warps (each thread
-# holds 4 rows x 4 consecutive words: the pack-of-4 layout the v6 asm assumes).
-# PER_SM stays within one resident wave (registers / shared memory from ptxas -v of triton 3.6 for
-# sm_90a), so the balanced slabs run concurrently. Ordered by the geomean time measured on the H200
-# (benchmarks/results/kernels/session5_tune_w4a16_v7_h200.csv; kernels/NOTES.md "v7").
-GEMV7_CONFIGS = [(128, 4, 4, 3, 1, 1, 4), (128, 4, 6, 2, 1, 1, 4), (256, 8, 4, 2, 1, 1, 4), (128, 4, 4, 4, 1, 0, 4),
-                 (128, 4, 3, 5, 1, 1, 4), (128, 4, 4, 4, 1, 1, 4), (128, 4, 4, 4, 1, 1, 2), (128, 4, 6, 3, 1, 0, 4),
-                 (128, 4, 8, 2, 1, 1, 4), (64, 2, 8, 6, 1, 1, 4),
-                 (128, 4, 3, 4, 0, 1), (256, 4, 4, 3, 0, 1), (128, 4, 4, 4, 0, 1), (128, 4, 4, 4, 0, 0),
-                 (128, 4, 6, 2, 0, 1), (64, 2, 6, 8, 0, 1), (128, 4, 6, 1, 1, 1, 4), (256, 8, 4, 2, 0, 1),
-                 (128, 4, 1, 6, 1, 0, 4)]  # the last: no pipelining (plain register loads), a control
+# Config tuples (ROWS, num_warps, NS stages, PER_SM programs per SM, MATH, LOAD[, CHAIN[, FIX]]; CHAIN
+# 4 and FIX 1 (v7b fix-up) when left out). ROWS must equal the repacked weight's R. MATH = 1 (half2
+# asm) needs ROWS == 32 x num_warps (each thread holds 4 rows x 4 consecutive words: the pack-of-4
+# layout the v6 asm assumes). PER_SM stays within one resident wave (registers / shared memory from
+# ptxas -v of triton 3.6 for sm_90a), so the balanced slabs run concurrently. Ordered by the geomean
+# over the four M = 1 shapes of the mean of two H200 runs (session5_tune_w4a16_v7b_h200.csv;
+# kernels/NOTES.md "v7b"): v7b's fix-up won 4096x14336 by 1.5 us, v7's (FIX 0) 28672x4096 and
+# 18944x3584 by 0.5-0.7 us, so both are listed. (128, 4, 1, 6, ...): no pipelining, a control.
+GEMV7_CONFIGS = [(128, 4, 4, 3, 1, 1, 4), (128, 4, 4, 3, 1, 1, 4, 0), (128, 4, 4, 4, 1, 0, 4), (128, 4, 3, 5, 1, 1, 4),
+                 (128, 4, 4, 4, 1, 0, 4, 0), (256, 8, 4, 2, 1, 1, 4, 0), (128, 4, 4, 4, 1, 1, 2), (256, 8, 4, 2, 1, 1, 4),
+                 (128, 4, 6, 3, 1, 0, 4), (128, 4, 1, 6, 1, 0, 4), (128, 4, 6, 2, 1, 1, 4, 0), (128, 4, 6, 2, 1, 1, 4),
+                 (128, 4, 4, 4, 1, 1, 4), (256, 8, 6, 2, 1, 1, 4), (64, 2, 8, 6, 1, 1, 4), (128, 4, 8, 2, 1, 1, 4),
+                 (256, 4, 4, 3, 0, 1), (64, 2, 6, 8, 0, 1), (128, 4, 4, 4, 0, 0), (128, 4, 3, 4, 0, 1), (128, 4, 4, 4, 0, 1),
+                 (128, 4, 6, 1, 1, 1, 4), (256, 8, 4, 2, 0, 1), (128, 4, 6, 2, 0, 1)]
 INTERP_CONFIGS = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4)]
 
 
@@ -116,10 +118,7 @@ def _dot7_exact(w, x01, x23, ONE, IS_BF16: tl.constexpr):
     hw = w >> 12
     part = tl.zeros(w.shape, dtype=tl.float32)
     for j in tl.static_range(8):
-        if j < 5:
-            src = w
-        else:
-            src = hw
+        src = w if j < 5 else hw
         v = ((src & (15 << (4 * (j - 3 * (j // 5))))) | ONE).to(tl.float32, bitcast=True)
         sc = 1 << (23 - 4 * (j - 3 * (j // 5)))  # 2^(23 - 4p), p = j - 3 (j // 5)
         d = v * sc - (sc + 8)  # contracted to one FFMA
@@ -130,14 +129,17 @@ def _dot7_exact(w, x01, x23, ONE, IS_BF16: tl.constexpr):
 @triton.jit
 def _w4_gemv7_kernel(x64_ptr, q_ptr, q_desc, s_ptr, y_ptr, ws_ptr, cnt_ptr, N, T, sxm, sym, C, P, ONE, MAGIC,
                      G: tl.constexpr, ROWS: tl.constexpr, NS: tl.constexpr, MATH: tl.constexpr, LOAD: tl.constexpr,
-                     CHAIN: tl.constexpr, IS_BF16: tl.constexpr, USE_ASM: tl.constexpr):
+                     CHAIN: tl.constexpr, IS_BF16: tl.constexpr, USE_ASM: tl.constexpr, FIX: tl.constexpr,
+                     MAXC: tl.constexpr):
     """Program (m, p): token row m, chunks [p C / P, (p + 1) C / P) (floors) of the v7 layout.
 
     x64_ptr: x as int64 [M, K / 4] (row stride sxm); q_ptr / q_desc: qt as int32 (pointer, or a
     descriptor over its [C ROWS, 16] view with block [ROWS, 16]); s_ptr: st as int32 (scale pairs);
     y [M, N] (row stride sym); ws fp32 [M, P, 2, ROWS] (slot 0: the slab's first tile, 1: its
     last); cnt_ptr int32 tile counters [M T], zero at launch and left zero. G (groups per tile row)
-    is a compile-time constant so that the per-chunk c // G and c % G are multiply-shifts."""
+    is a compile-time constant (c // G, c % G are multiply-shifts). Shared tiles are finished by
+    FIX = 1 (v7b, _w4_gemv7_fixup; MAXC partials per load), 0 (v7, _w4_gemv7_finish per tile) or 2:
+    not at all (a timing control; their y rows stay unwritten)."""
     m = tl.program_id(0)
     p = tl.program_id(1)
     offs_r = tl.arange(0, ROWS)
@@ -169,12 +171,15 @@ def _w4_gemv7_kernel(x64_ptr, q_ptr, q_desc, s_ptr, y_ptr, ws_ptr, cnt_ptr, N, T
         if (g == G - 1) | (c == c1 - 1):  # end of a tile or of the slab: its rows' sums to y or ws
             _w4_gemv7_put(tl.sum(acc, axis=1), y_ptr, ws_ptr, m, p, c // G, c // G == t_first, N, G, sym, C, P, ROWS)
             acc = tl.zeros((ROWS, 16), dtype=tl.float32)
-    # Only the slab's first and last tiles can be shared with other programs; their counters are
-    # taken after the loop (atomics inside it would stop Triton's pipelining).
+    # only the slab's first and last tiles can be shared: counted after the loop (an atomic inside
+    # it would stop Triton's pipelining)
     t_last = (c1 - 1) // G
-    _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_first, N, G, T, sym, C, P, ROWS)
-    if t_last != t_first:
-        _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_last, N, G, T, sym, C, P, ROWS)
+    if FIX == 1:
+        _w4_gemv7_fixup(y_ptr, ws_ptr, cnt_ptr, m, t_first, t_last, N, G, T, sym, C, P, ROWS, MAXC)
+    elif FIX == 0:
+        _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_first, N, G, T, sym, C, P, ROWS)
+        if t_last != t_first:
+            _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_last, N, G, T, sym, C, P, ROWS)
 
 
 @triton.jit
@@ -216,10 +221,65 @@ def _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t, N, G, T, sym, C, P, ROWS: tl.
             tl.atomic_xchg(cnt_ptr + m * T + t, 0, sem="relaxed", scope="gpu")
 
 
+@triton.jit
+def _w4_gemv7_fixup(y_ptr, ws_ptr, cnt_ptr, m, t_first, t_last, N, G, T, sym, C, P, ROWS: tl.constexpr,
+                    MAXC: tl.constexpr):
+    """v7b: the slab's shared first / last tiles are counted in by ONE two-lane acq_rel atomic (lane
+    0: t_first, 1: t_last; one round trip for both, after a CTA barrier that orders the workspace
+    stores); the last arrival at a tile sums it (_w4_gemv7_sum). v7 (_w4_gemv7_finish): per tile,
+    one tile after the other, a barrier, an atomic and a loop of partial loads."""
+    lo0, hi0 = _owner(t_first * G, C, P), _owner((t_first + 1) * G - 1, C, P)
+    lo1, hi1 = _owner(t_last * G, C, P), _owner((t_last + 1) * G - 1, C, P)
+    need0, need1 = hi0 > lo0, (hi1 > lo1) & (t_last != t_first)
+    if need0 | need1:
+        lane = tl.arange(0, 2)  # lane 0: t_first, 1: t_last
+        tt = tl.where(lane == 0, t_first, t_last)
+        need = tl.where(lane == 0, need0.to(tl.int32), need1.to(tl.int32)) != 0
+        tl.debug_barrier()
+        arrived = tl.atomic_add(cnt_ptr + m * T + tt, 1, mask=need, sem="acq_rel", scope="gpu")
+        last = (need & (arrived == tl.where(lane == 0, hi0 - lo0, hi1 - lo1))).to(tl.int32)
+        if tl.sum(tl.where(lane == 0, last, 0), axis=0) > 0:
+            _w4_gemv7_sum(y_ptr, ws_ptr, cnt_ptr, m, t_first, lo0, hi0, N, G, T, sym, C, P, ROWS, MAXC)
+        if tl.sum(tl.where(lane == 1, last, 0), axis=0) > 0:
+            _w4_gemv7_sum(y_ptr, ws_ptr, cnt_ptr, m, t_last, lo1, hi1, N, G, T, sym, C, P, ROWS, MAXC)
+
+
+@triton.jit
+def _w4_gemv7_sum(y_ptr, ws_ptr, cnt_ptr, m, t, lo, hi, N, G, T, sym, C, P, ROWS: tl.constexpr, MAXC: tl.constexpr):
+    """Last arrival at tile t (programs lo..hi hold it): partials as [MAXC, ROWS] masked loads (one
+    L2 round trip when MAXC >= hi - lo + 1, the launcher's choice up to a register cap), summed by
+    tl.sum in a fixed tree order (deterministic); y written, the counter re-armed to zero."""
+    offs, j = tl.arange(0, ROWS), tl.arange(0, MAXC)
+    tot = tl.zeros((ROWS,), dtype=tl.float32)
+    for q0 in tl.range(lo, hi + 1, MAXC, num_stages=1):
+        q = q0 + j
+        sq = tl.where(t == ((q * C) // P) // G, 0, 1)  # tile t is q's first tile (slot 0) or its last
+        row = ws_ptr + ((m * P + q) * 2 + sq).to(tl.int64) * ROWS
+        part = tl.load(row[:, None] + offs[None, :], mask=(q <= hi)[:, None], other=0.0, cache_modifier=".cg")
+        tot += tl.sum(part, axis=0)
+    tl.store(y_ptr + m.to(tl.int64) * sym + t * ROWS + offs, tot.to(y_ptr.dtype.element_ty), mask=t * ROWS + offs < N)
+    tl.atomic_xchg(cnt_ptr + m * T + t, 0, sem="relaxed", scope="gpu")
+
+
 def gemv7_programs(C: int, programs: int) -> int:
     """P of the balanced stream-K split of C chunks over about ``programs`` programs: program p
     owns chunks [p C / P, (p + 1) C / P) (floors), so slabs differ by at most one chunk."""
     return max(1, min(programs, C))
+
+
+@functools.lru_cache(maxsize=256)
+def gemv7_sharers(C: int, P: int, G: int) -> int:
+    """Most programs holding parts of one tile (G chunks): max over t of owner((t + 1) G - 1) -
+    owner(t G) + 1, owner(c) = ((c + 1) P - 1) // C (the kernel's _owner)."""
+    own = lambda c: ((c + 1) * P - 1) // C  # noqa: E731
+    return max(own((t + 1) * G - 1) - own(t * G) + 1 for t in range(C // G))
+
+
+def gemv7_maxc(C: int, P: int, G: int, rows: int, warps: int) -> int:
+    """MAXC of the v7b fix-up: the sharers of a tile rounded up to a power of two, so that its
+    partials are one [MAXC, rows] load; capped at 32 fp32 registers per thread (1024 x warps / rows;
+    more sharers than the cap: ceil(sharers / MAXC) loads, one after the other)."""
+    return min(triton.next_power_of_2(gemv7_sharers(C, P, G)), max(1, 1024 * warps // rows))
 
 
 def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
@@ -230,35 +290,35 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     check(isinstance(w, Gemv7Weight), f"w must be a Gemv7Weight from repack_gemv7, got {type(w).__name__}.")
     check_tensor(w.qt, "w.qt", 4, (torch.int32,))
     T, G, R, W16 = w.qt.shape
-    check(W16 == 16 and w.qt.is_contiguous(),
-          f"w.qt must be a contiguous [T, G, R, 16] tensor, got {tuple(w.qt.shape)}.")
+    check(W16 == 16 and w.qt.is_contiguous(), f"w.qt must be a contiguous [T, G, R, 16] tensor, got {tuple(w.qt.shape)}.")
     check(0 < w.n <= T * R and T == triton.cdiv(w.n, R), f"w.n = {w.n} does not match {T} tiles of {R} rows.")
-    K, N = G * GROUP, w.n
-    check_activation(x, K)
+    check_activation(x, G * GROUP)
     check_tensor(w.st, "w.st", 3, (x.dtype,))
     check(tuple(w.st.shape) == (T, G, R) and w.st.is_contiguous(), f"w.st must be a contiguous {(T, G, R)} tensor.")
     cfg = config if config is not None else _default_config(R, interpreter)
     rows, nw, ns, per_sm, math, load = cfg[:6]
-    chain = cfg[6] if len(cfg) > 6 else 4
+    chain, fix = cfg[6] if len(cfg) > 6 else 4, cfg[7] if len(cfg) > 7 else 1
+    check(fix in (0, 1, 2), f"FIX must be 0 (v7), 1 (v7b) or 2 (timing control, wrong results), got {cfg}.")
     check(rows == R, f"config {cfg} is for {rows}-row tiles, the weight has {R}.")
     check(math == 0 or interpreter or R == 32 * nw, f"MATH = 1 needs ROWS == 32 x num_warps, got {cfg}.")
     check(load == 0 or TensorDescriptor is not None, "LOAD = 1 needs triton.tools.tensor_descriptor.")
     check(w.qt.numel() < 2**31, "the weight must have fewer than 2^31 int32 words (32-bit offsets).")
-    M = x.shape[0]
+    M, N = x.shape[0], w.n
     y = check_out(out, (M, N), x.dtype, x.device)
     if x.stride(1) != 1 or x.stride(0) % 4 or x.storage_offset() % 4:
         x = x.contiguous()  # the int64 view needs 8-byte aligned rows
-    x64 = x.view(torch.int64)
-    C = T * G
+    x64, C = x.view(torch.int64), T * G
     P = gemv7_programs(C, programs or per_sm * _num_sms(x.device))
+    maxc = gemv7_maxc(C, P, G, R, nw)
+    check((C + 1) * (P + maxc) < 2**31, "C x P must stay below 2^31 (32-bit slab arithmetic).")
     ws = torch.empty((M, P, 2, R), dtype=torch.float32, device=x.device)
     cnt = _w4_counters(x.device, M * T)
     s32 = w.st.view(torch.int32)  # pairs of scales (rows 2i, 2i + 1)
     desc = TensorDescriptor.from_tensor(w.qt.view(C * R, 16), [R, 16]) if load == 1 else w.qt
     _w4_gemv7_kernel[(M, P)](x64, w.qt, desc, s32, y, ws, cnt, N, T, x64.stride(0), y.stride(0), C, P,
                              0x3F800000, _H_MAGIC, G=G, ROWS=R, NS=ns, MATH=math, LOAD=load, CHAIN=chain,
-                             IS_BF16=x.dtype == torch.bfloat16, USE_ASM=not interpreter, num_warps=nw,
-                             num_stages=ns)
+                             IS_BF16=x.dtype == torch.bfloat16, USE_ASM=not interpreter, FIX=fix, MAXC=maxc,
+                             num_warps=nw, num_stages=ns)
     return y
 
 
@@ -287,5 +347,5 @@ def _cached_repack(qweight, scales, rows: int) -> Gemv7Weight:
 
 
 def launch_gemv7_public(x, qweight, scales, y, cfg):
-    """gemm_w4a16's "gemv7" path: cfg = (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN])."""
+    """gemm_w4a16's "gemv7" path: cfg = (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN[, FIX]])."""
     gemm_w4a16_gemv7(x, _cached_repack(qweight, scales, cfg[0]), out=y, config=cfg)

@@ -4,10 +4,13 @@ CPU (interpreter): the repack round trip (ragged N, every tile height), fp16 act
 math inside either way), poisoned outputs, every way a tile can be split over programs (one
 program for all tiles, one program per chunk, uneven slabs), M > 1, the cp.async and TMA
 (tensor descriptor) loads, both math paths (MATH = 1 runs its fp32 twin: the interpreter cannot
-run PTX), tile counters left at zero, the gemm_w4a16 "gemv7" path with its repack cache, and the
-argument checks. GPU (@gpu): every GEMV7_CONFIGS entry at the benchmarked layer shapes (bf16 and
-fp16), ragged N, exact integer cases that pin the half2 asm and the FFMA dequantization,
-repeated launches and CUDA-graph replays.
+run PTX), both slab-end fix-ups (v7b one-trip FIX = 1, v7 FIX = 0; tiles shared by up to 64
+programs, more than one [MAXC, R] load per tile, counters re-armed over repeated calls, bitwise
+repeatable results) and the FIX = 2 timing control, the MAXC arithmetic, the gemm_w4a16 "gemv7"
+path with its repack cache, and the argument checks. GPU (@gpu): every GEMV7_CONFIGS entry at
+14336x4096, every config the M = 1 tuner list can lead with at the other layer shapes (bf16 and
+fp16, M = 2, ragged N), tiles shared by 128 programs (arrival order up to the GPU), exact integer
+cases that pin the half2 asm and the FFMA dequantization, repeated launches and CUDA-graph replays.
 """
 
 import importlib
@@ -26,6 +29,10 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 _MATH1 = next(c for c in g7.GEMV7_CONFIGS if c[4] == 1)
 _MATH1_CHAIN2 = next(c for c in g7.GEMV7_CONFIGS if c[4] == 1 and c[6] == 2)
 _MATH0 = next(c for c in g7.GEMV7_CONFIGS if c[4] == 0)
+_V7 = next(c for c in g7.GEMV7_CONFIGS if len(c) > 7 and c[7] == 0)  # v7's fix-up (FIX = 0)
+_V7B = next(c for c in g7.GEMV7_CONFIGS if c[4] == 1 and len(c) < 8)  # v7b's (FIX = 1)
+# the module configs the M = 1 tuner list can lead with (128 rows, MATH = 1; either fix-up)
+_LEADERS = [c for c in g7.GEMV7_CONFIGS if c[0] == 128 and c[4] == 1]
 
 
 def _weights(device, N, K, dtype):
@@ -44,9 +51,14 @@ def _case(device, M, N, K, cfg, dtype=torch.float16, programs=None, repeat=1):
     ref = gemm_w4a16_ref(x, q, s)
     assert ref.abs().max() > 0
     pk = g7.repack_gemv7(q, s, cfg[0])
+    first = None
     for _ in range(repeat):
         y = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), dtype, device), config=cfg, programs=programs)
         assert_close(y, ref, dtype)
+        if first is None:
+            first = y
+        else:  # counters re-armed by the previous call, and a fixed summation order
+            assert torch.equal(y, first)
     _counters_zero()
 
 
@@ -71,13 +83,61 @@ def test_repack_round_trip(device, rows):
 
 # (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN]) x programs per token: one program for every
 # tile (all tiles whole), one per chunk (a tile shared by G programs), uneven slabs.
-_CPU7 = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (32, 4, 2, 1, 0, 1), (32, 4, 3, 1, 1, 0, 2)]
+_CPU7 = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (32, 4, 2, 1, 0, 1), (32, 4, 3, 1, 1, 0, 2),
+         (16, 4, 2, 2, 1, 0, 4, 0)]
 
 
 @pytest.mark.parametrize("programs", [1, 4, 7, 1000])
-@pytest.mark.parametrize("cfg", _CPU7, ids=lambda c: f"r{c[0]}-s{c[2]}-math{c[4]}-load{c[5]}")
+@pytest.mark.parametrize("cfg", _CPU7, ids=lambda c: f"r{c[0]}-s{c[2]}-math{c[4]}-load{c[5]}-fix{c[7] if len(c) > 7 else 1}")
 def test_gemv7_paths(device, cfg, programs):
     _case(device, 1, 40, 5 * 128, cfg, programs=programs, repeat=2)
+
+
+# (config, N, K / 128, programs): a long K and few rows, so that one tile is shared by many programs.
+# r16 x 4 warps: MAXC up to 256, one load per tile; r32 x 1 warp: MAXC capped at 32 (1024 x warps /
+# rows), so 48 sharers take two loads; uneven slabs (23, 61 programs); the v7 loop (FIX = 0).
+_MANY = [((16, 4, 2, 2, 0, 0), 16, 64, 64), ((16, 4, 3, 2, 1, 1, 4), 16, 64, 23),
+         ((32, 1, 3, 1, 1, 0, 4), 40, 48, 96), ((32, 1, 2, 1, 0, 1), 40, 48, 61),
+         ((16, 4, 2, 2, 0, 0, 4, 0), 16, 64, 23)]
+
+
+@pytest.mark.parametrize("cfg,N,G,programs", _MANY, ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else str(v))
+def test_gemv7_many_sharers(device, cfg, N, G, programs):
+    """Tiles shared by up to 64 programs (the down projection's case, ~13 on the H200, magnified):
+    all partials summed, counters re-armed over three calls, results bitwise repeatable."""
+    C = -(-N // cfg[0]) * G
+    P = g7.gemv7_programs(C, programs)
+    maxc = g7.gemv7_maxc(C, P, G, cfg[0], cfg[1])
+    assert g7.gemv7_sharers(C, P, G) > 8 and (maxc == 32 if cfg[1] == 1 else maxc >= g7.gemv7_sharers(C, P, G))
+    _case(device, 1, N, G * 128, cfg, programs=programs, repeat=3)
+
+
+def test_gemv7_sharers_arithmetic():
+    """gemv7_sharers against a brute-force owner count; MAXC a power of two within the cap."""
+    for C, P, G in [(3584, 396, 112), (3584, 396, 32), (4144, 396, 28), (96, 96, 48), (40, 7, 5), (7, 7, 7), (5, 1, 5)]:
+        owner = [max(p for p in range(P) if (p * C) // P <= c) for c in range(C)]
+        brute = max(len(set(owner[t * G:(t + 1) * G])) for t in range(C // G))
+        assert g7.gemv7_sharers(C, P, G) == brute, (C, P, G)
+    assert g7.gemv7_sharers(3584, 396, 112) == 14 and g7.gemv7_maxc(3584, 396, 112, 128, 4) == 16
+    assert g7.gemv7_maxc(3584, 660, 112, 128, 4) == 32 and g7.gemv7_maxc(256, 256, 128, 128, 4) == 32
+    assert g7.gemv7_maxc(3584, 112, 32, 128, 4) == 1  # one program per tile: nothing shared
+
+
+def test_gemv7_fix2_control(device):
+    """FIX = 2 (timing control) skips the fix-up: with one program per tile it equals FIX = 1 exactly,
+    with shared tiles their rows stay unwritten (NaN in a poisoned output) and the others are right."""
+    M, N, K = 1, 48, 4 * 128
+    x = torch.randn(M, K, dtype=torch.float16, device=device)
+    q, s = _weights(device, N, K, torch.float16)
+    pk = g7.repack_gemv7(q, s, 16)
+    cfg = _CPU7[0]
+    y1 = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), torch.float16, device), config=cfg, programs=3)
+    y2 = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), torch.float16, device), config=cfg + (4, 2), programs=3)
+    assert torch.equal(y1, y2)
+    # 2 programs of 6 chunks over 3 tiles of 4: tile 1 is shared, tiles 0 and 2 are whole
+    y2 = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), torch.float16, device), config=cfg + (4, 2), programs=2)
+    assert torch.isnan(y2[0, 16:32]).all() and torch.equal(y2[:, :16], y1[:, :16]) and torch.equal(y2[:, 32:], y1[:, 32:])
+    _counters_zero()
 
 
 @pytest.mark.parametrize("M", [2, 3])
@@ -142,6 +202,8 @@ def test_gemv7_checks(device):
         g7.gemm_w4a16_gemv7(x, (pk.qt, pk.st))
     with pytest.raises(ValueError, match="out must be"):
         g7.gemm_w4a16_gemv7(x, pk, out=torch.empty(1, 41, dtype=torch.float16, device=device))
+    with pytest.raises(ValueError, match="FIX must be"):
+        g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 1, 0, 1, 4, 3))
 
 
 def test_gemv7_config_lists():
@@ -150,9 +212,12 @@ def test_gemv7_config_lists():
     shapes, session5_tune_w4a16_v7_h200.csv) in one tile height (one repacked copy per weight)
     and keeps v5; the interpreter list is unchanged."""
     assert all(c[4] == 0 or c[0] == 32 * c[1] for c in g7.GEMV7_CONFIGS)
-    assert [(c[1], c[3], c[4], c[7], c[8], c[9]) for c in w4mod._W4_GEMV7] == [c[:6] for c in g7.GEMV7_CONFIGS]
+    assert [(c[1], c[3], c[4], c[7], c[8], c[9], c[11]) for c in w4mod._W4_GEMV7] == \
+        [c[:6] + (c[7] if len(c) > 7 else 1,) for c in g7.GEMV7_CONFIGS]
     m1 = w4mod.w4_candidates(1, False)
     assert m1[0] == w4mod._W4_GEMV7[0] and {c[1] for c in m1 if c[6] == "gemv7"} == {128}
+    # both slab-end fix-ups (each won shapes in session5_tune_w4a16_v7b_h200.csv), v7b first
+    assert m1[0][11] == 1 and {c[11] for c in m1 if c[6] == "gemv7"} == {0, 1}
     assert any(c[6] == "gemv5" for c in m1)
     assert all(c[6] == "gemv" for c in w4mod.w4_candidates(1, True))
     assert g7.gemv7_programs(100, 264) == 100 and g7.gemv7_programs(3584, 264) == 264
@@ -170,12 +235,22 @@ def test_gemv7_gpu(cfg, dtype, M, N, K):
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", [_MATH1, _MATH0], ids=["math1", "math0"])
+@pytest.mark.parametrize("cfg", _LEADERS + [_MATH0], ids=lambda c: "-".join(map(str, c)))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 4096, 14336), (torch.bfloat16, 2, 28672, 4096),
                                          (torch.float16, 1, 18944, 3584), (torch.float16, 1, 1000, 4096)])
 def test_gemv7_gpu_shapes(cfg, dtype, M, N, K):
-    """fp16, the down projection (long tiles shared by many programs), M = 2, ragged N (a padded tile)."""
-    _case("cuda", M, N, K, cfg, dtype, repeat=2)
+    """fp16, the down projection (long tiles shared by many programs), M = 2, ragged N (a padded
+    tile), for every config the tuner's M = 1 list can lead with and MATH = 0."""
+    _case("cuda", M, N, K, cfg, dtype, repeat=3)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", [_V7B, _MATH0, _V7], ids=["v7b-math1", "v7b-math0", "v7"])
+def test_gemv7_gpu_many_sharers(cfg):
+    """Two tiles of K = 16384 over all 256 chunks' programs: 128 sharers per tile, arrivals in the
+    GPU's order, MAXC capped (four [32, 128] loads per tile); repeated calls bitwise equal."""
+    _case("cuda", 1, 256, 16384, cfg, torch.bfloat16, repeat=4)
 
 
 @pytest.mark.gpu
@@ -196,14 +271,16 @@ def test_gemv7_gpu_exact(dtype, cfg):
 
 @pytest.mark.gpu
 @gpu
-def test_gemv7_gpu_graph_replay():
+@pytest.mark.parametrize("cfg", [c for c in w4mod._W4_GEMV7 if c[1] == 128 and c[8] == 1],
+                         ids=lambda c: "-".join(map(str, c[3:5] + c[7:])))
+def test_gemv7_gpu_graph_replay(cfg):
     """Tile counters re-arm themselves: many CUDA-graph replays give the same correct result,
-    through the public gemm_w4a16 entry (repack cached before the capture)."""
+    through the public gemm_w4a16 entry (repack cached before the capture), for every config the
+    M = 1 tuner list can lead with."""
     M, N, K = 1, 4096, 14336
     x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
     q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
     y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
-    cfg = w4mod._W4_GEMV7[0]
     gemm_w4a16(x, q, s, out=y, config=cfg)  # repack and counters outside the capture
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
