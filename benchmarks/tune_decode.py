@@ -26,6 +26,13 @@ q_len=1; B x L >= 64k tokens, or B=1 with L >= 32k), time explicitly forced laun
   * ``repeat:*`` with ``--repeat N``: default, the fastest grid variant and the fastest flat variant
                 re-timed N times in turn (run-to-run spread; medians in the summary).
 
+v8 (``--combine-ab``): how the slices are merged, at the default's own tile and heuristic splits:
+``ab:nocomb`` (the split kernel alone, merge patched out), ``ab:kernel`` (second launch), ``ab:pdl``
+(second launch as a programmatic dependent launch), ``ab:fused_v6`` (last-arriving program merges with
+v6's ``_combine_rows``) and ``ab:fused`` (v8's ``_merge_group``); plus ``default_fused``, the wrapper's
+tuned choice with ``_DEFAULT_COMBINE = "fused"``. With ``--repeat N`` these (and ``default``) are
+re-timed N times in alternation. ``--no-flat`` skips the v7 flat kernel, ``default_v7`` and ``v3``.
+
 v6: fp8 tiles carry ``cvt`` (0: Triton's convert; 1: V, 2: K and V converted by inline PTX
 right after the load, :func:`llmperf_kernels.attention_decode_combine.e4m3_to_f16`); B=1 cases
 also try shorter pipelines ((64, 4, 3), (64, 4, 2), (32, 4, 4)).
@@ -176,6 +183,9 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=0, help="re-time default / best grid / best flat N times in turn")
     ap.add_argument("--no-grid-sweep", action="store_true",
                     help="skip the grid kernel's tile/split stages (v3 and, at B=1, the default's nocomb stay)")
+    ap.add_argument("--no-flat", action="store_true", help="skip the v7 flat kernel, default_v7 and v3")
+    ap.add_argument("--combine-ab", action="store_true",
+                    help="v8: merge modes (nocomb/kernel/pdl/fused_v6/fused) at the default's tile, default_fused")
     a = ap.parse_args(argv)
     dev = lk.harness.bench_device("tune_decode", a.smoke)
     # the interpreter's tl.dot on bf16 tiles is wrong: fp16 on CPU
@@ -219,9 +229,10 @@ def main(argv=None):
             else:
                 eff = eff_splits(L, cfg.splits, cfg.block_n)
                 comb, progs = "none" if eff == 1 else (cfg.combine or "kernel"), B * HKV * eff
-            if variant in ("nocomb", "flat_nocomb"):
+            if variant in ("nocomb", "flat_nocomb", "ab:nocomb"):
                 comb = "skipped"
-            rkey = (variant if variant in ("default", "default_v7", "flat_lazy") else "",) + (
+            rkey = (variant if variant in ("default", "default_v7", "default_fused", "flat_lazy")
+                    or variant.startswith("ab:") else "",) + (
                 tuple(cfg) + (eff, comb) if cfg is not None else ())
             if rkey in results and not retime:
                 return results[rkey]
@@ -249,12 +260,12 @@ def main(argv=None):
             except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: report, go on
                 print(f"  {name} {variant} {tuple(cfg) if cfg else 'default'}: FAILED {repr(e)[:160]}")
                 return None
-            if not err <= 1e-2 and variant not in ("nocomb", "flat_nocomb"):
+            if not err <= 1e-2 and variant not in ("nocomb", "flat_nocomb", "ab:nocomb"):
                 bad.append((name, variant, tuple(cfg) if cfg else "default", err))
             shown = cfg
             if cfg is None:  # the tuner's pick (interpreter: the wrapper's fixed CPU tile, no tuner call)
                 shown = DecodeConfig(*picked["cfg"]) if "cfg" in picked else DecodeConfig(16, 4, 1)
-                comb = f"auto:{heur}sp"
+                comb = f"auto:{heur}sp" + (f":{ad_mod._DEFAULT_COMBINE}" if ad_mod._DEFAULT_COMBINE != "kernel" else "")
             row = dict(case=name, batch=B, kv_len=L, page=page or "", kv_dtype=kvd, variant=variant,
                        block_n=shown.block_n, num_warps=shown.num_warps, num_stages=shown.num_stages,
                        swap=int(shown.swap), cvt=shown.cvt, persist=shown.persist, programs=fl.get("programs", progs),
@@ -281,14 +292,30 @@ def main(argv=None):
             tiles = TILES_FP8 if kvd == "fp8" else TILES + (TILES_B1 if B == 1 else [])
         cands = sorted({1, 2, 4, 8} if heur == 1 else {max(1, heur // 2), heur, min(256, 2 * heur)})
         measure("default", None)  # the wrapper's own choice (autotuned): the baseline
-        with patched(ad_mod, "_FLAT_SPLIT_REGIME", True):  # v7 default: tuner also tries the flat kernel
-            measure("default_v7", None)
-        measure("v3", DecodeConfig(64 if not a.smoke else 16, 4, 3 if not a.smoke else 1,
-                                   v3_splits(B * HKV, L, sms), "kernel"))
+        if a.combine_ab:  # v8: the same with the fused merge as the wrapper's default
+            with patched(ad_mod, "_DEFAULT_COMBINE", "fused"):
+                measure("default_fused", None)
+        if not a.no_flat:
+            with patched(ad_mod, "_FLAT_SPLIT_REGIME", True):  # v7 default: tuner also tries the flat kernel
+                measure("default_v7", None)
+            measure("v3", DecodeConfig(64 if not a.smoke else 16, 4, 3 if not a.smoke else 1,
+                                       v3_splits(B * HKV, L, sms), "kernel"))
+        ab_plan = []  # v8: (variant, config, context) at the default's tile, heuristic splits
+        dflt = results.get(("default",))
+        if a.combine_ab and dflt and heur > 1:
+            d = dflt[1]
+            base = DecodeConfig(d["block_n"], d["num_warps"], d["num_stages"], heur, "kernel", bool(d["swap"]), d["cvt"])
+            ab_plan = [("ab:nocomb", base, no_combine), ("ab:kernel", base, contextlib.nullcontext),
+                       ("ab:pdl", base._replace(combine="pdl"), contextlib.nullcontext),
+                       ("ab:fused_v6", base._replace(combine="fused"), lambda: patched(ad_mod, "_FUSED_MERGE", 1)),
+                       ("ab:fused", base._replace(combine="fused"), contextlib.nullcontext)]
+            for var, c, ctx in ab_plan:
+                with ctx():
+                    measure(var, c)
         if a.no_grid_sweep:
             tiles, cands = [], []
             dflt = results.get(("default",))
-            if dflt and heur > 1 and B == 1:  # the default's grid launch without its combine
+            if dflt and heur > 1 and B == 1 and not a.combine_ab:  # the default's launch without its combine
                 d = dflt[1]
                 with no_combine():
                     measure("nocomb", DecodeConfig(d["block_n"], d["num_warps"], d["num_stages"], heur, "kernel",
@@ -307,7 +334,7 @@ def main(argv=None):
                 for comb in ("kernel", "pdl", "fused"):
                     measure("split", DecodeConfig(bn, nw, ns, sp, comb, swap, cvt))
         split_rows = [r for r in results.values() if r[1]["splits_eff"] > 1 and r[1]["combine"] in ("kernel", "pdl")]
-        if B == 1 and split_rows:  # probe: the split kernel alone (combine patched out)
+        if B == 1 and split_rows and not a.combine_ab:  # probe: the split kernel alone (combine patched out)
             rb = min(split_rows, key=lambda r: r[0])[1]
             with no_combine():
                 measure("nocomb", DecodeConfig(rb["block_n"], rb["num_warps"], rb["num_stages"], rb["splits_asked"],
@@ -320,12 +347,12 @@ def main(argv=None):
         else:
             ftiles = FLAT_TILES_PAGED if page else FLAT_TILES
         fbest = None
-        for bn, nw, ns, swap, pers in ftiles:
+        for bn, nw, ns, swap, pers in ([] if a.no_flat else ftiles):
             cvt = 1 if kvd == "fp8" and swap and not a.smoke else 0
             r = measure("flat", DecodeConfig(bn, nw, ns, None, "kernel", swap, cvt, pers))
             if r and (fbest is None or r[0] < fbest[0]):
                 fbest = (r[0], DecodeConfig(bn, nw, ns, None, "kernel", swap, cvt, pers))
-        if fbest:
+        if fbest and not a.no_flat:
             fcfg = fbest[1]
             r = measure("flat", fcfg._replace(combine="pdl"))
             if r and r[0] < fbest[0]:
@@ -336,7 +363,7 @@ def main(argv=None):
                     measure("flat_lazy", fcfg)
             with patched(flat_mod, "_flat_combine_kernel", _Skip()):
                 measure("flat_nocomb", fcfg)
-        ok = [r for r in results.values() if r[1]["variant"] not in ("nocomb", "flat_nocomb", "flat_lazy")]
+        ok = [r for r in results.values() if r[1]["variant"] not in ("nocomb", "flat_nocomb", "flat_lazy", "ab:nocomb")]
         allr = sorted(ok, key=lambda r: r[0])
         v3r = next((r for r in results.values() if r[1]["variant"] == "v3"), None)
         dr = next((r for r in results.values() if r[1]["variant"] == "default"), None)
@@ -344,7 +371,16 @@ def main(argv=None):
         grid_rows = [r for r in ok if r[1]["variant"] in ("v3", "tile", "split")]
         gbest = min(grid_rows, key=lambda r: r[0]) if grid_rows else None
         reps = {}
-        if a.repeat and dr:  # run-to-run spread: default / best grid / best flat, in turn
+        if a.repeat and dr and a.combine_ab:  # v8: default, default_fused and the merge modes, in turn
+            plan = [("default", None, contextlib.nullcontext),
+                    ("default_fused", None, lambda: patched(ad_mod, "_DEFAULT_COMBINE", "fused"))] + ab_plan
+            for _ in range(a.repeat):
+                for var, c, ctx in plan:
+                    with ctx():
+                        r = measure(var, c, retime=True)
+                    if r:
+                        reps.setdefault(var, []).append(r[0])
+        elif a.repeat and dr:  # run-to-run spread: default / best grid / best flat, in turn
             def cfg_of(row):
                 return DecodeConfig(row["block_n"], row["num_warps"], row["num_stages"], row["splits_asked"] or None,
                                     None if row["combine"] in ("none",) else row["combine"], bool(row["swap"]),

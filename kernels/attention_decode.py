@@ -26,7 +26,8 @@ when B*Hkv programs do not fill the SMs; 2 programs per SM contiguous, 4 paged; 
 256 KiB of K+V, so fp8 slices hold twice the tokens). Optional ``combine="fused"``: the merge runs
 in the last-arriving program of each (sequence, KV head) -- an atomic arrival counter, no second
 launch (the fix proposed in NOTES.md after run 4; the "last block" reduction of CUDA's
-threadFenceReduction sample) -- measured slower than the second launch, so not the default.
+threadFenceReduction sample); v8's merge (:func:`.attention_decode_combine._merge_group`, a chunk's
+loads issued together) ties the second launch at B1 contiguous and loses paged, so not the default.
 Paged tiles that fit inside one page use one scalar block-table load per tile (vLLM's
 paged-attention kernel walks pages the same way). (BLOCK_N, warps, stages) are tuned per shape
 key (fp8 KV has its own candidates); ``config=`` / ``num_splits=`` force a launch. v5 options
@@ -49,8 +50,8 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_tensor
-from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, e4m3_to_f16, gdc_launch_dependents,
-                                       rows_tile)
+from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, _merge_group, e4m3_to_f16,  # noqa: F401
+                                       fused_params, fused_tile, gdc_launch_dependents, rows_tile)
 from .attention_decode_split import flat_candidates, flat_launch
 from .harness import Tuner, is_interpreter
 
@@ -71,8 +72,8 @@ class DecodeConfig(NamedTuple):
                 last wave runs and wait in griddepcontrol.wait, so the launch latency is hidden;
                 a plain second launch where unsupported: CPU interpreter, Triton without gdc);
                 "fused" = the last program of each (sequence, KV head) to finish merges them
-                (atomic arrival counter, one launch -- slower on an H200 in tune_decode run 1: its
-                merge is serial in one CTA); None = _DEFAULT_COMBINE.
+                (atomic arrival counter, one launch; v8 merge: ``_merge_group``, v6's with
+                _FUSED_MERGE = 1); None = _DEFAULT_COMBINE.
     swap        False: query rows are the MMA's M (G*Lq rows padded to >= 16). True (v5, "swap-AB"):
                 S^T = K Q^T and O^T = V^T P^T, keys are the MMA's M and the query rows its N,
                 padded to >= 8 only: half the tensor-core instructions when G*Lq <= 8.
@@ -128,6 +129,7 @@ _MAX_SPLITS = 256
 _COMBINE_SB = 64  # splits merged per step of the combine loop (a [64, D] fp32 tile: 32 KiB, 64 regs/thread)
 _COMBINES = ("kernel", "pdl", "fused")
 _DEFAULT_COMBINE = "kernel"
+_FUSED_MERGE = 2  # "fused" merge in the split kernel: 2 = v8 _merge_group, 1 = v6 _combine_rows (A/B only)
 _FLAT_SPLIT_REGIME = False  # v7: tuner tries the flat kernel first where splits > 1 (off: never won, NOTES.md)
 
 FP8 = torch.float8_e4m3fn
@@ -194,8 +196,8 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
                    D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
                    PAGED: tl.constexpr, PAGE: tl.constexpr, SINGLE: tl.constexpr, KV_FP8: tl.constexpr,
-                   FUSED: tl.constexpr, SB: tl.constexpr, RB: tl.constexpr, PDL: tl.constexpr, SWAP: tl.constexpr,
-                   CVT: tl.constexpr):
+                   FUSED: tl.constexpr, SB: tl.constexpr, RB: tl.constexpr, VEC: tl.constexpr, PDL: tl.constexpr,
+                   SWAP: tl.constexpr, CVT: tl.constexpr):
     """One (sequence x KV head, slice) program: online softmax over the slice's keys for the
     group's G*Lq query rows (a [BLOCK_R, D] tile); writes o directly (SINGLE) or an fp32 partial
     op [B, Hq, Lq, SPLITS, D] and its base-2 log-sum-exp lse [B, Hq, Lq, SPLITS]. SWAP: the
@@ -257,16 +259,20 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
         tl.store(op_ptr + (row[:, None] * SPLITS + split) * D + offs_d[None, :], o, mask=rvalid[:, None])
         lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
         tl.store(lse_ptr + row * SPLITS + split, lse, mask=rvalid)
-        if FUSED:
+        if FUSED > 0:
             # Last-arriving program merges the group's slices (the CUDA threadFenceReduction
             # pattern): barrier so every thread's partial stores precede thread 0's release
             # (acq_rel atomic at GPU scope); the winner's loads then see all SPLITS partials.
-            # v6: all G*Lq rows of the group merged together ([RB, SB, D] tiles), not row by row.
+            # FUSED 2 (v8): _merge_group (chunk loads in flight together); 1: v6's _combine_rows.
             tl.debug_barrier()
             old = tl.atomic_add(cnt_ptr + bhk, 1, sem="acq_rel", scope="gpu")
             if old == SPLITS - 1:
                 row0 = (b64 * Hq + hk * G) * Lq  # the group's G*Lq rows are contiguous
-                _combine_rows(op_ptr, lse_ptr, o_ptr, row0, G * Lq, SPLITS, D, RB, SB)
+                if FUSED == 2:
+                    _merge_group(op_ptr + row0 * SPLITS * D, lse_ptr + row0 * SPLITS, o_ptr + row0 * D, G * Lq,
+                                 SPLITS, D, RB, SB, VEC)
+                else:
+                    _combine_rows(op_ptr, lse_ptr, o_ptr, row0, G * Lq, SPLITS, D, RB, SB)
                 tl.store(cnt_ptr + bhk, 0)  # re-arm for the next call (and CUDA-graph replays)
 
 
@@ -403,7 +409,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         splits = triton.cdiv(max_len, chunk)
         single = splits == 1
         combine = c.combine or _DEFAULT_COMBINE
-        fused = not single and combine == "fused"
+        fused = 0 if single or combine != "fused" else _FUSED_MERGE  # kernel's FUSED: 2 = v8 merge, 1 = v6's
         pdl = not single and combine == "pdl" and _pdl_supported(q.device)
         cnt = op = lse = out  # placeholders where unused
         if not single:
@@ -412,13 +418,13 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         if fused:
             cnt = _arrival_counters(q.device, B * Hkv)
         sb = min(_COMBINE_SB, 8192 // D, triton.next_power_of_2(splits))  # <= 8192 fp32 per merge tile
-        rb, fsb = rows_tile(G * Lq, splits, D)
+        rb, fsb, vec = fused_params(fused, G * Lq, splits, D, nw, triton.cdiv(B * Hkv * splits, _num_sms(q.device)))
         _decode_kernel[(B * Hkv, splits)](
             q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
             bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
             D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,
-            KV_FP8=k.dtype == FP8, FUSED=fused, SB=fsb if fused else sb, RB=rb, PDL=pdl, SWAP=bool(c.swap), CVT=cvt,
+            KV_FP8=k.dtype == FP8, FUSED=fused, SB=fsb, RB=rb, VEC=vec, PDL=pdl, SWAP=bool(c.swap), CVT=cvt,
             num_warps=nw, num_stages=ns)
         if not single and not fused:
             _combine_kernel[(B * Hq * Lq,)](op, lse, out, splits, D=D, SB=sb, PDL=pdl, num_warps=4,
@@ -431,7 +437,8 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         cfg = DecodeConfig(block_n or 16, 4, 1 if is_interpreter() else 3)
     else:
         flat = _FLAT_SPLIT_REGIME and heur_splits > 1 and num_splits is None and k.dtype != FP8 and D <= 128
-        key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length(), flat)
+        key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length(), flat,
+               _DEFAULT_COMBINE, _FUSED_MERGE)
         cands = _CANDS_D256 if D > 128 else ((_CANDS_FP8_PAGED if paged else _CANDS_FP8) if k.dtype == FP8 else _CANDS)
         cands = ([DecodeConfig(*t) for t in flat_candidates(paged)] if flat else []) + cands
         cfg = _tuner.pick(key, cands, launch)

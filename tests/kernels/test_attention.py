@@ -181,6 +181,46 @@ def test_decode_fused_row_blocks(device, combine):
     _decode(device, F16, 1, 32, 1, 2, [150], 128, config=DecodeConfig(32, 4, 1, 5, combine))
 
 
+# v8: the fused merge of attention_decode_combine._merge_group (chunks of SB splits loaded before any
+# use, clamped indices, [T, VEC] tiles). On CPU: 4 "SMs", so per_sm >= 4 and fused_tile caps a chunk
+# at 12 splits: 100 slices -> 9 chunks (the last with 8 clamped splits); G*Lq 1..64 rows (VEC 1..4,
+# several row blocks), ragged lengths (empty slices: lse -inf), contiguous and paged.
+@pytest.mark.parametrize("Hq,Hkv,Lq", [(4, 4, 1), (8, 2, 1), (8, 2, 3), (8, 1, 2), (32, 2, 4)])
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("splits,lens", [(3, [50, 5]), (100, [1100, 300]), (7, [113, 64])])
+def test_decode_fused_v8(device, Hq, Hkv, Lq, page, splits, lens):
+    D = 32 if splits == 100 else 64
+    _decode(device, F16, 2, Hq, Hkv, Lq, lens, D, page=page, config=DecodeConfig(16, 4, 1, splits, "fused"))
+
+
+def test_decode_fused_v8_tile():
+    """fused_tile: rows x 4 values fill the threads; chunks sized by the programs each SM must hold."""
+    assert ad.fused_tile(4, 32, 128, 4, 2) == (4, 32, 4)    # B1 L32k on an H200: one chunk of 32
+    assert ad.fused_tile(4, 33, 128, 4, 2) == (4, 33, 4)
+    assert ad.fused_tile(4, 66, 128, 4, 4) == (4, 11, 4)    # paged: 4 programs per SM -> 6 chunks
+    assert ad.fused_tile(4, 32, 128, 8, 2) == (4, 16, 2)    # 8 warps: 2 values per thread
+    assert ad.fused_tile(1, 5, 128, 4, 3) == (1, 5, 1)      # one row: 1 value per thread
+    assert ad.fused_tile(64, 5, 128, 4, 3) == (4, 5, 4)     # 16 blocks of 4 rows
+
+
+@pytest.mark.parametrize("merge", [1, 2])
+def test_decode_fused_repeat_and_order(device, monkeypatch, merge):
+    """Repeated fused calls on the same inputs (counters re-armed after each; v8 = 2 and v6 = 1
+    merges) give identical outputs, close to the second-launch merge."""
+    monkeypatch.setattr(ad, "_FUSED_MERGE", merge)
+    torch.manual_seed(1)
+    q = torch.randn(2, 8, 2, 32, dtype=F16, device=device)
+    k, v = torch.randn(2, 2, 150, 32, dtype=F16, device=device), torch.randn(2, 2, 150, 32, dtype=F16, device=device)
+    lens = torch.tensor([150, 37], dtype=torch.int32, device=device)
+    outs = [attention_decode(q, k, v, lens, out=poisoned((2, 8, 2, 32), F16, device),
+                             config=DecodeConfig(16, 4, 1, 9, "fused")) for _ in range(3)]
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+    assert all(int(c.abs().sum()) == 0 for c in ad._COUNTERS.values())
+    ref = attention_decode(q, k, v, lens, config=DecodeConfig(16, 4, 1, 9, "kernel"))
+    assert_close(outs[0], ref.float(), F16)
+    assert_close(outs[0], attention_decode_ref(q, k, v, lens), F16)
+
+
 def test_decode_default_splits_heuristic():
     # H200 numbers (132 SMs, Hkv=8, D=128): 2 (contiguous) / 4 (paged) programs per SM when
     # B*Hkv < 0.75 * SMs, slices >= 256 KiB of K+V
@@ -367,6 +407,50 @@ def test_decode_gpu_fused_rows(splits):
     """v6 fused merge (all G*Lq rows of a group at once), Lq 1 and 3, two calls (counters re-armed)."""
     for lq in (1, 3, 1):
         _decode("cuda", torch.bfloat16, 2, 32, 8, lq, [32768, 5000], 128, config=DecodeConfig(64, 4, 4, splits, "fused"))
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("page", [None, 16])
+@pytest.mark.parametrize("cfg", [DecodeConfig(64, 4, 3, None, "fused"), DecodeConfig(64, 4, 4, None, "fused"),
+                                 DecodeConfig(64, 8, 3, None, "fused"), DecodeConfig(64, 4, 4, None, "fused", True)])
+def test_decode_gpu_fused_v8(page, cfg):
+    """v8 fused merge at bench shapes (heuristic splits): B1 L32k (32 slices, one chunk; paged 64
+    slices in chunks), B1 L131k (33 / 66 slices), ragged B3, GQA 8 with q_len 4 (32 rows: 8 row
+    blocks); 4 warps (VEC 4) and 8 warps (VEC 2), swap-AB; repeated calls re-arm the counters."""
+    for _ in range(2):
+        _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page, config=cfg)
+    _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [131072], 128, page=page, config=cfg)
+    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, config=cfg)
+    _decode("cuda", torch.bfloat16, 2, 64, 8, 4, [12345, 5000], 128, page=page, config=cfg)
+    assert ad.LAST_LAUNCH["kernels"] == 1 and all(int(c.abs().sum()) == 0 for c in ad._COUNTERS.values())
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("page", [None, 16])
+def test_decode_gpu_fused_default_graph(page, monkeypatch):
+    """The default path with combine "fused" (the wrapper's switch), captured in a CUDA graph and
+    replayed: every replay re-arms the arrival counters and writes the same (correct) output."""
+    monkeypatch.setattr(ad, "_DEFAULT_COMBINE", "fused")
+    _decode("cuda", torch.bfloat16, 4, 32, 8, 1, [4000, 77, 9000, 1], 128, page=page)
+    _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page)
+    assert ad.LAST_LAUNCH["kernels"] == 1
+    q, k, v, lens, bt = ad.random_decode_inputs(1, 32768, 32, 8, 128, page)
+    out = torch.empty_like(q)
+    attention_decode(q, k, v, lens, bt, out=out, max_kv_len=32768)  # compile outside the capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        attention_decode(q, k, v, lens, bt, out=out, max_kv_len=32768)
+    ref = attention_decode_ref(q, k, v, lens, bt)
+    first = None
+    for _ in range(3):
+        out.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        assert_close(out, ref, torch.bfloat16)
+        first = out.clone() if first is None else first
+        assert torch.equal(out, first)
 
 
 @pytest.mark.gpu
