@@ -19,3 +19,27 @@ def assert_close(out, ref, dtype, tol=None):
     err = rel_err(out, ref)
     bound = tol if tol is not None else TOL[dtype]
     assert err <= bound, f"relative error {err:.3e} > {bound:.1e}"
+
+
+def assert_w4_graph_replays(cfg, replays=20):
+    """``gemm_w4a16`` at M = 1 on 4096 x 14336 (bf16) with a forced ``cfg``, captured once in a CUDA
+    graph (weights repacked and counters allocated by an eager call first) and replayed ``replays``
+    times into a NaN-poisoned output: every replay must give the reference result, so kernels that
+    synchronize programs through counters must re-arm them. The caller checks its counters."""
+    from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+
+    M, N, K = 1, 4096, 14336
+    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
+    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
+    gemm_w4a16(x, q, s, out=y, config=cfg)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        gemm_w4a16(x, q, s, out=y, config=cfg)
+    ref = gemm_w4a16_ref(x, q, s)
+    for _ in range(replays):
+        y.fill_(float("nan"))
+        g.replay()
+    torch.cuda.synchronize()
+    assert_close(y, ref, torch.bfloat16)

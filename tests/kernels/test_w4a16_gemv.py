@@ -17,7 +17,7 @@ import torch
 
 from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 
-from kernel_testutil import assert_close, poisoned
+from kernel_testutil import assert_close, assert_w4_graph_replays, poisoned
 
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
 gemv_mod = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv")
@@ -171,20 +171,6 @@ def test_gemv6_gpu_large_x():
 @pytest.mark.parametrize("cfg", [(4, 64, 128, 4, 1, 8, "gemv5", 1), w4mod._W4_GEMV6[0]], ids=["gemv5", "gemv6"])
 def test_gemv_gpu_graph_replay(cfg):
     """Split-K counters re-arm themselves: many CUDA-graph replays give the same correct result."""
-    M, N, K = 1, 4096, 14336
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
-    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
-    gemm_w4a16(x, q, s, out=y, config=cfg)  # allocate the counters outside the capture
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        gemm_w4a16(x, q, s, out=y, config=cfg)
-    ref = gemm_w4a16_ref(x, q, s)
-    for _ in range(20):
-        y.fill_(float("nan"))
-        g.replay()
-    torch.cuda.synchronize()
-    assert_close(y, ref, torch.bfloat16)
+    assert_w4_graph_replays(cfg)
     for c in gemv_mod._COUNTERS.values():
         assert int(c.abs().sum()) == 0

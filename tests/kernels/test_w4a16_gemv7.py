@@ -20,7 +20,7 @@ import torch
 
 from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 
-from kernel_testutil import assert_close, poisoned
+from kernel_testutil import assert_close, assert_w4_graph_replays, poisoned
 
 g7 = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv7")
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
@@ -277,19 +277,5 @@ def test_gemv7_gpu_graph_replay(cfg):
     """Tile counters re-arm themselves: many CUDA-graph replays give the same correct result,
     through the public gemm_w4a16 entry (repack cached before the capture), for every config the
     M = 1 tuner list can lead with."""
-    M, N, K = 1, 4096, 14336
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    q, s = quantize_w4(torch.randn(N, K, dtype=torch.bfloat16, device="cuda"))
-    y = torch.empty(M, N, dtype=torch.bfloat16, device="cuda")
-    gemm_w4a16(x, q, s, out=y, config=cfg)  # repack and counters outside the capture
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        gemm_w4a16(x, q, s, out=y, config=cfg)
-    ref = gemm_w4a16_ref(x, q, s)
-    for _ in range(20):
-        y.fill_(float("nan"))
-        g.replay()
-    torch.cuda.synchronize()
-    assert_close(y, ref, torch.bfloat16)
+    assert_w4_graph_replays(cfg)  # repack and counters outside the capture
     _counters_zero()
