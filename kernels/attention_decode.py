@@ -53,6 +53,7 @@ from ._common import check, check_tensor
 from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, _merge_group, e4m3_to_f16,  # noqa: F401
                                        fused_params, fused_tile, gdc_launch_dependents, rows_tile)
 from .attention_decode_split import flat_candidates, flat_launch
+from .attention_decode_step import update_keys, update_rows
 from .harness import Tuner, is_interpreter
 
 _tuner = Tuner("attention_decode")
@@ -161,36 +162,6 @@ def _kv_tile_offsets(s, offs_n, end, b64, hk, bt_ptr, sbt, skb, skh, skn, svb, s
 
 
 @triton.jit
-def _update_rows(q, k, v, kn, inb, pos, m_i, l_i, acc):
-    """Online-softmax step with query rows as the MMA's M: q [R, D], k/v [N, D], acc [R, D] fp32."""
-    qk = tl.dot(q, tl.trans(k))
-    qk = tl.where(inb[None, :] & (kn[None, :] <= pos[:, None]), qk, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(qk, 1))
-    m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-    p = tl.exp2(qk - m_sub[:, None])
-    alpha = tl.exp2(m_i - m_sub)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None] + tl.dot(p.to(k.dtype), v).to(tl.float32)
-    return m_new, l_i, acc
-
-
-@triton.jit
-def _update_keys(qt, k, v, kn, inb, pos, m_i, l_i, acct):
-    """The same step transposed (swap-AB): S^T = K Q^T, O^T += V^T P^T. Keys are the MMA's M rows
-    and the R query rows its N columns (an n8 MMA needs R >= 8, not 16 as rows):
-    qt [D, R], k/v [N, D], acct [D, R] fp32."""
-    st = tl.dot(k, qt)
-    st = tl.where(inb[:, None] & (kn[:, None] <= pos[None, :]), st, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(st, 0))
-    m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-    p = tl.exp2(st - m_sub[None, :])
-    alpha = tl.exp2(m_i - m_sub)
-    l_i = l_i * alpha + tl.sum(p, 0)
-    acct = acct * alpha[None, :] + tl.dot(tl.trans(v), p.to(k.dtype)).to(tl.float32)
-    return m_new, l_i, acct
-
-
-@triton.jit
 def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr, cnt_ptr,
                    Hq, Hkv, Lq, G, qk_scale, v_scale, chunk, SPLITS,
                    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sbt, sob, soh, som,
@@ -201,7 +172,7 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
     """One (sequence x KV head, slice) program: online softmax over the slice's keys for the
     group's G*Lq query rows (a [BLOCK_R, D] tile); writes o directly (SINGLE) or an fp32 partial
     op [B, Hq, Lq, SPLITS, D] and its base-2 log-sum-exp lse [B, Hq, Lq, SPLITS]. SWAP: the
-    transposed (swap-AB) MMAs of :func:`_update_keys`."""
+    transposed (swap-AB) MMAs of :func:`.attention_decode_step.update_keys`."""
     if PDL:
         gdc_launch_dependents()  # let the combine kernel's programs be scheduled now (they wait)
     bhk = tl.program_id(0)
@@ -244,9 +215,9 @@ def _decode_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, o_ptr, op_ptr, lse_ptr
             k = k.to(cdt)
             v = v.to(cdt)
         if SWAP:
-            m_i, l_i, acc = _update_keys(qt, k, v, kn, inb, pos, m_i, l_i, acc)
+            m_i, l_i, acc = update_keys(qt, k, v, kn, inb, pos, m_i, l_i, acc, 1.0, False)
         else:
-            m_i, l_i, acc = _update_rows(q, k, v, kn, inb, pos, m_i, l_i, acc)
+            m_i, l_i, acc = update_rows(q, k, v, kn, inb, pos, m_i, l_i, acc, 1.0, False)
     if SWAP:
         acc = tl.trans(acc)
     has = l_i > 0

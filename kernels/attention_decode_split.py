@@ -49,6 +49,7 @@ import triton
 import triton.language as tl
 
 from .attention_decode_combine import _combine_row, e4m3_to_f16, gdc_launch_dependents, gdc_wait
+from .attention_decode_step import update_keys, update_rows
 
 
 @triton.jit
@@ -125,22 +126,9 @@ def _flat_kernel(q_ptr, k_ptr, v_ptr, bt_ptr, lens_ptr, op_ptr, lse_ptr,
             v = v.to(q.dtype)
         pos = kv_len - Lq + i  # kn <= pos implies kn < kv_len: the only score mask needed
         if SWAP:  # S^T = K Q^T, O^T += V^T P^T (keys as the MMA's rows)
-            st = tl.where(kn[:, None] <= pos[None, :], tl.dot(k, tl.trans(q)) * qk_scale, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(st, 0))
-            m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-            pr = tl.exp2(st - m_sub[None, :])
-            alpha = tl.exp2(m_i - m_sub)
-            l_i = l_i * alpha + tl.sum(pr, 0)
-            acc = acc * alpha[None, :] + tl.dot(tl.trans(v), pr.to(k.dtype)).to(tl.float32)
+            m_i, l_i, acc = update_keys(tl.trans(q), k, v, kn, inb, pos, m_i, l_i, acc, qk_scale, True)
         else:
-            qk = tl.where(kn[None, :] <= pos[:, None], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(qk, 1))
-            m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-            pr = tl.exp2(qk - m_sub[:, None])
-            alpha = tl.exp2(m_i - m_sub)
-            l_i = l_i * alpha + tl.sum(pr, 1)
-            acc = acc * alpha[:, None] + tl.dot(pr.to(k.dtype), v).to(tl.float32)
-        m_i = m_new
+            m_i, l_i, acc = update_rows(q, k, v, kn, inb, pos, m_i, l_i, acc, qk_scale, True)
         wrap = j + 1 == TPH  # this tile ends its (sequence, KV head)
         if wrap | (t + 1 == t1):  # end of this program's segment of bh: write its partial, restart
             seg = p - _owner((b * Hkv + hk) * TPH, P, T)

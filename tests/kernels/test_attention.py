@@ -1,7 +1,8 @@
-"""Prefill (FA2) and decode (flash-decoding, contiguous + paged, bf16/fp16/fp8 KV) attention.
+"""Decode attention (flash-decoding, contiguous + paged, bf16/fp16/fp8 KV) against its reference;
+prefill has its own file, test_attention_prefill.py.
 
-CPU (interpreter): fp16, small ragged shapes, GQA ratios 1/4/8, causal/windowed, paged block sizes
-16/32/64. GPU (@gpu): bf16 and fp16 at realistic shapes, head_dim 64/128/256.
+CPU (interpreter): fp16, small ragged shapes, GQA ratios 1/4/8, q_len > 1, paged block sizes
+16/32/64. GPU (@gpu): bf16 and fp16 at realistic shapes.
 """
 
 import importlib
@@ -9,7 +10,7 @@ import importlib
 import pytest
 import torch
 
-from llmperf_kernels import attention_decode, attention_decode_ref, attention_prefill, attention_prefill_ref
+from llmperf_kernels import attention_decode, attention_decode_ref
 from llmperf_kernels.attention_decode import DecodeConfig, attention_decode_bytes, default_splits
 
 ad = importlib.import_module("llmperf_kernels.attention_decode")  # the module (the package exports the function)
@@ -18,59 +19,6 @@ from kernel_testutil import assert_close, poisoned
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 F16 = torch.float16
-
-
-def _prefill(device, dtype, B, Hq, Hkv, Sq, Skv, D, causal, window):
-    q = torch.randn(B, Hq, Sq, D, dtype=dtype, device=device)
-    k = torch.randn(B, Hkv, Skv, D, dtype=dtype, device=device)
-    v = torch.randn(B, Hkv, Skv, D, dtype=dtype, device=device)
-    o = attention_prefill(q, k, v, causal, window, out=poisoned((B, Hq, Sq, D), dtype, device))
-    assert_close(o, attention_prefill_ref(q, k, v, causal, window), dtype)
-
-
-@pytest.mark.parametrize("Hq,Hkv", [(2, 2), (4, 1), (8, 1)])
-@pytest.mark.parametrize("causal,window", [(False, None), (True, None), (True, 9)])
-def test_prefill_cpu(device, Hq, Hkv, causal, window):
-    _prefill(device, F16, 2, Hq, Hkv, 37, 37, 32, causal, window)
-
-
-@pytest.mark.parametrize("Sq,Skv,causal", [(13, 45, True), (45, 45, True), (20, 33, False)])
-def test_prefill_chunked_ragged(device, Sq, Skv, causal):
-    """Queries are the last Sq of Skv positions (chunked prefill); lengths not block multiples."""
-    _prefill(device, F16, 1, 4, 2, Sq, Skv, 64, causal, 16 if causal and Sq == 13 else None)
-
-
-def test_prefill_does_not_expand_kv_and_reads_right_head(device):
-    """Each query head of a group must match attention against ITS kv head only."""
-    q = torch.randn(1, 4, 20, 32, dtype=F16, device=device)
-    k = torch.randn(1, 2, 20, 32, dtype=F16, device=device)
-    v = torch.randn(1, 2, 20, 32, dtype=F16, device=device)
-    o = attention_prefill(q, k, v, True)
-    for h in range(4):
-        ref = attention_prefill_ref(q[:, h:h + 1], k[:, h // 2:h // 2 + 1], v[:, h // 2:h // 2 + 1], True)
-        assert_close(o[:, h:h + 1], ref, F16)
-
-
-@pytest.mark.parametrize("causal,window", [(False, None), (True, None), (True, 9)])
-def test_prefill_tma_variant(device, causal, window):
-    """K/V via tensor descriptors (forced config); ragged Skv so tiles read past a head's end."""
-    cfg = (16, 16, 4, 1, "tma") if device == "cpu" else (128, 64, 8, 3, "tma")
-    q = torch.randn(2, 4, 45, 64, dtype=F16, device=device)
-    k = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
-    v = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
-    o = attention_prefill(q, k, v, causal, window, out=poisoned(q.shape, F16, device), config=cfg)
-    assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
-
-
-def test_prefill_rejects_bad_input():
-    q = torch.randn(1, 6, 8, 32, dtype=F16)
-    kv = torch.randn(1, 4, 8, 32, dtype=F16)
-    with pytest.raises(ValueError, match="multiple of Hkv"):
-        attention_prefill(q, kv, kv)
-    with pytest.raises(ValueError, match="Sq <= Skv"):
-        attention_prefill(torch.randn(1, 4, 9, 32, dtype=F16), kv, kv, causal=True)
-    with pytest.raises(ValueError, match="window"):
-        attention_prefill(torch.randn(1, 4, 8, 32, dtype=F16), kv, kv, causal=False, window=4)
 
 
 def _decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None, splits=None, config=None):
@@ -342,21 +290,6 @@ def test_decode_bytes_formula():
 
 
 # ---------------------------------------------------------------- GPU, realistic shapes
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("dtype,D,causal,window", [(torch.bfloat16, D, c, w) for D in (64, 128, 256)
-                                                   for c, w in ((True, None), (False, None), (True, 500))]
-                         + [(torch.float16, 128, True, None)])
-def test_prefill_gpu(dtype, D, causal, window):
-    _prefill("cuda", dtype, 2, 8, 2, 1000, 1000, D, causal, window)
-
-
-@pytest.mark.gpu
-@gpu
-def test_prefill_gpu_long_gqa8():
-    _prefill("cuda", torch.bfloat16, 1, 32, 4, 4096 - 7, 4096 - 7, 128, True, None)
-
-
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("dtype,page,Lq", [(torch.bfloat16, p, lq) for p in (None, 16, 64) for lq in (1, 4)]
