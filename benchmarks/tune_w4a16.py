@@ -41,8 +41,13 @@ M_LIST = [1, 4, 16]
 DIAG7 = [c[:11] + (2,) for c in (w4mod._W4_GEMV7_M1[0], next(c for c in w4mod._W4_GEMV7 if c[1] == 256 and c[8] == 1))]
 
 
-def candidates(M: int, smoke: bool):
-    """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses."""
+def candidates(M: int, smoke: bool, aligned_only: bool = False):
+    """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses;
+    ``aligned_only`` (M = 1): the tuner's gemv7 leaders, the FIX = 2 controls and every tile-aligned
+    gemv7 config (GEMV7_DP_CONFIGS), for a short A/B of the grids."""
+    if aligned_only and not smoke:
+        lead = [c for c in w4mod.w4_candidates(1) if c[6] == "gemv7"]
+        return [("gemv7", c) for c in lead + DIAG7 + [c for c in w4mod._W4_GEMV7 if len(c) > 12 and c not in lead]]
     if smoke:
         return [("gemv7", c) for c in w4mod._INTERP4_GEMV7] + [("gemv6", c) for c in w4mod._INTERP4_GEMV6] + [("gemv5", c) for c in w4mod._INTERP4_GEMV5] + [("gemv", c) for c in w4mod._INTERP4_GEMV] + \
             [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
@@ -71,6 +76,8 @@ def main(argv=None):
     ap.add_argument("--hbm-tbps", type=float, default=4.207, help="copy bandwidth for the fraction column (H200, NOTES.md)")
     ap.add_argument("--m", default=None, help="comma list of M (default 1,4,16)")
     ap.add_argument("--paths", default=None, help="comma list of paths to time (default: all), e.g. gemv5,gemv7")
+    ap.add_argument("--aligned", action="store_true",
+                    help="M = 1 gemv7 grids only: the tuner's leaders, FIX = 2 controls, every tile-aligned config")
     a = ap.parse_args(argv)
     dev = lk.harness.bench_device("tune_w4a16", a.smoke)
     meta = lk.device_metadata()
@@ -101,7 +108,7 @@ def main(argv=None):
             w.writerow(dict(base, impl="torch_bf16", path="cublas", config="", time_s=t_ref, speedup_vs_cublas=1.0,
                             timing=lk.harness.LAST_METHOD))
             res = []
-            for pth, cfg in candidates(M, a.smoke):
+            for pth, cfg in candidates(M, a.smoke, a.aligned):
                 if a.paths and pth not in a.paths.split(","):
                     continue
                 row = dict(base, impl="triton_w4a16", path=pth, config=str(cfg))

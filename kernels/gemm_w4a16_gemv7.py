@@ -55,8 +55,8 @@ try:
 except ImportError:  # pragma: no cover - older Triton: LOAD = 1 unavailable
     TensorDescriptor = None
 
-# Config tuples (ROWS, num_warps, NS stages, PER_SM programs per SM, MATH, LOAD[, CHAIN[, FIX]]; CHAIN
-# 4 and FIX 1 (v7b fix-up) when left out). ROWS must equal the repacked weight's R. MATH = 1 (half2
+# Config tuples (ROWS, num_warps, NS stages, PER_SM programs per SM, MATH, LOAD[, CHAIN[, FIX[, SPLIT]]];
+# CHAIN 4, FIX 1 (v7b fix-up) and SPLIT 0 (the balanced stream-K grid) when left out). ROWS must equal the repacked weight's R. MATH = 1 (half2
 # asm) needs ROWS == 32 x num_warps (each thread holds 4 rows x 4 consecutive words: the pack-of-4
 # layout the v6 asm assumes). PER_SM stays within one resident wave (registers / shared memory from
 # ptxas -v of triton 3.6 for sm_90a), so the balanced slabs run concurrently. Ordered by the geomean
@@ -69,7 +69,24 @@ GEMV7_CONFIGS = [(128, 4, 4, 3, 1, 1, 4), (128, 4, 4, 3, 1, 1, 4, 0), (128, 4, 4
                  (128, 4, 4, 4, 1, 1, 4), (256, 8, 6, 2, 1, 1, 4), (64, 2, 8, 6, 1, 1, 4), (128, 4, 8, 2, 1, 1, 4),
                  (256, 4, 4, 3, 0, 1), (64, 2, 6, 8, 0, 1), (128, 4, 4, 4, 0, 0), (128, 4, 3, 4, 0, 1), (128, 4, 4, 4, 0, 1),
                  (128, 4, 6, 1, 1, 1, 4), (256, 8, 4, 2, 0, 1), (128, 4, 6, 2, 0, 1)]
-INTERP_CONFIGS = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4)]
+# Tile-aligned grids (v7c, session 6; 9th element SPLIT = s >= 1): P = T s programs, tile t split
+# into s runs of floor / ceil(G / s) chunks (program p: tile p // s; p C / P = t G + floor(i G / s)
+# for p = t s + i), so no program spans two tiles; s = 1
+# is a plain data-parallel grid with no shared tile at all, hence no fix-up and no inter-program
+# synchronization (the 2-4 us that v7b's FIX = 2 control measured). PER_SM is unused (the grid is
+# not limited to one wave: with no spinning, programs need not be co-resident). Small tiles (32 or
+# 64 rows, 1 or 2 warps) give enough programs: 14336 x 4096 -> 448 / 224 tiles.
+GEMV7_DP_CONFIGS = [(32, 1, 8, 0, 1, 1, 4, 1, 1), (32, 1, 8, 0, 1, 0, 4, 1, 1), (32, 1, 12, 0, 1, 1, 4, 1, 1),
+                    (32, 1, 16, 0, 1, 0, 4, 1, 1), (32, 1, 4, 0, 1, 1, 4, 1, 1), (64, 2, 8, 0, 1, 1, 4, 1, 1),
+                    (64, 2, 6, 0, 1, 0, 4, 1, 1), (64, 2, 12, 0, 1, 1, 4, 1, 1), (128, 4, 4, 0, 1, 1, 4, 1, 1),
+                    (128, 4, 6, 0, 1, 0, 4, 1, 1), (32, 1, 8, 0, 1, 1, 4, 0, 2), (64, 2, 8, 0, 1, 1, 4, 0, 2),
+                    (128, 4, 4, 0, 1, 1, 4, 0, 4), (128, 4, 4, 0, 1, 1, 4, 1, 4), (64, 2, 8, 0, 1, 1, 4, 0, 4),
+                    (128, 4, 4, 0, 1, 1, 4, 0, 8),
+                    # fewer than 4 rows per thread (MATH = 1 layout not yet checked on a GPU: probes)
+                    (32, 4, 8, 0, 1, 1, 4, 1, 1), (32, 2, 8, 0, 1, 1, 4, 1, 1), (64, 4, 8, 0, 1, 1, 4, 1, 1),
+                    (32, 4, 12, 0, 1, 0, 4, 1, 1), (32, 4, 8, 0, 1, 1, 4, 0, 2), (64, 4, 8, 0, 1, 1, 4, 0, 2)]
+INTERP_CONFIGS = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (16, 4, 2, 0, 0, 0, 4, 1, 1),
+                  (16, 4, 2, 0, 1, 1, 4, 0, 3), (16, 4, 2, 0, 0, 0, 4, 1, 2)]
 
 
 class Gemv7Weight(NamedTuple):
@@ -285,7 +302,8 @@ def gemv7_maxc(C: int, P: int, G: int, rows: int, warps: int) -> int:
 def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     """``y = x @ W^T`` for x [M, K] bf16/fp16 and W in the v7 layout (:func:`repack_gemv7`); y [M, N]
     in x's dtype. Designed for M = 1 (each token streams the whole weight); config: a GEMV7_CONFIGS
-    tuple; ``programs`` (tests) overrides PER_SM x #SMs, the number of programs per token."""
+    tuple; ``programs`` (tests) overrides PER_SM x #SMs, the number of programs per token of the
+    stream-K grid (SPLIT = 0; a tile-aligned grid, SPLIT = s >= 1, always has T s programs)."""
     interpreter = is_interpreter()
     check(isinstance(w, Gemv7Weight), f"w must be a Gemv7Weight from repack_gemv7, got {type(w).__name__}.")
     check_tensor(w.qt, "w.qt", 4, (torch.int32,))
@@ -298,9 +316,12 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     cfg = config if config is not None else _default_config(R, interpreter)
     rows, nw, ns, per_sm, math, load = cfg[:6]
     chain, fix = cfg[6] if len(cfg) > 6 else 4, cfg[7] if len(cfg) > 7 else 1
+    split = cfg[8] if len(cfg) > 8 else 0
     check(fix in (0, 1, 2), f"FIX must be 0 (v7), 1 (v7b) or 2 (timing control, wrong results), got {cfg}.")
+    check(0 <= split <= G, f"SPLIT must be 0 (stream-K) or 1..{G} (runs per tile of {G} groups), got {cfg}.")
     check(rows == R, f"config {cfg} is for {rows}-row tiles, the weight has {R}.")
-    check(math == 0 or interpreter or R == 32 * nw, f"MATH = 1 needs ROWS == 32 x num_warps, got {cfg}.")
+    check(math == 0 or interpreter or R == 32 * nw or (split >= 1 and R < 32 * nw and R % (8 * nw) == 0),
+          f"MATH = 1 needs ROWS == 32 x num_warps (or, tile-aligned, 8 or 16 x num_warps), got {cfg}.")
     check(load == 0 or TensorDescriptor is not None, "LOAD = 1 needs triton.tools.tensor_descriptor.")
     check(w.qt.numel() < 2**31, "the weight must have fewer than 2^31 int32 words (32-bit offsets).")
     M, N = x.shape[0], w.n
@@ -308,10 +329,14 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     if x.stride(1) != 1 or x.stride(0) % 4 or x.storage_offset() % 4:
         x = x.contiguous()  # the int64 view needs 8-byte aligned rows
     x64, C = x.view(torch.int64), T * G
-    P = gemv7_programs(C, programs or per_sm * _num_sms(x.device))
+    if split:  # tile-aligned: P = T s, program p owns chunks [p G / s, (p + 1) G / s) of tile p // s
+        P = T * split
+        fix = 2 if split == 1 else fix  # s = 1: no tile is shared, so the fix-up is dead code (compiled out)
+    else:
+        P = gemv7_programs(C, programs or per_sm * _num_sms(x.device))
     maxc = gemv7_maxc(C, P, G, R, nw)
     check((C + 1) * (P + maxc) < 2**31, "C x P must stay below 2^31 (32-bit slab arithmetic).")
-    ws = torch.empty((M, P, 2, R), dtype=torch.float32, device=x.device)
+    ws = torch.empty((M, P, 2, R) if split != 1 else (1,), dtype=torch.float32, device=x.device)
     cnt = _w4_counters(x.device, M * T)
     s32 = w.st.view(torch.int32)  # pairs of scales (rows 2i, 2i + 1)
     desc = TensorDescriptor.from_tensor(w.qt.view(C * R, 16), [R, 16]) if load == 1 else w.qt
@@ -347,5 +372,5 @@ def _cached_repack(qweight, scales, rows: int) -> Gemv7Weight:
 
 
 def launch_gemv7_public(x, qweight, scales, y, cfg):
-    """gemm_w4a16's "gemv7" path: cfg = (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN[, FIX]])."""
+    """gemm_w4a16's "gemv7" path: cfg = (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN[, FIX[, SPLIT]]])."""
     gemm_w4a16_gemv7(x, _cached_repack(qweight, scales, cfg[0]), out=y, config=cfg)

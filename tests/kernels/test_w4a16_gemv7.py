@@ -123,6 +123,32 @@ def test_gemv7_sharers_arithmetic():
     assert g7.gemv7_maxc(3584, 112, 32, 128, 4) == 1  # one program per tile: nothing shared
 
 
+# Tile-aligned grids (SPLIT = s, 9th element): s = 1 data-parallel (no fix-up), s > 1 each tile in s
+# runs (s need not divide G: runs of floor / ceil(G / s) chunks); ragged N, M = 2, both loads/maths.
+_CPU_ALIGNED = g7.INTERP_CONFIGS[2:] + [(32, 1, 3, 0, 1, 0, 4, 1, 1), (16, 4, 2, 0, 0, 1, 4, 1, 4)]
+
+
+@pytest.mark.parametrize("M,N,G", [(1, 40, 5), (2, 100, 3), (1, 16, 7)])
+@pytest.mark.parametrize("cfg", _CPU_ALIGNED, ids=lambda c: f"r{c[0]}-math{c[4]}-load{c[5]}-fix{c[7]}-split{c[8]}")
+def test_gemv7_tile_aligned(device, cfg, M, N, G):
+    if cfg[8] > G:
+        pytest.skip("more runs than groups per tile: rejected by the wrapper (test_gemv7_checks)")
+    _case(device, M, N, G * 128, cfg, repeat=2)
+
+
+def test_gemv7_tile_aligned_arithmetic():
+    """P = T s programs over C = T G chunks: program p's slab lies inside tile p // s, every tile has
+    exactly s programs (so SPLIT = 1 shares nothing: one program per tile, MAXC 1), runs differ by
+    at most one chunk -- for s dividing G or not."""
+    for T, G, s in [(448, 32, 1), (32, 112, 4), (7, 5, 3), (3, 7, 7), (5, 28, 6)]:
+        C, P = T * G, T * s
+        for p in range(P):
+            c0, c1 = (p * C) // P, ((p + 1) * C) // P
+            assert c0 // G == (c1 - 1) // G == p // s and c1 - c0 in (G // s, -(-G // s))
+        assert g7.gemv7_sharers(C, P, G) == s
+    assert g7.gemv7_maxc(448 * 32, 448, 32, 32, 1) == 1
+
+
 def test_gemv7_fix2_control(device):
     """FIX = 2 (timing control) skips the fix-up: with one program per tile it equals FIX = 1 exactly,
     with shared tiles their rows stay unwritten (NaN in a poisoned output) and the others are right."""
@@ -204,6 +230,8 @@ def test_gemv7_checks(device):
         g7.gemm_w4a16_gemv7(x, pk, out=torch.empty(1, 41, dtype=torch.float16, device=device))
     with pytest.raises(ValueError, match="FIX must be"):
         g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 1, 0, 1, 4, 3))
+    with pytest.raises(ValueError, match="SPLIT must be 0"):  # 2 groups per tile row: at most 2 runs
+        g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 0, 0, 1, 4, 1, 3))
 
 
 def test_gemv7_config_lists():
@@ -212,8 +240,10 @@ def test_gemv7_config_lists():
     shapes, session5_tune_w4a16_v7_h200.csv) in one tile height (one repacked copy per weight)
     and keeps v5; the interpreter list is unchanged."""
     assert all(c[4] == 0 or c[0] == 32 * c[1] for c in g7.GEMV7_CONFIGS)
-    assert [(c[1], c[3], c[4], c[7], c[8], c[9], c[11]) for c in w4mod._W4_GEMV7] == \
-        [c[:6] + (c[7] if len(c) > 7 else 1,) for c in g7.GEMV7_CONFIGS]
+    assert all(c[4] == 0 or c[0] in (8 * c[1], 16 * c[1], 32 * c[1]) for c in g7.GEMV7_DP_CONFIGS)
+    assert all(len(c) == 9 and c[8] >= 1 for c in g7.GEMV7_DP_CONFIGS)
+    assert [(c[1], c[3], c[4], c[7], c[8], c[9], c[11], *c[12:]) for c in w4mod._W4_GEMV7] == \
+        [c[:6] + (c[7] if len(c) > 7 else 1, *c[8:]) for c in g7.GEMV7_CONFIGS + g7.GEMV7_DP_CONFIGS]
     m1 = w4mod.w4_candidates(1, False)
     assert m1[0] == w4mod._W4_GEMV7[0] and {c[1] for c in m1 if c[6] == "gemv7"} == {128}
     # both slab-end fix-ups (each won shapes in session5_tune_w4a16_v7b_h200.csv), v7b first
@@ -242,6 +272,17 @@ def test_gemv7_gpu_shapes(cfg, dtype, M, N, K):
     """fp16, the down projection (long tiles shared by many programs), M = 2, ragged N (a padded
     tile), for every config the tuner's M = 1 list can lead with and MATH = 0."""
     _case("cuda", M, N, K, cfg, dtype, repeat=3)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cfg", g7.GEMV7_DP_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 1, 4096, 14336),
+                                         (torch.float16, 2, 1000, 3584)])
+def test_gemv7_gpu_tile_aligned(cfg, dtype, M, N, K):
+    """Every tile-aligned config (SPLIT = 1: no fix-up; SPLIT > 1: s sharers per tile) at the gate /
+    up and down projection shapes in bf16 and a ragged fp16 M = 2 case (28 groups: uneven runs)."""
+    _case("cuda", M, N, K, cfg, dtype, repeat=2)
 
 
 @pytest.mark.gpu
