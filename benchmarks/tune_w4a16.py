@@ -43,11 +43,12 @@ DIAG7 = [c[:11] + (2,) for c in (w4mod._W4_GEMV7_M1[0], next(c for c in w4mod._W
 
 def candidates(M: int, smoke: bool, aligned_only: bool = False):
     """(path, config) pairs timed for M tokens: the autotuner's list plus the other paths' best guesses;
-    ``aligned_only`` (M = 1): the tuner's gemv7 leaders, the FIX = 2 controls and every tile-aligned
-    gemv7 config (GEMV7_DP_CONFIGS), for a short A/B of the grids."""
+    ``aligned_only`` (M = 1): the tuner's gemv7 leaders, the FIX = 2 controls, every tile-aligned
+    (SPLIT) and every v7d (FIX = 3) gemv7 config: a short A/B of session 6's grids and fix-up."""
     if aligned_only and not smoke:
         lead = [c for c in w4mod.w4_candidates(1) if c[6] == "gemv7"]
-        return [("gemv7", c) for c in lead + DIAG7 + [c for c in w4mod._W4_GEMV7 if len(c) > 12 and c not in lead]]
+        new = [c for c in w4mod._W4_GEMV7 if (len(c) > 12 or c[11] == 3) and c not in lead]
+        return [("gemv7", c) for c in lead + DIAG7 + new]
     if smoke:
         return [("gemv7", c) for c in w4mod._INTERP4_GEMV7] + [("gemv6", c) for c in w4mod._INTERP4_GEMV6] + [("gemv5", c) for c in w4mod._INTERP4_GEMV5] + [("gemv", c) for c in w4mod._INTERP4_GEMV] + \
             [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
@@ -77,7 +78,7 @@ def main(argv=None):
     ap.add_argument("--m", default=None, help="comma list of M (default 1,4,16)")
     ap.add_argument("--paths", default=None, help="comma list of paths to time (default: all), e.g. gemv5,gemv7")
     ap.add_argument("--aligned", action="store_true",
-                    help="M = 1 gemv7 grids only: the tuner's leaders, FIX = 2 controls, every tile-aligned config")
+                    help="M = 1 gemv7 only: the tuner's leaders, FIX = 2 controls, tile-aligned and v7d configs")
     a = ap.parse_args(argv)
     dev = lk.harness.bench_device("tune_w4a16", a.smoke)
     meta = lk.device_metadata()

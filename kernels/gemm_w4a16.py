@@ -32,7 +32,7 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
 from .gemm_w4a16_gemv6 import _launch_gemv6
-from .gemm_w4a16_gemv7 import GEMV7_CONFIGS, GEMV7_DP_CONFIGS, INTERP_CONFIGS, launch_gemv7_public
+from .gemm_w4a16_gemv7 import GEMV7_CONFIGS, GEMV7_DP_CONFIGS, GEMV7_V7D_CONFIGS, INTERP_CONFIGS, launch_gemv7_public
 from .harness import Tuner, is_interpreter
 
 # W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).
@@ -79,7 +79,7 @@ def _public7(c):
             c[7] if len(c) > 7 else 1, *c[8:9])
 
 
-_W4_GEMV7 = [_public7(c) for c in GEMV7_CONFIGS + GEMV7_DP_CONFIGS]
+_W4_GEMV7 = [_public7(c) for c in GEMV7_CONFIGS + GEMV7_DP_CONFIGS + GEMV7_V7D_CONFIGS]
 _W4_GEMV7_M1 = [c for c in _W4_GEMV7 if c[1] == 128 and c[8] == 1][:4]
 _INTERP4_GEMV7 = [_public7(c) for c in INTERP_CONFIGS]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).

@@ -76,17 +76,16 @@ GEMV7_CONFIGS = [(128, 4, 4, 3, 1, 1, 4), (128, 4, 4, 3, 1, 1, 4, 0), (128, 4, 4
 # synchronization (the 2-4 us that v7b's FIX = 2 control measured). PER_SM is unused (the grid is
 # not limited to one wave: with no spinning, programs need not be co-resident). Small tiles (32 or
 # 64 rows, 1 or 2 warps) give enough programs: 14336 x 4096 -> 448 / 224 tiles.
-GEMV7_DP_CONFIGS = [(32, 1, 8, 0, 1, 1, 4, 1, 1), (32, 1, 8, 0, 1, 0, 4, 1, 1), (32, 1, 12, 0, 1, 1, 4, 1, 1),
-                    (32, 1, 16, 0, 1, 0, 4, 1, 1), (32, 1, 4, 0, 1, 1, 4, 1, 1), (64, 2, 8, 0, 1, 1, 4, 1, 1),
-                    (64, 2, 6, 0, 1, 0, 4, 1, 1), (64, 2, 12, 0, 1, 1, 4, 1, 1), (128, 4, 4, 0, 1, 1, 4, 1, 1),
-                    (128, 4, 6, 0, 1, 0, 4, 1, 1), (32, 1, 8, 0, 1, 1, 4, 0, 2), (64, 2, 8, 0, 1, 1, 4, 0, 2),
-                    (128, 4, 4, 0, 1, 1, 4, 0, 4), (128, 4, 4, 0, 1, 1, 4, 1, 4), (64, 2, 8, 0, 1, 1, 4, 0, 4),
-                    (128, 4, 4, 0, 1, 1, 4, 0, 8),
-                    # fewer than 4 rows per thread (MATH = 1 layout not yet checked on a GPU: probes)
-                    (32, 4, 8, 0, 1, 1, 4, 1, 1), (32, 2, 8, 0, 1, 1, 4, 1, 1), (64, 4, 8, 0, 1, 1, 4, 1, 1),
-                    (32, 4, 12, 0, 1, 0, 4, 1, 1), (32, 4, 8, 0, 1, 1, 4, 0, 2), (64, 4, 8, 0, 1, 1, 4, 0, 2)]
+GEMV7_DP_CONFIGS = [(128, 4, 4, 0, 1, 1, 4, 0, 8), (128, 4, 4, 0, 1, 1, 4, 0, 4), (64, 2, 8, 0, 1, 1, 4, 0, 4),
+                    (64, 2, 6, 0, 1, 0, 4, 1, 1), (32, 1, 4, 0, 1, 1, 4, 1, 1)]
+# v7d (session 6, FIX = 3): shared tiles finished by polling sentinel-filled partials (no fence, no
+# atomic; _w4_gemv7_poll), on the leading stream-K grids and on tile-aligned ones.
+GEMV7_V7D_CONFIGS = [(128, 4, 4, 3, 1, 1, 4, 3), (128, 4, 4, 4, 1, 0, 4, 3), (256, 8, 4, 2, 1, 1, 4, 3),
+                     (128, 4, 3, 5, 1, 1, 4, 3), (128, 4, 4, 0, 1, 1, 4, 3, 8), (128, 4, 4, 0, 1, 1, 4, 3, 4),
+                     (64, 2, 8, 0, 1, 1, 4, 3, 4)]
 INTERP_CONFIGS = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (16, 4, 2, 0, 0, 0, 4, 1, 1),
-                  (16, 4, 2, 0, 1, 1, 4, 0, 3), (16, 4, 2, 0, 0, 0, 4, 1, 2)]
+                  (16, 4, 2, 0, 1, 1, 4, 0, 3), (16, 4, 2, 0, 0, 0, 4, 1, 2), (16, 4, 2, 2, 1, 1, 4, 3),
+                  (16, 4, 2, 0, 0, 0, 4, 3, 3)]
 
 
 class Gemv7Weight(NamedTuple):
@@ -191,7 +190,9 @@ def _w4_gemv7_kernel(x64_ptr, q_ptr, q_desc, s_ptr, y_ptr, ws_ptr, cnt_ptr, N, T
     # only the slab's first and last tiles can be shared: counted after the loop (an atomic inside
     # it would stop Triton's pipelining)
     t_last = (c1 - 1) // G
-    if FIX == 1:
+    if FIX == 3:
+        _w4_gemv7_poll(y_ptr, ws_ptr, m, t_first, c0, c1, N, G, sym, C, P, ROWS, MAXC)
+    elif FIX == 1:
         _w4_gemv7_fixup(y_ptr, ws_ptr, cnt_ptr, m, t_first, t_last, N, G, T, sym, C, P, ROWS, MAXC)
     elif FIX == 0:
         _w4_gemv7_finish(y_ptr, ws_ptr, cnt_ptr, m, t_first, N, G, T, sym, C, P, ROWS)
@@ -278,6 +279,36 @@ def _w4_gemv7_sum(y_ptr, ws_ptr, cnt_ptr, m, t, lo, hi, N, G, T, sym, C, P, ROWS
     tl.atomic_xchg(cnt_ptr + m * T + t, 0, sem="relaxed", scope="gpu")
 
 
+@triton.jit
+def _w4_gemv7_poll(y_ptr, ws_ptr, m, t, c0, c1, N, G, sym, C, P, ROWS: tl.constexpr, MAXC: tl.constexpr):
+    """v7d (FIX = 3): no fence, no atomic. The workspace holds the bit pattern 0xFFFFFFFF (a NaN
+    that fp32 arithmetic never produces: PTX ISA, "floating-point instructions" -- NaN results are
+    the canonical 0x7FFFFFFF) wherever no partial is waiting. A shared tile is finished by the
+    program holding its last chunk, which is also the highest-numbered of its sharers: after its
+    own chunk loop it reloads (volatile, past L1) the sharers' [MAXC, ROWS] partials until no word
+    is the sentinel, sums them in a fixed order (deterministic), writes y and stores the sentinel
+    back. The contributors (lower program ids, dispatched first: the waiting assumption of
+    decoupled look-back scans, Merrill & Garland 2016; the stream-K grid is one resident wave)
+    only stored their partials in the loop. Only tile t (the slab's first) can need this program:
+    it started before c0 and ends within the slab."""
+    if (t * G < c0) & ((t + 1) * G <= c1):
+        lo, hi = _owner(t * G, C, P), _owner((t + 1) * G - 1, C, P)
+        offs, j = tl.arange(0, ROWS), tl.arange(0, MAXC)
+        tl.debug_barrier()  # this program's own partial (stored by other threads of the CTA) first
+        tot = tl.zeros((ROWS,), dtype=tl.float32)
+        for q0 in tl.range(lo, hi + 1, MAXC, num_stages=1):
+            q = q0 + j
+            sq = tl.where(t == ((q * C) // P) // G, 0, 1)  # tile t is q's first tile (slot 0) or its last
+            ptrs = (ws_ptr + ((m * P + q) * 2 + sq).to(tl.int64) * ROWS)[:, None] + offs[None, :]
+            mask = (q <= hi)[:, None]
+            bits = tl.load(ptrs.to(tl.pointer_type(tl.int32)), mask=mask, other=0, volatile=True)
+            while tl.sum((bits == -1).to(tl.int32)) > 0:
+                bits = tl.load(ptrs.to(tl.pointer_type(tl.int32)), mask=mask, other=0, volatile=True)
+            tot += tl.sum(bits.to(tl.float32, bitcast=True), axis=0)
+            tl.store(ptrs.to(tl.pointer_type(tl.int32)), tl.full((MAXC, ROWS), -1, tl.int32), mask=mask)
+        tl.store(y_ptr + m.to(tl.int64) * sym + t * ROWS + offs, tot.to(y_ptr.dtype.element_ty), mask=t * ROWS + offs < N)
+
+
 def gemv7_programs(C: int, programs: int) -> int:
     """P of the balanced stream-K split of C chunks over about ``programs`` programs: program p
     owns chunks [p C / P, (p + 1) C / P) (floors), so slabs differ by at most one chunk."""
@@ -317,11 +348,11 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     rows, nw, ns, per_sm, math, load = cfg[:6]
     chain, fix = cfg[6] if len(cfg) > 6 else 4, cfg[7] if len(cfg) > 7 else 1
     split = cfg[8] if len(cfg) > 8 else 0
-    check(fix in (0, 1, 2), f"FIX must be 0 (v7), 1 (v7b) or 2 (timing control, wrong results), got {cfg}.")
+    check(fix in (0, 1, 2, 3), f"FIX must be 0 (v7), 1 (v7b), 3 (v7d) or 2 (timing control, wrong results), got {cfg}.")
+    check(fix != 3 or split != 1, f"FIX = 3 is for shared tiles, SPLIT = 1 shares none, got {cfg}.")
     check(0 <= split <= G, f"SPLIT must be 0 (stream-K) or 1..{G} (runs per tile of {G} groups), got {cfg}.")
     check(rows == R, f"config {cfg} is for {rows}-row tiles, the weight has {R}.")
-    check(math == 0 or interpreter or R == 32 * nw or (split >= 1 and R < 32 * nw and R % (8 * nw) == 0),
-          f"MATH = 1 needs ROWS == 32 x num_warps (or, tile-aligned, 8 or 16 x num_warps), got {cfg}.")
+    check(math == 0 or interpreter or R == 32 * nw, f"MATH = 1 needs ROWS == 32 x num_warps, got {cfg}.")
     check(load == 0 or TensorDescriptor is not None, "LOAD = 1 needs triton.tools.tensor_descriptor.")
     check(w.qt.numel() < 2**31, "the weight must have fewer than 2^31 int32 words (32-bit offsets).")
     M, N = x.shape[0], w.n
@@ -336,7 +367,10 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
         P = gemv7_programs(C, programs or per_sm * _num_sms(x.device))
     maxc = gemv7_maxc(C, P, G, R, nw)
     check((C + 1) * (P + maxc) < 2**31, "C x P must stay below 2^31 (32-bit slab arithmetic).")
-    ws = torch.empty((M, P, 2, R) if split != 1 else (1,), dtype=torch.float32, device=x.device)
+    if fix == 3:  # persistent, sentinel-filled (0xFFFFFFFF) and left so by every launch
+        ws = _sentinel_workspace(x.device, M * P * 2 * R).view(torch.float32)
+    else:
+        ws = torch.empty((M, P, 2, R) if split != 1 else (1,), dtype=torch.float32, device=x.device)
     cnt = _w4_counters(x.device, M * T)
     s32 = w.st.view(torch.int32)  # pairs of scales (rows 2i, 2i + 1)
     desc = TensorDescriptor.from_tensor(w.qt.view(C * R, 16), [R, 16]) if load == 1 else w.qt
@@ -345,6 +379,21 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
                              IS_BF16=x.dtype == torch.bfloat16, USE_ASM=not interpreter, FIX=fix, MAXC=maxc,
                              num_warps=nw, num_stages=ns)
     return y
+
+
+_SENTINEL_WS: dict = {}
+
+
+def _sentinel_workspace(device, n: int) -> torch.Tensor:
+    """int32 workspace of at least n words, all 0xFFFFFFFF (v7d's 'no partial yet'); allocated and
+    filled once per device (outside any graph capture if the first call is eager), like the tile
+    counters of gemm_w4a16_gemv._w4_counters; every FIX = 3 launch leaves it filled again."""
+    key = str(device)
+    w = _SENTINEL_WS.get(key)
+    if w is None or w.numel() < n:
+        w = torch.full((max(n, 1 << 16),), -1, dtype=torch.int32, device=device)
+        _SENTINEL_WS[key] = w
+    return w
 
 
 def _default_config(rows: int, interpreter: bool):

@@ -41,8 +41,11 @@ def _weights(device, N, K, dtype):
 
 
 def _counters_zero():
+    """Every launch leaves the tile counters zero and v7d's workspace all sentinel (0xFFFFFFFF)."""
     for c in gemv_mod._COUNTERS.values():
         assert int(c.abs().sum()) == 0
+    for w in g7._SENTINEL_WS.values():
+        assert bool((w == -1).all())
 
 
 def _case(device, M, N, K, cfg, dtype=torch.float16, programs=None, repeat=1):
@@ -84,7 +87,7 @@ def test_repack_round_trip(device, rows):
 # (ROWS, warps, stages, PER_SM, MATH, LOAD[, CHAIN]) x programs per token: one program for every
 # tile (all tiles whole), one per chunk (a tile shared by G programs), uneven slabs.
 _CPU7 = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (32, 4, 2, 1, 0, 1), (32, 4, 3, 1, 1, 0, 2),
-         (16, 4, 2, 2, 1, 0, 4, 0)]
+         (16, 4, 2, 2, 1, 0, 4, 0), (16, 4, 2, 2, 1, 1, 4, 3), (32, 4, 2, 1, 0, 0, 4, 3)]
 
 
 @pytest.mark.parametrize("programs", [1, 4, 7, 1000])
@@ -98,7 +101,8 @@ def test_gemv7_paths(device, cfg, programs):
 # rows), so 48 sharers take two loads; uneven slabs (23, 61 programs); the v7 loop (FIX = 0).
 _MANY = [((16, 4, 2, 2, 0, 0), 16, 64, 64), ((16, 4, 3, 2, 1, 1, 4), 16, 64, 23),
          ((32, 1, 3, 1, 1, 0, 4), 40, 48, 96), ((32, 1, 2, 1, 0, 1), 40, 48, 61),
-         ((16, 4, 2, 2, 0, 0, 4, 0), 16, 64, 23)]
+         ((16, 4, 2, 2, 0, 0, 4, 0), 16, 64, 23), ((16, 4, 3, 2, 1, 1, 4, 3), 16, 64, 23),
+         ((32, 1, 3, 1, 1, 0, 4, 3), 40, 48, 96)]
 
 
 @pytest.mark.parametrize("cfg,N,G,programs", _MANY, ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else str(v))
@@ -125,7 +129,7 @@ def test_gemv7_sharers_arithmetic():
 
 # Tile-aligned grids (SPLIT = s, 9th element): s = 1 data-parallel (no fix-up), s > 1 each tile in s
 # runs (s need not divide G: runs of floor / ceil(G / s) chunks); ragged N, M = 2, both loads/maths.
-_CPU_ALIGNED = g7.INTERP_CONFIGS[2:] + [(32, 1, 3, 0, 1, 0, 4, 1, 1), (16, 4, 2, 0, 0, 1, 4, 1, 4)]
+_CPU_ALIGNED = [c for c in g7.INTERP_CONFIGS if len(c) > 8] + [(32, 1, 3, 0, 1, 0, 4, 1, 1), (16, 4, 2, 0, 0, 1, 4, 1, 4)]
 
 
 @pytest.mark.parametrize("M,N,G", [(1, 40, 5), (2, 100, 3), (1, 16, 7)])
@@ -229,7 +233,7 @@ def test_gemv7_checks(device):
     with pytest.raises(ValueError, match="out must be"):
         g7.gemm_w4a16_gemv7(x, pk, out=torch.empty(1, 41, dtype=torch.float16, device=device))
     with pytest.raises(ValueError, match="FIX must be"):
-        g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 1, 0, 1, 4, 3))
+        g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 1, 0, 1, 4, 4))
     with pytest.raises(ValueError, match="SPLIT must be 0"):  # 2 groups per tile row: at most 2 runs
         g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 0, 0, 1, 4, 1, 3))
 
@@ -240,10 +244,12 @@ def test_gemv7_config_lists():
     shapes, session5_tune_w4a16_v7_h200.csv) in one tile height (one repacked copy per weight)
     and keeps v5; the interpreter list is unchanged."""
     assert all(c[4] == 0 or c[0] == 32 * c[1] for c in g7.GEMV7_CONFIGS)
-    assert all(c[4] == 0 or c[0] in (8 * c[1], 16 * c[1], 32 * c[1]) for c in g7.GEMV7_DP_CONFIGS)
+    every = g7.GEMV7_CONFIGS + g7.GEMV7_DP_CONFIGS + g7.GEMV7_V7D_CONFIGS
+    assert all(c[4] == 0 or c[0] == 32 * c[1] for c in every)
     assert all(len(c) == 9 and c[8] >= 1 for c in g7.GEMV7_DP_CONFIGS)
+    assert all(c[7] == 3 for c in g7.GEMV7_V7D_CONFIGS)
     assert [(c[1], c[3], c[4], c[7], c[8], c[9], c[11], *c[12:]) for c in w4mod._W4_GEMV7] == \
-        [c[:6] + (c[7] if len(c) > 7 else 1, *c[8:]) for c in g7.GEMV7_CONFIGS + g7.GEMV7_DP_CONFIGS]
+        [c[:6] + (c[7] if len(c) > 7 else 1, *c[8:]) for c in every]
     m1 = w4mod.w4_candidates(1, False)
     assert m1[0] == w4mod._W4_GEMV7[0] and {c[1] for c in m1 if c[6] == "gemv7"} == {128}
     # both slab-end fix-ups (each won shapes in session5_tune_w4a16_v7b_h200.csv), v7b first
@@ -287,6 +293,17 @@ def test_gemv7_gpu_tile_aligned(cfg, dtype, M, N, K):
 
 @pytest.mark.gpu
 @gpu
+@pytest.mark.parametrize("cfg", g7.GEMV7_V7D_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 1, 4096, 14336),
+                                         (torch.float16, 2, 1000, 3584), (torch.bfloat16, 1, 256, 16384)])
+def test_gemv7_gpu_v7d(cfg, dtype, M, N, K):
+    """v7d (sentinel polling) at the layer shapes, a ragged fp16 M = 2 case and 128-sharer tiles:
+    right results, bitwise repeatable over calls, workspace left all sentinel."""
+    _case("cuda", M, N, K, cfg, dtype, repeat=3)
+
+
+@pytest.mark.gpu
+@gpu
 @pytest.mark.parametrize("cfg", [_V7B, _MATH0, _V7], ids=["v7b-math1", "v7b-math0", "v7"])
 def test_gemv7_gpu_many_sharers(cfg):
     """Two tiles of K = 16384 over all 256 chunks' programs: 128 sharers per tile, arrivals in the
@@ -312,7 +329,7 @@ def test_gemv7_gpu_exact(dtype, cfg):
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", [c for c in w4mod._W4_GEMV7 if c[1] == 128 and c[8] == 1],
+@pytest.mark.parametrize("cfg", [c for c in w4mod._W4_GEMV7 if c[1] == 128 and c[8] == 1 and (len(c) < 13 or c[11] == 3)],
                          ids=lambda c: "-".join(map(str, c[3:5] + c[7:])))
 def test_gemv7_gpu_graph_replay(cfg):
     """Tile counters re-arm themselves: many CUDA-graph replays give the same correct result,
