@@ -32,7 +32,8 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
 from .gemm_w4a16_gemv6 import _launch_gemv6
-from .gemm_w4a16_gemv7 import GEMV7_CONFIGS, GEMV7_DP_CONFIGS, GEMV7_V7D_CONFIGS, INTERP_CONFIGS, launch_gemv7_public
+from .gemm_w4a16_gemv7 import (GEMV7_CONFIGS, GEMV7_DP_CONFIGS, GEMV7_KS_CONFIGS, GEMV7_V7D_CONFIGS, INTERP_CONFIGS,
+                               launch_gemv7_public)
 from .harness import Tuner, is_interpreter
 
 # W4 configs are tuples (BLOCK_M, BLOCK_N, BLOCK_K = GPI * GROUP, num_warps, num_stages, SPLIT_K[, PATH]).
@@ -76,10 +77,10 @@ def _public7(c):
     """A gemv7 config tuple (ROWS, warps, NS, PER_SM, MATH, LOAD[, CHAIN[, FIX[, SPLIT]]]) as a
     gemm_w4a16 config (defaults filled in; SPLIT only when given, so older tuples stay as they were)."""
     return (1, c[0], GROUP, c[1], c[2], 0, "gemv7", c[3], c[4], c[5], c[6] if len(c) > 6 else 4,
-            c[7] if len(c) > 7 else 1, *c[8:9])
+            c[7] if len(c) > 7 else 1, *c[8:10])
 
 
-_W4_GEMV7 = [_public7(c) for c in GEMV7_CONFIGS + GEMV7_DP_CONFIGS + GEMV7_V7D_CONFIGS]
+_W4_GEMV7 = [_public7(c) for c in GEMV7_CONFIGS + GEMV7_DP_CONFIGS + GEMV7_V7D_CONFIGS + GEMV7_KS_CONFIGS]
 _W4_GEMV7_M1 = [c for c in _W4_GEMV7 if c[1] == 128 and c[8] == 1][:4]
 _INTERP4_GEMV7 = [_public7(c) for c in INTERP_CONFIGS]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
@@ -249,7 +250,7 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             _launch_gemv6(x, q32, scales, y, c, is_interpreter())
             return
         if path == "gemv7":
-            launch_gemv7_public(x, qweight, scales, y, (c[1], c[3], c[4], c[7], c[8], c[9], c[10], *c[11:13]))
+            launch_gemv7_public(x, qweight, scales, y, (c[1], c[3], c[4], c[7], c[8], c[9], c[10], *c[11:14]))
             return
         if K % bk:  # a K step must hold whole groups
             bk = GROUP

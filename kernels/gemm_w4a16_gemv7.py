@@ -48,6 +48,7 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor
 from .gemm_w4a16_gemv import GROUP, _num_sms, _w4_counters
 from .gemm_w4a16_gemv6 import _H_MAGIC, _w4_dot6, _w4_dot6_ref, _w4_x_pairs, _x_half
+from .gemm_w4a16_gemv7k import launch_gemv7k
 from .harness import is_interpreter
 
 try:
@@ -76,6 +77,11 @@ GEMV7_CONFIGS = [(128, 4, 4, 3, 1, 1, 4), (128, 4, 4, 3, 1, 1, 4, 0), (128, 4, 4
 # synchronization (the 2-4 us that v7b's FIX = 2 control measured). PER_SM is unused (the grid is
 # not limited to one wave: with no spinning, programs need not be co-resident). Small tiles (32 or
 # 64 rows, 1 or 2 warps) give enough programs: 14336 x 4096 -> 448 / 224 tiles.
+# v7e (session 6, 10th element KS > 1, gemm_w4a16_gemv7k.py): data-parallel, one program per tile
+# with KS x R / 32 warps spread over KS groups per step.
+GEMV7_KS_CONFIGS = [(32, 4, 4, 0, 1, 1, 4, 1, 1, 4), (32, 4, 6, 0, 1, 1, 4, 1, 1, 4), (32, 4, 4, 0, 1, 0, 4, 1, 1, 4),
+                    (64, 8, 4, 0, 1, 1, 4, 1, 1, 4), (128, 8, 4, 0, 1, 1, 4, 1, 1, 2), (32, 8, 4, 0, 1, 1, 4, 1, 1, 8),
+                    (32, 8, 3, 0, 1, 0, 4, 1, 1, 8), (32, 2, 8, 0, 1, 1, 4, 1, 1, 2), (64, 4, 6, 0, 1, 1, 4, 1, 1, 2)]
 GEMV7_DP_CONFIGS = [(128, 4, 4, 0, 1, 1, 4, 0, 8), (128, 4, 4, 0, 1, 1, 4, 0, 4), (64, 2, 8, 0, 1, 1, 4, 0, 4),
                     (64, 2, 6, 0, 1, 0, 4, 1, 1), (32, 1, 4, 0, 1, 1, 4, 1, 1)]
 # v7d (session 6, FIX = 3): shared tiles finished by polling sentinel-filled partials (no fence, no
@@ -85,7 +91,7 @@ GEMV7_V7D_CONFIGS = [(128, 4, 4, 3, 1, 1, 4, 3), (128, 4, 4, 4, 1, 0, 4, 3), (25
                      (64, 2, 8, 0, 1, 1, 4, 3, 4)]
 INTERP_CONFIGS = [(16, 4, 2, 2, 0, 0), (16, 4, 3, 2, 1, 1, 4), (16, 4, 2, 0, 0, 0, 4, 1, 1),
                   (16, 4, 2, 0, 1, 1, 4, 0, 3), (16, 4, 2, 0, 0, 0, 4, 1, 2), (16, 4, 2, 2, 1, 1, 4, 3),
-                  (16, 4, 2, 0, 0, 0, 4, 3, 3)]
+                  (16, 4, 2, 0, 0, 0, 4, 3, 3), (16, 4, 2, 0, 1, 1, 4, 1, 1, 4), (32, 2, 2, 0, 1, 0, 4, 1, 1, 2)]
 
 
 class Gemv7Weight(NamedTuple):
@@ -347,9 +353,10 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     cfg = config if config is not None else _default_config(R, interpreter)
     rows, nw, ns, per_sm, math, load = cfg[:6]
     chain, fix = cfg[6] if len(cfg) > 6 else 4, cfg[7] if len(cfg) > 7 else 1
-    split = cfg[8] if len(cfg) > 8 else 0
+    split, ks = cfg[8] if len(cfg) > 8 else 0, cfg[9] if len(cfg) > 9 else 1
     check(fix in (0, 1, 2, 3), f"FIX must be 0 (v7), 1 (v7b), 3 (v7d) or 2 (timing control, wrong results), got {cfg}.")
     check(fix != 3 or split != 1, f"FIX = 3 is for shared tiles, SPLIT = 1 shares none, got {cfg}.")
+    check(ks == 1 or split == 1, f"KS > 1 (v7e, gemm_w4a16_gemv7k.py) needs the data-parallel grid, SPLIT = 1, got {cfg}.")
     check(0 <= split <= G, f"SPLIT must be 0 (stream-K) or 1..{G} (runs per tile of {G} groups), got {cfg}.")
     check(rows == R, f"config {cfg} is for {rows}-row tiles, the weight has {R}.")
     check(math == 0 or interpreter or R == 32 * nw, f"MATH = 1 needs ROWS == 32 x num_warps, got {cfg}.")
@@ -360,6 +367,9 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     if x.stride(1) != 1 or x.stride(0) % 4 or x.storage_offset() % 4:
         x = x.contiguous()  # the int64 view needs 8-byte aligned rows
     x64, C = x.view(torch.int64), T * G
+    if ks > 1:  # v7e: one program per tile, warps over KS groups (no shared tile, no workspace)
+        launch_gemv7k(x64, w.qt, w.st.view(torch.int32), y, N, (*cfg[:8], split, ks), interpreter, TensorDescriptor)
+        return y
     if split:  # tile-aligned: P = T s, program p owns chunks [p G / s, (p + 1) G / s) of tile p // s
         P = T * split
         fix = 2 if split == 1 else fix  # s = 1: no tile is shared, so the fix-up is dead code (compiled out)

@@ -129,14 +129,15 @@ def test_gemv7_sharers_arithmetic():
 
 # Tile-aligned grids (SPLIT = s, 9th element): s = 1 data-parallel (no fix-up), s > 1 each tile in s
 # runs (s need not divide G: runs of floor / ceil(G / s) chunks); ragged N, M = 2, both loads/maths.
-_CPU_ALIGNED = [c for c in g7.INTERP_CONFIGS if len(c) > 8] + [(32, 1, 3, 0, 1, 0, 4, 1, 1), (16, 4, 2, 0, 0, 1, 4, 1, 4)]
+_CPU_ALIGNED = [c for c in g7.INTERP_CONFIGS if len(c) > 8] + [(32, 1, 3, 0, 1, 0, 4, 1, 1), (16, 4, 2, 0, 0, 1, 4, 1, 4),
+                                                                 (16, 2, 2, 0, 1, 1, 4, 1, 1, 8)]
 
 
-@pytest.mark.parametrize("M,N,G", [(1, 40, 5), (2, 100, 3), (1, 16, 7)])
+@pytest.mark.parametrize("M,N,G", [(1, 40, 5), (2, 100, 3), (1, 16, 7), (2, 72, 8)])
 @pytest.mark.parametrize("cfg", _CPU_ALIGNED, ids=lambda c: f"r{c[0]}-math{c[4]}-load{c[5]}-fix{c[7]}-split{c[8]}")
 def test_gemv7_tile_aligned(device, cfg, M, N, G):
-    if cfg[8] > G:
-        pytest.skip("more runs than groups per tile: rejected by the wrapper (test_gemv7_checks)")
+    if cfg[8] > G or (len(cfg) > 9 and G % cfg[9]):
+        pytest.skip("more runs than groups per tile, or KS not dividing G: rejected by the wrapper (test_gemv7_checks)")
     _case(device, M, N, G * 128, cfg, repeat=2)
 
 
@@ -234,6 +235,10 @@ def test_gemv7_checks(device):
         g7.gemm_w4a16_gemv7(x, pk, out=torch.empty(1, 41, dtype=torch.float16, device=device))
     with pytest.raises(ValueError, match="FIX must be"):
         g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 1, 0, 1, 4, 4))
+    with pytest.raises(ValueError, match="KS must be a power of two"):  # 2 groups per tile row
+        g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 0, 1, 1, 4, 1, 1, 4))
+    with pytest.raises(ValueError, match="needs the data-parallel grid"):
+        g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 0, 1, 1, 4, 1, 0, 2))
     with pytest.raises(ValueError, match="SPLIT must be 0"):  # 2 groups per tile row: at most 2 runs
         g7.gemm_w4a16_gemv7(x, pk, config=(32, 4, 2, 0, 0, 1, 4, 1, 3))
 
@@ -244,9 +249,10 @@ def test_gemv7_config_lists():
     shapes, session5_tune_w4a16_v7_h200.csv) in one tile height (one repacked copy per weight)
     and keeps v5; the interpreter list is unchanged."""
     assert all(c[4] == 0 or c[0] == 32 * c[1] for c in g7.GEMV7_CONFIGS)
-    every = g7.GEMV7_CONFIGS + g7.GEMV7_DP_CONFIGS + g7.GEMV7_V7D_CONFIGS
-    assert all(c[4] == 0 or c[0] == 32 * c[1] for c in every)
+    every = g7.GEMV7_CONFIGS + g7.GEMV7_DP_CONFIGS + g7.GEMV7_V7D_CONFIGS + g7.GEMV7_KS_CONFIGS
+    assert all(c[4] == 0 or c[0] * (c[9] if len(c) > 9 else 1) == 32 * c[1] for c in every)
     assert all(len(c) == 9 and c[8] >= 1 for c in g7.GEMV7_DP_CONFIGS)
+    assert all(len(c) == 10 and c[8] == 1 and c[9] > 1 for c in g7.GEMV7_KS_CONFIGS)
     assert all(c[7] == 3 for c in g7.GEMV7_V7D_CONFIGS)
     assert [(c[1], c[3], c[4], c[7], c[8], c[9], c[11], *c[12:]) for c in w4mod._W4_GEMV7] == \
         [c[:6] + (c[7] if len(c) > 7 else 1, *c[8:]) for c in every]
@@ -282,7 +288,7 @@ def test_gemv7_gpu_shapes(cfg, dtype, M, N, K):
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", g7.GEMV7_DP_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("cfg", g7.GEMV7_DP_CONFIGS + g7.GEMV7_KS_CONFIGS, ids=lambda c: "-".join(map(str, c)))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 1, 14336, 4096), (torch.bfloat16, 1, 4096, 14336),
                                          (torch.float16, 2, 1000, 3584)])
 def test_gemv7_gpu_tile_aligned(cfg, dtype, M, N, K):
