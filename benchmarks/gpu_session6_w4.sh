@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Session 6, W4A16 M = 1 (kernels/NOTES.md "v7c", "v7d"): v7d sentinel-polling fix-up (FIX = 3) and
-# tile-aligned gemv7 grids (SPLIT = s: no program
+# Session 6/7, W4A16 M = 1 (kernels/NOTES.md "v7c", "v7d", "v7e"): v7d sentinel-polling fix-up (FIX = 3),
+# v7e data-parallel KS-group programs (KS > 1, gemm_w4a16_gemv7k.py) and tile-aligned gemv7 grids (SPLIT = s: no program
 # spans two tiles; s = 1 no fix-up at all) against the tuner's stream-K leaders and the FIX = 2
 # controls, two tuner runs back to back (clock drift shows as run-to-run spread), then the GPU tests
 # of every tile-aligned config. One device call: bash benchmarks/gpu_session6_w4.sh (OUT=...).
