@@ -51,7 +51,7 @@ def candidates(M: int, smoke: bool, aligned_only: bool = False):
         return [("gemv7", c) for c in lead + DIAG7 + new]
     if smoke:
         return [("gemv7", c) for c in w4mod._INTERP4_GEMV7] + [("gemv6", c) for c in w4mod._INTERP4_GEMV6] + [("gemv5", c) for c in w4mod._INTERP4_GEMV5] + [("gemv", c) for c in w4mod._INTERP4_GEMV] + \
-            [("mmat", c) for c in w4mod._INTERP4_MMAT] + \
+            [("mmat", c) for c in w4mod._INTERP4_MMAT] + [("mmah", c) for c in w4mod._INTERP4_MMAH] + \
             [("mma2", c) for c in w4mod._INTERP4]
     cands = list(w4mod.w4_candidates(M))
     if M == 1:  # v6 (half2 asm GEMV) lost to v5 on the H200 and is not in the tuner list: time it here;
@@ -115,6 +115,8 @@ def main(argv=None):
                 row = dict(base, impl="triton_w4a16", path=pth, config=str(cfg))
                 if pth == "gemv7":
                     row["layout"] = "v7 tiled int32 [N/R, K/128, R, 16] (repacked once, cached; not timed)"
+                elif pth == "mmah":
+                    row["layout"] = "v8 split-halves uint8 [N/R, K/128, R, 64] (repacked once, cached; not timed)"
                 try:
                     y.fill_(float("nan"))  # an output row the config does not write shows as err nan
                     lk.gemm_w4a16(x, q, s, out=y, config=cfg)

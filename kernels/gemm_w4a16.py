@@ -32,6 +32,7 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
 from .gemm_w4a16_gemv6 import _launch_gemv6
+from .gemm_w4a16_mmah import cached_repack_mmah, gemm_w4a16_mmah
 from .gemm_w4a16_gemv7 import (GEMV7_CONFIGS, GEMV7_DP_CONFIGS, GEMV7_KS_CONFIGS, GEMV7_V7D_CONFIGS, INTERP_CONFIGS,
                                launch_gemv7_public)
 from .harness import Tuner, is_interpreter
@@ -88,6 +89,12 @@ _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 12
             (4, 64, 256, 4, 3, 8, "gemv"), (4, 64, 512, 4, 2, 4, "gemv")]
 # v4 (tensor cores, x as the A operand: mma.sync), any M <= 16.
 _W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16, 128, 256, 8, 3, 4, "mmat")]
+# v8 (session 7, 2 <= M <= 16): tensor cores on the split-halves repack, cp.async pipeline, in-launch
+# split-K (gemm_w4a16_mmah.py); tuple (BLOCK_M, ROWS, GROUP, warps, stages, SK (0 = auto), "mmah").
+_W4_MMAH = [(16, 64, GROUP, 4, 4, 0, "mmah"), (16, 64, GROUP, 4, 6, 0, "mmah"), (16, 128, GROUP, 4, 4, 0, "mmah"),
+            (16, 128, GROUP, 8, 4, 0, "mmah"), (16, 32, GROUP, 4, 6, 0, "mmah"), (16, 64, GROUP, 2, 6, 0, "mmah"),
+            (16, 64, GROUP, 4, 4, 2, "mmah"), (16, 32, GROUP, 2, 8, 2, "mmah")]
+_INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
@@ -100,14 +107,14 @@ _INTERP4_MMAT = [(16, 16, 2 * GROUP, 4, 1, 2, "mmat")]
 def w4_candidates(M: int, interpreter: bool = False):
     """Autotuning candidate list of gemm_w4a16 for M tokens (what the Tuner searches)."""
     if interpreter:
-        return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT if M <= 16 else _INTERP4)
+        return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT + _INTERP4_MMAH if M <= 16 else _INTERP4)
     if M == 1:  # v7 GEMV first: faster than v5 on all four shapes in session5_tune_w4a16_v7_h200.csv;
         # v5 (fastest in tune_w4a16_v5_h200.csv and session4_tune_w4a16_v6_h200.csv) stays a candidate
-        return _W4_GEMV7_M1 + _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2]
+        return _W4_GEMV7_M1 + _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2] + _W4_MMAH[:2]
     if M <= 4:  # M = 4 measured: mmat first (3 of 4 shapes), gemv5 with 128 rows won 4096x14336
-        return _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
+        return _W4_MMAH + _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
     if M <= 16:
-        return _W4_MMAT + _W4_SKINNY
+        return _W4_MMAH + _W4_MMAT + _W4_SKINNY
     return _W4_LARGE
 
 
@@ -248,6 +255,9 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             return
         if path == "gemv6":
             _launch_gemv6(x, q32, scales, y, c, is_interpreter())
+            return
+        if path == "mmah":
+            gemm_w4a16_mmah(x, cached_repack_mmah(qweight, scales, c[1]), y, c)
             return
         if path == "gemv7":
             launch_gemv7_public(x, qweight, scales, y, (c[1], c[3], c[4], c[7], c[8], c[9], c[10], *c[11:14]))
