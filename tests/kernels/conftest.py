@@ -1,9 +1,16 @@
 """Kernel tests run on the GPU when CUDA is present, else in Triton's CPU interpreter.
 
-TRITON_INTERPRET must be set before triton is imported anywhere, hence at conftest import.
+TRITON_INTERPRET must be set before triton is imported anywhere, hence at conftest import. The
+repo root leaves sys.path, as in tests/conftest.py (GPU calls run this directory alone with
+--confcutdir): its kernels/ would shadow the PyPI package "kernels" that transformers >= 5 imports.
 """
 
 import os
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT]
 
 try:
     import torch
