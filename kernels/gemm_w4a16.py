@@ -82,7 +82,12 @@ def _public7(c):
 
 
 _W4_GEMV7 = [_public7(c) for c in GEMV7_CONFIGS + GEMV7_DP_CONFIGS + GEMV7_V7D_CONFIGS + GEMV7_KS_CONFIGS]
-_W4_GEMV7_M1 = [c for c in _W4_GEMV7 if c[1] == 128 and c[8] == 1][:4]
+# The M = 1 tuner list (session 7, H100 run 1, two tuner runs, benchmarks/results/kernels/session7/):
+# v7d (FIX = 3) led every shape's stream-K configs (geomean 17.7 us vs v7b 19.0); the tile-aligned
+# v7d (SPLIT 8) won the down projection (14.0 us); v7b kept as the fallback; the two v7e (KS)
+# configs were not timed there (a wrapper check rejected them on the GPU) and are tuner candidates.
+_W4_GEMV7_M1 = [_public7(c) for c in [(128, 4, 4, 3, 1, 1, 4, 3), (128, 4, 4, 4, 1, 0, 4, 3), (128, 4, 4, 0, 1, 1, 4, 3, 8),
+                                      (128, 4, 4, 3, 1, 1, 4, 1), (32, 4, 4, 0, 1, 1, 4, 1, 1, 4), (32, 8, 4, 0, 1, 1, 4, 1, 1, 8)]]
 _INTERP4_GEMV7 = [_public7(c) for c in INTERP_CONFIGS]
 # v4 (M <= 4): GEMV on CUDA cores; (BLOCK_M = next pow2 of M is substituted by the wrapper).
 _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 128, 256, 4, 3, 4, "gemv"),

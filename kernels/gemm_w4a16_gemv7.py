@@ -359,7 +359,7 @@ def gemm_w4a16_gemv7(x, w: Gemv7Weight, out=None, config=None, programs=None):
     check(ks == 1 or split == 1, f"KS > 1 (v7e, gemm_w4a16_gemv7k.py) needs the data-parallel grid, SPLIT = 1, got {cfg}.")
     check(0 <= split <= G, f"SPLIT must be 0 (stream-K) or 1..{G} (runs per tile of {G} groups), got {cfg}.")
     check(rows == R, f"config {cfg} is for {rows}-row tiles, the weight has {R}.")
-    check(math == 0 or interpreter or R == 32 * nw, f"MATH = 1 needs ROWS == 32 x num_warps, got {cfg}.")
+    check(math == 0 or interpreter or R * ks == 32 * nw, f"MATH = 1 needs ROWS x KS == 32 x num_warps, got {cfg}.")
     check(load == 0 or TensorDescriptor is not None, "LOAD = 1 needs triton.tools.tensor_descriptor.")
     check(w.qt.numel() < 2**31, "the weight must have fewer than 2^31 int32 words (32-bit offsets).")
     M, N = x.shape[0], w.n
