@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 
@@ -48,3 +50,19 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     """||out - ref|| / ||ref|| in float64 (NaN anywhere gives NaN, which fails every bound)."""
     o, r = out.double(), ref.double()
     return float(torch.linalg.vector_norm(o - r) / torch.linalg.vector_norm(r))
+
+
+def cached_repack(cache: dict, qweight, scales, rows: int, repack):
+    """``repack(qweight, scales, rows)``, made once per weight tensor pair and tile height and kept
+    in ``cache`` while qweight lives (keyed by id, checked by weak references and the tensors'
+    version counters, so an in-place update or a new tensor at the same address repacks)."""
+    key = (id(qweight), id(scales), rows)
+    hit = cache.get(key)
+    if hit is not None:
+        qref, sref, ver, packed = hit
+        if qref() is qweight and sref() is scales and ver == (qweight._version, scales._version):
+            return packed
+    packed = repack(qweight, scales, rows)
+    cache[key] = (weakref.ref(qweight), weakref.ref(scales), (qweight._version, scales._version), packed)
+    weakref.finalize(qweight, cache.pop, key, None)
+    return packed

@@ -32,7 +32,7 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
 from .gemm_w4a16_gemv6 import _launch_gemv6
-from .gemm_w4a16_mmah import cached_repack_mmah, gemm_w4a16_mmah
+from .gemm_w4a16_mmah import cached_repack_mmah, dequant_nibbles as _dequant_nibbles, gemm_w4a16_mmah
 from .gemm_w4a16_gemv7 import (GEMV7_CONFIGS, GEMV7_DP_CONFIGS, GEMV7_KS_CONFIGS, GEMV7_V7D_CONFIGS, INTERP_CONFIGS,
                                launch_gemv7_public)
 from .harness import Tuner, is_interpreter
@@ -121,23 +121,6 @@ def w4_candidates(M: int, interpreter: bool = False):
     if M <= 16:
         return _W4_MMAH + _W4_MMAT + _W4_SKINNY
     return _W4_LARGE
-
-
-@triton.jit
-def _dequant_nibbles(p, IS_BF16: tl.constexpr):
-    """uint8 tile of packed codes -> (low, high) nibbles as bf16/fp16 values q - 8.
-
-    Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the bf16
-    number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8."""
-    lo = (p & 15).to(tl.int16)
-    hi = (p >> 4).to(tl.int16)
-    if IS_BF16:
-        wl = ((lo | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-        wh = ((hi | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0).to(tl.bfloat16)
-    else:
-        wl = ((lo | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-        wh = ((hi | 0x6400).to(tl.float16, bitcast=True) - 1032.0).to(tl.float16)
-    return wl, wh
 
 
 @triton.jit

@@ -38,14 +38,13 @@ us on 4096x14336 (14 sharers per tile), +-0.7 us elsewhere; either fix-up still 
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
-from ._common import check, check_activation, check_out, check_tensor
+from ._common import cached_repack, check, check_activation, check_out, check_tensor
 from .gemm_w4a16_gemv import GROUP, _num_sms, _w4_counters
 from .gemm_w4a16_gemv6 import _H_MAGIC, _w4_dot6, _w4_dot6_ref, _w4_x_pairs, _x_half
 from .gemm_w4a16_gemv7k import launch_gemv7k
@@ -418,16 +417,7 @@ _REPACKED: dict = {}
 
 
 def _cached_repack(qweight, scales, rows: int) -> Gemv7Weight:
-    key = (id(qweight), id(scales), rows)
-    hit = _REPACKED.get(key)
-    if hit is not None:
-        qref, sref, ver, packed = hit
-        if qref() is qweight and sref() is scales and ver == (qweight._version, scales._version):
-            return packed
-    packed = repack_gemv7(qweight, scales, rows)
-    _REPACKED[key] = (weakref.ref(qweight), weakref.ref(scales), (qweight._version, scales._version), packed)
-    weakref.finalize(qweight, _REPACKED.pop, key, None)
-    return packed
+    return cached_repack(_REPACKED, qweight, scales, rows, repack_gemv7)
 
 
 def launch_gemv7_public(x, qweight, scales, y, cfg):

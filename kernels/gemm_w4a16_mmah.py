@@ -29,14 +29,13 @@ Config tuple (through gemm_w4a16, path "mmah"): (BLOCK_M, R, GROUP, num_warps, N
 
 from __future__ import annotations
 
-import weakref
 from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
-from ._common import check
+from ._common import cached_repack, check
 from .gemm_w4a16_gemv import GROUP, _num_sms, _w4_counters
 
 
@@ -75,9 +74,11 @@ def unpack_mmah(w: MmahWeight):
 
 
 @triton.jit
-def _nibbles_to_half(p, IS_BF16: tl.constexpr):
-    """uint8 codes tile -> (low, high) nibbles as bf16 / fp16 q - 8, exact (magic-number OR:
-    0x4300 | c is bf16 128 + c, 0x6400 | c is fp16 1024 + c)."""
+def dequant_nibbles(p, IS_BF16: tl.constexpr):
+    """uint8 tile of packed codes -> (low, high) nibbles as bf16 / fp16 values q - 8, exact.
+
+    Magic-number dequantization (no int->float convert): the bit pattern 0x4300 | c is the bf16
+    number 128 + c (0x6400 | c is fp16 1024 + c), so subtracting 136 (1032) gives c - 8."""
     lo = (p & 15).to(tl.int16)
     hi = (p >> 4).to(tl.int16)
     if IS_BF16:
@@ -115,7 +116,7 @@ def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
         sc = tl.load(s_tile + g * ROWS).to(tl.float32)
         xl = tl.load(x_rows + g * 128)
         xh = tl.load(x_rows + g * 128 + 64)
-        wl, wh = _nibbles_to_half(p, IS_BF16)
+        wl, wh = dequant_nibbles(p, IS_BF16)
         part = tl.dot(xl, tl.trans(wl))
         part = tl.dot(xh, tl.trans(wh), part)
         acc += part * sc[None, :]
@@ -172,13 +173,4 @@ _REPACKED: dict = {}
 
 
 def cached_repack_mmah(qweight, scales, rows: int) -> MmahWeight:
-    key = (id(qweight), id(scales), rows)
-    hit = _REPACKED.get(key)
-    if hit is not None:
-        qref, sref, ver, packed = hit
-        if qref() is qweight and sref() is scales and ver == (qweight._version, scales._version):
-            return packed
-    packed = repack_mmah(qweight, scales, rows)
-    _REPACKED[key] = (weakref.ref(qweight), weakref.ref(scales), (qweight._version, scales._version), packed)
-    weakref.finalize(qweight, _REPACKED.pop, key, None)
-    return packed
+    return cached_repack(_REPACKED, qweight, scales, rows, repack_mmah)
