@@ -294,7 +294,10 @@ def test_gemv7_gpu_shapes(cfg, dtype, M, N, K):
                                          (torch.float16, 2, 1000, 3584)])
 def test_gemv7_gpu_tile_aligned(cfg, dtype, M, N, K):
     """Every tile-aligned config (SPLIT = 1: no fix-up; SPLIT > 1: s sharers per tile) at the gate /
-    up and down projection shapes in bf16 and a ragged fp16 M = 2 case (28 groups: uneven runs)."""
+    up and down projection shapes in bf16 and a ragged fp16 M = 2 case (28 groups: uneven runs).
+    v7e (KS) configs need KS to divide the groups per row (the wrapper rejects the rest)."""
+    if len(cfg) > 9 and (K // 128) % cfg[9]:
+        pytest.skip("KS does not divide the groups per row: rejected by the wrapper (test_gemv7_checks)")
     _case("cuda", M, N, K, cfg, dtype, repeat=2)
 
 
