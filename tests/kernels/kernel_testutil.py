@@ -21,6 +21,19 @@ def assert_close(out, ref, dtype, tol=None):
     assert err <= bound, f"relative error {err:.3e} > {bound:.1e}"
 
 
+def assert_repeatable(run, ref, dtype, repeat):
+    """Call ``run()`` (a kernel writing a fresh poisoned output) ``repeat`` times: every result close
+    to ``ref`` and bitwise equal to the first (counters re-armed, a fixed summation order)."""
+    first = None
+    for _ in range(repeat):
+        y = run()
+        assert_close(y, ref, dtype)
+        if first is None:
+            first = y
+        else:
+            assert torch.equal(y, first)
+
+
 def assert_w4_graph_replays(cfg, replays=20):
     """``gemm_w4a16`` at M = 1 on 4096 x 14336 (bf16) with a forced ``cfg``, captured once in a CUDA
     graph (weights repacked and counters allocated by an eager call first) and replayed ``replays``

@@ -20,7 +20,7 @@ import torch
 
 from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 
-from kernel_testutil import assert_close, assert_w4_graph_replays, poisoned
+from kernel_testutil import assert_close, assert_repeatable, assert_w4_graph_replays, poisoned
 
 g7 = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv7")
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
@@ -54,14 +54,8 @@ def _case(device, M, N, K, cfg, dtype=torch.float16, programs=None, repeat=1):
     ref = gemm_w4a16_ref(x, q, s)
     assert ref.abs().max() > 0
     pk = g7.repack_gemv7(q, s, cfg[0])
-    first = None
-    for _ in range(repeat):
-        y = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), dtype, device), config=cfg, programs=programs)
-        assert_close(y, ref, dtype)
-        if first is None:
-            first = y
-        else:  # counters re-armed by the previous call, and a fixed summation order
-            assert torch.equal(y, first)
+    assert_repeatable(lambda: g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), dtype, device), config=cfg,
+                                                  programs=programs), ref, dtype, repeat)
     _counters_zero()
 
 

@@ -16,7 +16,7 @@ import torch
 
 from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
 
-from kernel_testutil import assert_close, assert_w4_graph_replays, poisoned
+from kernel_testutil import assert_close, assert_repeatable, assert_w4_graph_replays, poisoned
 
 mh = importlib.import_module("llmperf_kernels.gemm_w4a16_mmah")
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
@@ -40,14 +40,7 @@ def _case(device, M, N, K, cfg, dtype=torch.float16, repeat=1):
     ref = gemm_w4a16_ref(x, q, s)
     assert ref.abs().max() > 0
     pk = mh.repack_mmah(q, s, cfg[1])
-    first = None
-    for _ in range(repeat):
-        y = mh.gemm_w4a16_mmah(x, pk, poisoned((M, N), dtype, device), cfg)
-        assert_close(y, ref, dtype)
-        if first is None:
-            first = y
-        else:  # counters re-armed by the previous call; slices summed in a fixed order
-            assert torch.equal(y, first)
+    assert_repeatable(lambda: mh.gemm_w4a16_mmah(x, pk, poisoned((M, N), dtype, device), cfg), ref, dtype, repeat)
     _counters_zero()
 
 
