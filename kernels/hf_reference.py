@@ -22,10 +22,37 @@ forward only).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
 import torch
 import yaml
 
 from llmperf.catalog import model_dir
+
+
+def _unshadow_pypi_kernels() -> None:
+    """Run from a checkout (the working directory or PYTHONPATH holding the repo root), ``import
+    kernels`` finds this package's directory instead of the PyPI package "kernels" (Hugging Face
+    hub kernels) that transformers >= 5 imports when installed: "cannot import name
+    'CUDAProperties' from 'kernels'". Import the installed one first, with the root off sys.path
+    for that one import, so transformers finds it in sys.modules. No-op elsewhere."""
+    if "kernels" in sys.modules:
+        return
+    spec = importlib.util.find_spec("kernels")
+    here = Path(__file__).resolve().parent
+    if spec is None or spec.origin is None or Path(spec.origin).resolve().parent != here:
+        return
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here.parent]
+    try:
+        importlib.import_module("kernels")  # the PyPI package, where installed
+    except ImportError:
+        pass  # not installed: transformers then finds no viable "kernels" distribution either
+    finally:
+        sys.path[:] = saved
 
 
 def hf_config_dict(name: str) -> dict:
@@ -37,6 +64,7 @@ def hf_config_dict(name: str) -> dict:
 
 def tiny_llama_config(layers: int):
     """A tiny Llama config (hidden 256, 8/2 heads of 32, vocab 512) for host-rate measurements."""
+    _unshadow_pypi_kernels()
     from transformers import LlamaConfig
 
     return LlamaConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=layers,
@@ -54,6 +82,7 @@ class HFDecoder:
     graphable = False  # generate() runs eagerly: no CUDA graph capture
 
     def __init__(self, config, device="cuda", dtype=torch.bfloat16, seed: int = 0):
+        _unshadow_pypi_kernels()
         import transformers
         from transformers import AutoModelForCausalLM
 

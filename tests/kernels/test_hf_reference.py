@@ -59,3 +59,19 @@ def test_measure_e2e_cpu_dry_run_of_the_transformers_model(tmp_path):
     assert {"host_s_per_kernel", "host_s_per_step"} <= set(rows.columns)
     assert (rows["time_s"] > 0).all() and (rows["kernels_per_step"] > 0).all()
     assert (tmp_path / "kernels_hf_cpu.txt").exists()
+
+
+def test_builds_a_model_from_the_repo_root():
+    """Run from the checkout (the repo root first on sys.path, as ``python -c`` there puts it), the
+    repo's kernels/ must not shadow the PyPI package "kernels" that transformers >= 5 imports when
+    it is installed (it was: "cannot import name 'CUDAProperties' from 'kernels'"). Where that
+    package is not installed this still builds the model, the same call users make."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import torch; from llmperf_kernels.hf_reference import HFDecoder, tiny_llama_config; "
+            "HFDecoder(tiny_llama_config(1), 'cpu', torch.float32); print('built')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "built" in r.stdout, r.stderr[-2000:]
