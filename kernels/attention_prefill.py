@@ -46,14 +46,21 @@ _TMA_CONFIGS = {
     128: [(128, 64, 8, 3, "tma"), (128, 128, 8, 3, "tma"), (64, 64, 4, 3, "tma"), (128, 64, 4, 3, "tma")],
     256: [(64, 64, 4, 2, "tma"), (128, 64, 8, 2, "tma")],
 }
+# Warp-specialized (Q, K, V through descriptors; needs contiguous q too): num_warps is per warpgroup
+# role -- the compiled kernel runs 3 warpgroups (1 producer + 2 consumers of BLOCK_M / 2 rows).
+_WS_CONFIGS = {
+    64: [(128, 64, 4, 3, "ws"), (128, 128, 4, 2, "ws")],
+    128: [(128, 64, 4, 3, "ws"), (128, 128, 4, 2, "ws"), (128, 64, 4, 2, "ws"), (256, 64, 4, 2, "ws")],
+    256: [(128, 32, 4, 2, "ws")],
+}
 
 
 @triton.jit
 def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, offs_d, Skv, WINDOW,
            k_desc, v_desc, row0,
            MASKED: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, BLOCK_N: tl.constexpr,
-           USE_TMA: tl.constexpr):
-    for s in range(start, end, BLOCK_N):
+           USE_TMA: tl.constexpr, WS: tl.constexpr):
+    for s in tl.range(start, end, BLOCK_N, warp_specialize=WS):
         kn = s + offs_n
         if MASKED:
             inb = kn < Skv
@@ -89,10 +96,11 @@ def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, 
 
 
 @triton.jit
-def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv, GROUP, qk_scale, WINDOW,
+def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_desc, k_desc, v_desc, Sq, Skv, Hq, Hkv, GROUP, qk_scale, WINDOW,
                     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, USE_TMA: tl.constexpr):
+                    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, USE_TMA: tl.constexpr,
+                    WS: tl.constexpr, WS_MASKED: tl.constexpr):
     if CAUSAL:
         pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     else:
@@ -105,8 +113,11 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
-    q = tl.load(q_ptr + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :],
-                mask=offs_m[:, None] < Sq, other=0.0)
+    if WS:  # q through a descriptor too ([B*Hq*Sq, D] view; rows past Sq are never stored)
+        q = q_desc.load([(bh * Sq + pid_m * BLOCK_M).to(tl.int32), 0])
+    else:
+        q = tl.load(q_ptr + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :],
+                    mask=offs_m[:, None] < Sq, other=0.0)
     q = (q * qk_scale).to(q.dtype)
     k_base = k_ptr + b * skb + hk * skh
     v_base = v_ptr + b * svb + hk * svh
@@ -133,12 +144,19 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv
     hi_b = tl.cdiv(hi, BLOCK_N) * BLOCK_N
     a = tl.minimum(tl.maximum(tl.cdiv(ulo, BLOCK_N) * BLOCK_N, lo_b), hi_b)
     z = tl.minimum(tl.maximum((uhi // BLOCK_N) * BLOCK_N, a), hi_b)
-    acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, a, pos, offs_n, offs_d,
-                           Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA)
-    acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, a, z, pos, offs_n, offs_d,
-                           Skv, WINDOW, k_desc, v_desc, row0, False, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA)
-    acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, z, hi_b, pos, offs_n, offs_d,
-                           Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA)
+    if WS:
+        # Warp-specialized (Triton's Hopper autoWS: one producer warpgroup issues the K/V copies, two
+        # consumer warpgroups own BLOCK_M / 2 query rows each): it compiles for one key loop only
+        # (Triton 3.6 fails on two), so every tile is masked when any may need it (WS_MASKED).
+        acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, hi_b, pos, offs_n, offs_d,
+                               Skv, WINDOW, k_desc, v_desc, row0, WS_MASKED, CAUSAL, HAS_WINDOW, BLOCK_N, True, True)
+    else:
+        acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, a, pos, offs_n, offs_d,
+                               Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA, False)
+        acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, a, z, pos, offs_n, offs_d,
+                               Skv, WINDOW, k_desc, v_desc, row0, False, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA, False)
+        acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, z, hi_b, pos, offs_n, offs_d,
+                               Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA, False)
     o = acc / l_i[:, None]
     tl.store(o_ptr + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :],
              o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < Sq)
@@ -176,23 +194,28 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
     def launch(c):
         bm, bn, nw, ns = c[:4]
         tma = len(c) > 4
+        ws = tma and c[4] == "ws"
         if tma:
             kd = TensorDescriptor.from_tensor(k.view(B * Hkv * Skv, D), [bn, D])
             vd = TensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D])
         else:
             kd, vd = k, v
+        qd = TensorDescriptor.from_tensor(q.view(B * Hq * Sq, D), [bm, D]) if ws else q
         grid = (triton.cdiv(Sq, bm), B * Hq)
-        _prefill_kernel[grid](q, k, v, out, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
+        _prefill_kernel[grid](q, k, v, out, qd, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
                               0 if window is None else int(window),
                               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                               v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
                               D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal, HAS_WINDOW=window is not None,
-                              USE_TMA=tma, num_warps=nw, num_stages=ns)
+                              USE_TMA=tma, WS=ws, WS_MASKED=ws and (causal or window is not None or Skv % bn != 0),
+                              num_warps=nw, num_stages=ns)
 
     if config is None:
         cands = _INTERP if is_interpreter() else list(_CONFIGS.get(D, _CONFIGS[128 if D > 64 else 64]))
         if not is_interpreter() and k.is_contiguous() and v.is_contiguous() and tma_ok(k.view(-1, D), v.view(-1, D)):
             cands += _TMA_CONFIGS.get(D, [])
+            if q.is_contiguous() and tma_ok(q.view(-1, D)):
+                cands += _WS_CONFIGS.get(D, [])
         key = (D, causal, window is not None, q.dtype, _bucket(Sq), _bucket(Skv))
         config = _tuner.pick(key, cands, launch)
     launch(config)

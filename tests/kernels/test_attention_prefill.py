@@ -57,6 +57,19 @@ def test_prefill_tma_variant(device, causal, window):
     assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
 
 
+@pytest.mark.parametrize("causal,window,sq", [(False, None, 45), (True, None, 45), (True, 9, 45), (True, None, 21)])
+def test_prefill_ws_variant(device, causal, window, sq):
+    """Warp-specialized variant (forced): Q through a descriptor over the [B*Hq*Sq, D] view (tiles
+    run past a head's rows), one key loop, masked tiles; ragged Skv; chunked prefill (Sq < Skv).
+    On the CPU the interpreter runs the same code without the warpgroup split."""
+    cfg = (16, 16, 4, 1, "ws") if device == "cpu" else (128, 64, 4, 3, "ws")
+    q = torch.randn(2, 4, sq, 64, dtype=F16, device=device)
+    k = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
+    v = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
+    o = attention_prefill(q, k, v, causal, window, out=poisoned(q.shape, F16, device), config=cfg)
+    assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
+
+
 def test_prefill_rejects_bad_input():
     q = torch.randn(1, 6, 8, 32, dtype=F16)
     kv = torch.randn(1, 4, 8, 32, dtype=F16)
@@ -76,6 +89,22 @@ def test_prefill_rejects_bad_input():
                          + [(torch.float16, 128, True, None)])
 def test_prefill_gpu(dtype, D, causal, window):
     _prefill("cuda", dtype, 2, 8, 2, 1000, 1000, D, causal, window)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("D,cfg", [(64, (128, 64, 4, 3, "ws")), (64, (128, 128, 4, 2, "ws")),
+                                   (128, (128, 64, 4, 3, "ws")), (128, (128, 128, 4, 2, "ws")),
+                                   (128, (128, 64, 4, 2, "ws")), (128, (256, 64, 4, 2, "ws")),
+                                   (256, (128, 32, 4, 2, "ws"))])
+@pytest.mark.parametrize("causal,window", [(True, None), (False, None), (True, 500)])
+def test_prefill_ws_gpu(D, cfg, causal, window):
+    """Every warp-specialized candidate, forced, at a ragged length with GQA 4."""
+    q = torch.randn(2, 8, 1000, D, dtype=torch.bfloat16, device="cuda")
+    k = torch.randn(2, 2, 1000, D, dtype=torch.bfloat16, device="cuda")
+    v = torch.randn(2, 2, 1000, D, dtype=torch.bfloat16, device="cuda")
+    o = attention_prefill(q, k, v, causal, window, out=poisoned(q.shape, torch.bfloat16, "cuda"), config=cfg)
+    assert_close(o, attention_prefill_ref(q, k, v, causal, window), torch.bfloat16)
 
 
 @pytest.mark.gpu
