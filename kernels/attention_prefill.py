@@ -24,6 +24,7 @@ descriptors (TMA; the approach of Triton's fused-attention tutorial) join the au
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import triton
@@ -46,8 +47,11 @@ _TMA_CONFIGS = {
     128: [(128, 64, 8, 3, "tma"), (128, 128, 8, 3, "tma"), (64, 64, 4, 3, "tma"), (128, 64, 4, 3, "tma")],
     256: [(64, 64, 4, 2, "tma"), (128, 64, 8, 2, "tma")],
 }
-# Warp-specialized (Q, K, V through descriptors; needs contiguous q too): num_warps is per warpgroup
-# role -- the compiled kernel runs 3 warpgroups (1 producer + 2 consumers of BLOCK_M / 2 rows).
+# Warp-specialized (Q, K, V, O through device-side descriptors; needs contiguous q and out too):
+# num_warps is per warpgroup role -- the compiled kernel runs 3 warpgroups (1 producer + 2 consumers
+# of BLOCK_M / 2 rows). Tuning candidates only with LLMPERF_PREFILL_WS=1 until a GPU run shows they
+# finish and win (kernels/NOTES.md, session 8: host-descriptor autoWS kernels hung on an H100).
+_WS = os.environ.get("LLMPERF_PREFILL_WS", "0") == "1"
 _WS_CONFIGS = {
     64: [(128, 64, 4, 3, "ws"), (128, 128, 4, 2, "ws")],
     128: [(128, 64, 4, 3, "ws"), (128, 128, 4, 2, "ws"), (128, 64, 4, 2, "ws"), (256, 64, 4, 2, "ws")],
@@ -100,7 +104,7 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_desc, k_desc, v_desc, Sq, Skv,
                     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, USE_TMA: tl.constexpr,
-                    WS: tl.constexpr, WS_MASKED: tl.constexpr):
+                    WS: tl.constexpr, WS_MASKED: tl.constexpr, EVEN_M: tl.constexpr):
     if CAUSAL:
         pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     else:
@@ -113,8 +117,18 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_desc, k_desc, v_desc, Sq, Skv,
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
-    if WS:  # q through a descriptor too ([B*Hq*Sq, D] view; rows past Sq are never stored)
-        q = q_desc.load([(bh * Sq + pid_m * BLOCK_M).to(tl.int32), 0])
+    if WS:  # device-side descriptors (host-built ones hang under autoWS, Triton 3.6 on H100):
+        # q / o as [B*Hq*Sq, D] (rows past Sq belong to the next head: never stored), k / v as
+        # [B*Hkv*Skv, D]; every tensor contiguous (the wrapper checks). (Rank-3 boxes that would clip
+        # at Sq need a reshape that the autoWS pass rejects: "unsupported op type".)
+        q_desc = tl.make_tensor_descriptor(q_ptr, shape=[tl.num_programs(1) * Sq, D], strides=[D, 1],
+                                           block_shape=[BLOCK_M, D])
+        o_desc = tl.make_tensor_descriptor(o_ptr, shape=[tl.num_programs(1) * Sq, D], strides=[D, 1],
+                                           block_shape=[BLOCK_M, D])
+        kv_rows = (tl.num_programs(1) // Hq) * Hkv * Skv
+        k_desc = tl.make_tensor_descriptor(k_ptr, shape=[kv_rows, D], strides=[D, 1], block_shape=[BLOCK_N, D])
+        v_desc = tl.make_tensor_descriptor(v_ptr, shape=[kv_rows, D], strides=[D, 1], block_shape=[BLOCK_N, D])
+        q = q_desc.load([bh * Sq + pid_m * BLOCK_M, 0])
     else:
         q = tl.load(q_ptr + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :],
                     mask=offs_m[:, None] < Sq, other=0.0)
@@ -158,11 +172,19 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_desc, k_desc, v_desc, Sq, Skv,
         acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, z, hi_b, pos, offs_n, offs_d,
                                Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA, False)
     o = acc / l_i[:, None]
-    tl.store(o_ptr + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :],
-             o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < Sq)
+    if WS and EVEN_M:  # whole tiles only: a ragged last tile would overwrite the next head's rows
+        o_desc.store([bh * Sq + pid_m * BLOCK_M, 0], o.to(o_ptr.dtype.element_ty))
+    else:
+        tl.store(o_ptr + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :],
+                 o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < Sq)
 
 
 _tuner = Tuner("attention_prefill")
+
+
+def _set_allocator():
+    """Device-side tensor descriptors need scratch memory from Triton's allocator hook."""
+    triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
 
 
 def _bucket(s: int) -> int:
@@ -200,21 +222,24 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
             vd = TensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D])
         else:
             kd, vd = k, v
-        qd = TensorDescriptor.from_tensor(q.view(B * Hq * Sq, D), [bm, D]) if ws else q
+        if ws:
+            _set_allocator()
+            kd, vd = k, v
         grid = (triton.cdiv(Sq, bm), B * Hq)
-        _prefill_kernel[grid](q, k, v, out, qd, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
+        _prefill_kernel[grid](q, k, v, out, q, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
                               0 if window is None else int(window),
                               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                               v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
                               D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal, HAS_WINDOW=window is not None,
                               USE_TMA=tma, WS=ws, WS_MASKED=ws and (causal or window is not None or Skv % bn != 0),
+                              EVEN_M=ws and Sq % bm == 0,
                               num_warps=nw, num_stages=ns)
 
     if config is None:
         cands = _INTERP if is_interpreter() else list(_CONFIGS.get(D, _CONFIGS[128 if D > 64 else 64]))
         if not is_interpreter() and k.is_contiguous() and v.is_contiguous() and tma_ok(k.view(-1, D), v.view(-1, D)):
             cands += _TMA_CONFIGS.get(D, [])
-            if q.is_contiguous() and tma_ok(q.view(-1, D)):
+            if _WS and q.is_contiguous() and out.is_contiguous() and tma_ok(q.view(-1, D), out.view(-1, D)):
                 cands += _WS_CONFIGS.get(D, [])
         key = (D, causal, window is not None, q.dtype, _bucket(Sq), _bucket(Skv))
         config = _tuner.pick(key, cands, launch)

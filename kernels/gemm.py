@@ -31,7 +31,7 @@ import triton.language as tl
 from ._common import check, check_out, check_tensor, m_bucket
 from .gemm_splitk import _launch_splitk, _launch_streamk
 from .gemm_tiles import _acc_ptr, _store_tile, _tile_coords
-from .gemm_tma import TMA_BF16, TMA_BF16_MID, WS_BF16, launch_tma, tma_ok
+from .gemm_tma import TMA_BF16, TMA_BF16_MID, launch_tma, tma_ok
 from .harness import Tuner, is_interpreter
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages), by M bucket.
@@ -95,11 +95,11 @@ def configs_for(m: int, tma: bool = False):
         return _SMALL
     if b <= 512:
         sk = os.environ.get("LLMPERF_GEMM_STREAMK", "0") == "1"
-        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + WS_BF16[:3] + _SPLITK_TMA + _HYBRID_TMA + (_STREAMK_TMA if sk else [])
+        return _MEDIUM + (TMA_BF16_MID + TMA_BF16[:2] + _SPLITK_TMA + _HYBRID_TMA + (_STREAMK_TMA if sk else [])
                           if tma else _SPLITK_PTR + (_STREAMK_PTR if sk else []))
     if b <= 2048:
-        return _LARGE[:3] + (TMA_BF16 + WS_BF16 + _HYBRID_LARGE if tma else [])
-    return _LARGE[:3] + (TMA_BF16 + WS_BF16 if tma else [])
+        return _LARGE[:3] + (TMA_BF16 + _HYBRID_LARGE if tma else [])
+    return _LARGE[:3] + (TMA_BF16 if tma else [])
 
 
 @triton.jit

@@ -8,13 +8,10 @@ store), which frees the registers and address arithmetic that pointer loads need
 compiler pipeline wgmma against the copies (NVIDIA Hopper tuning guide; Triton tutorial 09
 "Persistent Matmul"). Optionally persistent: a grid of #SMs programs walks the output tiles in
 grouped order (so the W panel stays in L2), with ``flatten`` letting the software pipeline run
-across tile boundaries, hiding each tile's epilogue behind the next tile's loads. With "ws" the K loop is warp-specialized
-(``tl.range(..., warp_specialize=True)``): a producer warpgroup only issues the copies and two
-consumer warpgroups only run wgmma -- the producer/consumer split of CUTLASS's Hopper
-"warpspecialized cooperative" GEMMs (and FlashAttention-3, Shah et al., arXiv:2407.08608 §3.1).
+across tile boundaries, hiding each tile's epilogue behind the next tile's loads.
 
 Config tuples (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_warps, num_stages, "tma", persistent,
-flatten[, "ws"]) are mixed into the candidate lists of gemm.py/gemm_fp8.py when :func:`tma_ok` holds; a
+flatten) are mixed into the candidate lists of gemm.py/gemm_fp8.py when :func:`tma_ok` holds; a
 candidate that does not compile (shared memory, Triton version) is dropped by the tuner.
 """
 
@@ -31,9 +28,9 @@ except ImportError:  # pragma: no cover - older Triton
 
 
 @triton.jit
-def _tile(a_desc, b_desc, c_desc, y_ptr, sym, sx_ptr, sw_ptr, sx_sm, sw_sn, tile_id, M, N, K,
+def _tile(a_desc, b_desc, c_desc, sx_ptr, sw_ptr, sx_sm, sw_sn, tile_id, M, N, K,
           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-          SCALED: tl.constexpr, WS: tl.constexpr):
+          SCALED: tl.constexpr):
     num_pid_m = tl.cdiv(M, BLOCK_M)
     num_pid_n = tl.cdiv(N, BLOCK_N)
     group = GROUP_M * num_pid_n
@@ -44,7 +41,7 @@ def _tile(a_desc, b_desc, c_desc, y_ptr, sym, sx_ptr, sw_ptr, sx_sm, sw_sn, tile
     off_m = pid_m * BLOCK_M
     off_n = pid_n * BLOCK_N
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for kt in tl.range(0, tl.cdiv(K, BLOCK_K), warp_specialize=WS):
+    for kt in range(0, tl.cdiv(K, BLOCK_K)):
         a = a_desc.load([off_m, kt * BLOCK_K])
         b = b_desc.load([off_n, kt * BLOCK_K])
         acc = tl.dot(a, b.T, acc)
@@ -52,29 +49,22 @@ def _tile(a_desc, b_desc, c_desc, y_ptr, sym, sx_ptr, sw_ptr, sx_sm, sw_sn, tile
         rm = (off_m + tl.arange(0, BLOCK_M)) % M
         rn = (off_n + tl.arange(0, BLOCK_N)) % N
         acc = acc * tl.load(sx_ptr + rm * sx_sm)[:, None] * tl.load(sw_ptr + rn * sw_sn)[None, :]
-    if WS:  # the consumer warpgroups each own BLOCK_M / 2 rows of acc: a descriptor store of the
-        # whole tile fails to compile after the split (Triton 3.6), so store through pointers
-        om = off_m + tl.arange(0, BLOCK_M)
-        on = off_n + tl.arange(0, BLOCK_N)
-        tl.store(y_ptr + om[:, None] * sym + on[None, :], acc.to(y_ptr.dtype.element_ty),
-                 mask=(om[:, None] < M) & (on[None, :] < N))
-    else:
-        c_desc.store([off_m, off_n], acc.to(c_desc.dtype))
+    c_desc.store([off_m, off_n], acc.to(c_desc.dtype))
 
 
 @triton.jit
-def _gemm_tma_kernel(a_desc, b_desc, c_desc, y_ptr, sym, sx_ptr, sw_ptr, sx_sm, sw_sn, M, N, K, NUM_PROGS,
+def _gemm_tma_kernel(a_desc, b_desc, c_desc, sx_ptr, sw_ptr, sx_sm, sw_sn, M, N, K, NUM_PROGS,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                     GROUP_M: tl.constexpr, SCALED: tl.constexpr, FLATTEN: tl.constexpr, WS: tl.constexpr):
+                     GROUP_M: tl.constexpr, SCALED: tl.constexpr, FLATTEN: tl.constexpr):
     num_tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
     if FLATTEN:
         for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_PROGS, flatten=True):
-            _tile(a_desc, b_desc, c_desc, y_ptr, sym, sx_ptr, sw_ptr, sx_sm, sw_sn, tile_id, M, N, K,
-                  BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, SCALED, WS)
+            _tile(a_desc, b_desc, c_desc, sx_ptr, sw_ptr, sx_sm, sw_sn, tile_id, M, N, K,
+                  BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, SCALED)
     else:
         for tile_id in range(tl.program_id(0), num_tiles, NUM_PROGS):
-            _tile(a_desc, b_desc, c_desc, y_ptr, sym, sx_ptr, sw_ptr, sx_sm, sw_sn, tile_id, M, N, K,
-                  BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, SCALED, WS)
+            _tile(a_desc, b_desc, c_desc, sx_ptr, sw_ptr, sx_sm, sw_sn, tile_id, M, N, K,
+                  BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, SCALED)
 
 
 def tma_ok(*ts) -> bool:
@@ -91,8 +81,7 @@ _NUM_SMS = {}
 
 
 def launch_tma(x, w, y, cfg, sx=None, sw=None, sx_sm=0, sw_sn=0):
-    bm, bn, bk, gm, nw, ns, _, persistent, flatten = cfg[:9]
-    ws = len(cfg) > 9 and cfg[9] == "ws"
+    bm, bn, bk, gm, nw, ns, _, persistent, flatten = cfg
     M, K = x.shape
     N = w.shape[0]
     a = TensorDescriptor.from_tensor(x, [bm, bk])
@@ -106,9 +95,9 @@ def launch_tma(x, w, y, cfg, sx=None, sw=None, sx_sm=0, sw_sn=0):
     scaled = sx is not None
     if not scaled:
         sx = sw = y  # unused
-    _gemm_tma_kernel[(progs,)](a, b, c, y, y.stride(0), sx, sw, sx_sm, sw_sn, M, N, K, progs, BLOCK_M=bm,
-                               BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm, SCALED=scaled, FLATTEN=bool(flatten),
-                               WS=ws, num_warps=nw, num_stages=ns)
+    _gemm_tma_kernel[(progs,)](a, b, c, sx, sw, sx_sm, sw_sn, M, N, K, progs, BLOCK_M=bm, BLOCK_N=bn,
+                               BLOCK_K=bk, GROUP_M=gm, SCALED=scaled, FLATTEN=bool(flatten),
+                               num_warps=nw, num_stages=ns)
 
 
 # Candidates (added by gemm.py / gemm_fp8.py on Hopper for M > 64).
@@ -117,13 +106,6 @@ TMA_BF16 = [(128, 256, 64, 8, 8, 3, "tma", False, False), (128, 256, 64, 8, 8, 3
 TMA_BF16_MID = [(64, 128, 64, 8, 4, 4, "tma", False, False), (128, 128, 64, 8, 4, 4, "tma", False, False),
                 (64, 256, 64, 8, 4, 4, "tma", False, False), (128, 64, 64, 8, 4, 4, "tma", False, False),
                 (64, 64, 128, 8, 4, 4, "tma", False, False)]
-# Warp-specialized (10th field "ws"): Triton's Hopper autoWS splits the K loop into a producer
-# warpgroup (descriptor copies, 40 registers) and two consumer warpgroups (wgmma on BLOCK_M / 2
-# rows each, 232 registers), so num_warps = 4 compiles to 12 warps; non-persistent only (Triton 3.6
-# leaves the persistent loop unspecialized). ptxas (sm_90a): 0 spills; shared memory 128 x 128 x 3
-# stages 114 KB (2 programs per SM), x 4 147 KB, 128 x 256 x 3 180 KB.
-WS_BF16 = [(128, 128, 64, 8, 4, 3, "tma", False, False, "ws"), (128, 128, 64, 8, 4, 4, "tma", False, False, "ws"),
-           (128, 256, 64, 8, 4, 3, "tma", False, False, "ws"), (256, 128, 64, 8, 4, 3, "tma", False, False, "ws")]
 TMA_FP8 = [(128, 256, 128, 8, 8, 3, "tma", False, False), (128, 256, 128, 8, 8, 3, "tma", True, True),
            (128, 128, 128, 8, 8, 4, "tma", True, True), (128, 128, 128, 8, 4, 4, "tma", False, False)]
 TMA_FP8_MID = [(64, 128, 128, 8, 4, 4, "tma", False, False), (128, 128, 128, 8, 4, 4, "tma", False, False),

@@ -11,7 +11,6 @@ import torch
 
 from llmperf_kernels import (gemm, gemm_fp8, gemm_ref, gemm_w4a16, gemm_w4a16_ref, gemm_w8a16,
                              gemm_w8a16_ref, quantize_w4, quantize_w8)
-from llmperf_kernels.gemm_tma import WS_BF16
 from llmperf_kernels.gemm_fp8 import gemm_fp8_ref, quantize_fp8, quantize_fp8_weight_blocks
 
 from kernel_testutil import assert_close, poisoned
@@ -175,18 +174,6 @@ def test_gemm_rejects_bad_input():
                    torch.ones(4, 1, dtype=torch.float16))
 
 
-def test_gemm_ws_variant(device):
-    """The warp-specialized descriptor kernel (forced; pointer-store epilogue) on ragged M and an N
-    tail. On the CPU the interpreter runs the same code without the warpgroup split."""
-    cfg = (16, 16, 32, 2, 4, 1, "tma", False, False, "ws") if device == "cpu" else \
-        (128, 128, 64, 8, 4, 4, "tma", False, False, "ws")
-    M, N, K = 37, 200, 96
-    x = torch.randn(M, K, dtype=torch.float16, device=device)
-    w = torch.randn(N, K, dtype=torch.float16, device=device)
-    y = gemm(x, w, out=poisoned((M, N), torch.float16, device), config=cfg)
-    assert_close(y, gemm_ref(x, w), torch.float16)
-
-
 # ---------------------------------------------------------------- GPU, realistic shapes
 SHAPES = [(4096, 4096), (6144, 4096), (3584, 18944), (3072, 2048)]
 
@@ -197,18 +184,6 @@ SHAPES = [(4096, 4096), (6144, 4096), (3584, 18944), (3072, 2048)]
 @pytest.mark.parametrize("N,K", SHAPES)
 def test_gemm_gpu(M, N, K):
     _run_gemm("cuda", torch.bfloat16, M, N, K)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("cfg", WS_BF16)
-@pytest.mark.parametrize("M,N,K", [(300, 4608, 3584), (1000, 2000, 4096), (256, 6144, 4096)])
-def test_gemm_ws_gpu(cfg, M, N, K):
-    """Every warp-specialized candidate, forced (ragged M, N not a tile multiple)."""
-    x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
-    w = torch.randn(N, K, dtype=torch.bfloat16, device="cuda") / K ** 0.5
-    y = gemm(x, w, out=poisoned((M, N), torch.bfloat16, "cuda"), config=cfg)
-    assert_close(y, gemm_ref(x, w), torch.bfloat16)
 
 
 @pytest.mark.gpu
