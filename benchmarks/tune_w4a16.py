@@ -20,6 +20,7 @@ fraction of --hbm-tbps) with the device metadata on every row.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import importlib
 import os
@@ -77,6 +78,8 @@ def main(argv=None):
     ap.add_argument("--hbm-tbps", type=float, default=4.207, help="copy bandwidth for the fraction column (H200, NOTES.md)")
     ap.add_argument("--m", default=None, help="comma list of M (default 1,4,16)")
     ap.add_argument("--paths", default=None, help="comma list of paths to time (default: all), e.g. gemv5,gemv7")
+    ap.add_argument("--configs", default=None,
+                    help="Python literal list of config tuples to time instead of the candidates, e.g. \"[(16, 64, 128, 4, 6, 3, 'mmah')]\"")
     ap.add_argument("--aligned", action="store_true",
                     help="M = 1 gemv7 only: the tuner's leaders, FIX = 2 controls, tile-aligned and v7d configs")
     a = ap.parse_args(argv)
@@ -109,7 +112,8 @@ def main(argv=None):
             w.writerow(dict(base, impl="torch_bf16", path="cublas", config="", time_s=t_ref, speedup_vs_cublas=1.0,
                             timing=lk.harness.LAST_METHOD))
             res = []
-            for pth, cfg in candidates(M, a.smoke, a.aligned):
+            forced = [(c[6] if len(c) > 6 else "mma2", c) for c in ast.literal_eval(a.configs)] if a.configs else None
+            for pth, cfg in forced or candidates(M, a.smoke, a.aligned):
                 if a.paths and pth not in a.paths.split(","):
                     continue
                 row = dict(base, impl="triton_w4a16", path=pth, config=str(cfg))
