@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from llmperf_kernels import attention_prefill, attention_prefill_ref
+from llmperf_kernels.attention_prefill import _WS_CONFIGS
 
 from kernel_testutil import assert_close, poisoned
 
@@ -62,7 +63,7 @@ def test_prefill_ws_variant(device, causal, window, sq):
     """Warp-specialized variant (forced): Q through a descriptor over the [B*Hq*Sq, D] view (tiles
     run past a head's rows), one key loop, masked tiles; ragged Skv; chunked prefill (Sq < Skv).
     On the CPU the interpreter runs the same code without the warpgroup split."""
-    cfg = (16, 16, 4, 1, "ws") if device == "cpu" else (128, 64, 4, 3, "ws")
+    cfg = (16, 16, 4, 1, "ws") if device == "cpu" else (128, 64, 4, 2, "ws")
     q = torch.randn(2, 4, sq, 64, dtype=F16, device=device)
     k = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
     v = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
@@ -93,10 +94,7 @@ def test_prefill_gpu(dtype, D, causal, window):
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("D,cfg", [(64, (128, 64, 4, 3, "ws")), (64, (128, 128, 4, 2, "ws")),
-                                   (128, (128, 64, 4, 3, "ws")), (128, (128, 128, 4, 2, "ws")),
-                                   (128, (128, 64, 4, 2, "ws")), (128, (256, 64, 4, 2, "ws")),
-                                   (256, (128, 32, 4, 2, "ws"))])
+@pytest.mark.parametrize("D,cfg", [(D, c) for D, cs in _WS_CONFIGS.items() for c in cs])
 @pytest.mark.parametrize("causal,window", [(True, None), (False, None), (True, 500)])
 def test_prefill_ws_gpu(D, cfg, causal, window):
     """Every warp-specialized candidate, forced, at a ragged length with GQA 4."""
