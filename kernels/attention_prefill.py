@@ -18,7 +18,9 @@ uses exp2. The key range of a query tile is split into fully-visible tiles (no m
 and boundary tiles (causal diagonal, window edge, ragged end), and tiles that are fully masked are
 never visited, so causal costs ~half of non-causal (FA2 §3.1). Causal programs are launched
 heaviest-first for load balance. On Hopper, candidates that fetch K/V tiles through tensor
-descriptors (TMA; the approach of Triton's fused-attention tutorial) join the autotuned set.
+descriptors (TMA; the approach of Triton's fused-attention tutorial) join the autotuned set, and
+with LLMPERF_PREFILL_WS=1 warp-specialized ones (Triton's Hopper autoWS: a producer warpgroup for the
+copies, two consumer warpgroups; one fully masked key loop; kernels/NOTES.md session 8).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, 
 
 
 @triton.jit
-def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_desc, k_desc, v_desc, Sq, Skv, Hq, Hkv, GROUP, qk_scale, WINDOW,
+def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv, GROUP, qk_scale, WINDOW,
                     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, USE_TMA: tl.constexpr,
@@ -184,9 +186,9 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_desc, k_desc, v_desc, Sq, Skv,
 _tuner = Tuner("attention_prefill")
 
 
-def _set_allocator():
-    """Device-side tensor descriptors need scratch memory from Triton's allocator hook."""
-    triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
+def _set_allocator(device):
+    """Device-side tensor descriptors need scratch memory from Triton's (process-wide) allocator hook."""
+    triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device=device))
 
 
 def _bucket(s: int) -> int:
@@ -219,16 +221,18 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
         bm, bn, nw, ns = c[:4]
         tma = len(c) > 4
         ws = tma and c[4] == "ws"
-        if tma:
+        if ws:  # the kernel builds its own descriptors over the contiguous tensors
+            check(all(t.is_contiguous() for t in (q, k, v, out)),
+                  f"config {c} (warp-specialized) needs contiguous q, k, v and out.")
+            _set_allocator(q.device)
+            kd, vd = k, v
+        elif tma:
             kd = TensorDescriptor.from_tensor(k.view(B * Hkv * Skv, D), [bn, D])
             vd = TensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D])
         else:
             kd, vd = k, v
-        if ws:
-            _set_allocator()
-            kd, vd = k, v
         grid = (triton.cdiv(Sq, bm), B * Hq)
-        _prefill_kernel[grid](q, k, v, out, q, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
+        _prefill_kernel[grid](q, k, v, out, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
                               0 if window is None else int(window),
                               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                               v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),

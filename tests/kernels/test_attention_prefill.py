@@ -80,6 +80,9 @@ def test_prefill_rejects_bad_input():
         attention_prefill(torch.randn(1, 4, 9, 32, dtype=F16), kv, kv, causal=True)
     with pytest.raises(ValueError, match="window"):
         attention_prefill(torch.randn(1, 4, 8, 32, dtype=F16), kv, kv, causal=False, window=4)
+    with pytest.raises(ValueError, match="contiguous"):  # the WS variant's descriptors need it
+        q = torch.randn(1, 8, 4, 32, dtype=F16).transpose(1, 2)
+        attention_prefill(q, kv, kv, config=(16, 16, 4, 1, "ws"))
 
 
 # ---------------------------------------------------------------- GPU, realistic shapes
