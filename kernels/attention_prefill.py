@@ -67,7 +67,7 @@ _WS_CONFIGS = {
 def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, offs_d, Skv, WINDOW,
            k_desc, v_desc, row0,
            MASKED: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, BLOCK_N: tl.constexpr,
-           USE_TMA: tl.constexpr, WS: tl.constexpr):
+           USE_TMA: tl.constexpr, WS: tl.constexpr, EVEN_N: tl.constexpr = False):
     for s in tl.range(start, end, BLOCK_N, warp_specialize=WS):
         kn = s + offs_n
         if MASKED:
@@ -82,7 +82,19 @@ def _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, start, end, pos, offs_n, 
             k = tl.load(k_base + kn[:, None] * skn + offs_d[None, :])
             v = tl.load(v_base + kn[:, None] * svn + offs_d[None, :])
         qk = tl.dot(q, tl.trans(k))
-        if MASKED:
+        if MASKED and WS:  # per score one compare per bound against a per-row limit (kn = s + offs_n);
+            # the in-bounds test only for a ragged Skv (EVEN_N: Skv a multiple of BLOCK_N)
+            rel = pos - s
+            if CAUSAL:
+                valid = offs_n[None, :] <= rel[:, None]
+                if HAS_WINDOW:
+                    valid = valid & (offs_n[None, :] > (rel - WINDOW)[:, None])
+                if not EVEN_N:
+                    valid = valid & inb[None, :]
+            else:
+                valid = inb[None, :]
+            qk = tl.where(valid, qk, float("-inf"))
+        elif MASKED:
             valid = inb[None, :]
             if CAUSAL:
                 valid = valid & (kn[None, :] <= pos[:, None])
@@ -108,7 +120,8 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv
                     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, USE_TMA: tl.constexpr,
-                    WS: tl.constexpr, WS_MASKED: tl.constexpr, EVEN_M: tl.constexpr):
+                    WS: tl.constexpr, WS_MASKED: tl.constexpr, EVEN_M: tl.constexpr,
+                    EVEN_N: tl.constexpr):
     if CAUSAL:
         pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     else:
@@ -167,7 +180,7 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, o_ptr, k_desc, v_desc, Sq, Skv, Hq, Hkv
         # consumer warpgroups own BLOCK_M / 2 query rows each): it compiles for one key loop only
         # (Triton 3.6 fails on two), so every tile is masked when any may need it (WS_MASKED).
         acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, hi_b, pos, offs_n, offs_d,
-                               Skv, WINDOW, k_desc, v_desc, row0, WS_MASKED, CAUSAL, HAS_WINDOW, BLOCK_N, True, True)
+                               Skv, WINDOW, k_desc, v_desc, row0, WS_MASKED, CAUSAL, HAS_WINDOW, BLOCK_N, True, True, EVEN_N)
     else:
         acc, l_i, m_i = _tiles(acc, l_i, m_i, q, k_base, v_base, skn, svn, lo_b, a, pos, offs_n, offs_d,
                                Skv, WINDOW, k_desc, v_desc, row0, True, CAUSAL, HAS_WINDOW, BLOCK_N, USE_TMA, False)
@@ -238,7 +251,7 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
                               v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
                               D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal, HAS_WINDOW=window is not None,
                               USE_TMA=tma, WS=ws, WS_MASKED=ws and (causal or window is not None or Skv % bn != 0),
-                              EVEN_M=ws and Sq % bm == 0,
+                              EVEN_M=ws and Sq % bm == 0, EVEN_N=ws and Skv % bn == 0,
                               num_warps=nw, num_stages=ns)
 
     if config is None:

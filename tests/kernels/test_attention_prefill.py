@@ -58,15 +58,18 @@ def test_prefill_tma_variant(device, causal, window):
     assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
 
 
-@pytest.mark.parametrize("causal,window,sq", [(False, None, 45), (True, None, 45), (True, 9, 45), (True, None, 21)])
-def test_prefill_ws_variant(device, causal, window, sq):
+@pytest.mark.parametrize("causal,window,sq,skv", [(False, None, 45, 45), (True, None, 45, 45), (True, 9, 45, 45),
+                                                  (True, None, 21, 45), (True, None, 32, 48), (True, 9, 48, 48),
+                                                  (False, None, 48, 48)])
+def test_prefill_ws_variant(device, causal, window, sq, skv):
     """Warp-specialized variant (forced): Q through a descriptor over the [B*Hq*Sq, D] view (tiles
-    run past a head's rows), one key loop, masked tiles; ragged Skv; chunked prefill (Sq < Skv).
-    On the CPU the interpreter runs the same code without the warpgroup split."""
+    run past a head's rows), one key loop, masked tiles; ragged Skv and Skv a tile multiple (no
+    in-bounds test); chunked prefill (Sq < Skv). On the CPU the interpreter runs the same code
+    without the warpgroup split."""
     cfg = (16, 16, 4, 1, "ws") if device == "cpu" else (128, 64, 4, 2, "ws")
     q = torch.randn(2, 4, sq, 64, dtype=F16, device=device)
-    k = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
-    v = torch.randn(2, 2, 45, 64, dtype=F16, device=device)
+    k = torch.randn(2, 2, skv, 64, dtype=F16, device=device)
+    v = torch.randn(2, 2, skv, 64, dtype=F16, device=device)
     o = attention_prefill(q, k, v, causal, window, out=poisoned(q.shape, F16, device), config=cfg)
     assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
 
