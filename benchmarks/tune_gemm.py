@@ -26,8 +26,7 @@ import os
 import torch
 
 import llmperf_kernels as lk
-from llmperf_kernels._common import rel_err
-from llmperf_kernels.harness import bench_device
+from llmperf_kernels.harness import bench_device, time_forced
 
 SHAPES = ["256x4096x4096", "256x2048x8192", "256x4608x3584"]
 CONFIGS = [(128, 128, 64, 8, 4, 4, "tma", False, False), (128, 128, 64, 8, 4, 4, "splitk", 1, True),
@@ -42,17 +41,6 @@ STREAMK_CONFIGS = [(64, 128, 64, 8, 4, 4, "tma", False, False), (128, 256, 64, 8
 SMOKE_CONFIGS = [(16, 16, 32, 2, 4, 1), (16, 16, 32, 2, 4, 1, "splitk", 2, False),
                  (16, 16, 32, 1, 4, 1, "streamk", 1, False)]
 COLS = ["m", "n", "k", "config", "time_us", "cublas_us", "ratio", "tflop_per_s", "rel_err", "timing", "error"]
-
-
-def time_config(x, w, y, cfg, rep_ms):
-    """Row fields for one forced config: time_us, tflop_per_s, rel_err vs cuBLAS, timing (or error)."""
-    try:
-        t = lk.time_fn(lambda: lk.gemm(x, w, out=y, config=cfg), rep_ms=rep_ms)
-    except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: report and go on
-        return {"error": repr(e)[:160]}
-    flops = 2.0 * x.shape[0] * w.shape[0] * x.shape[1]
-    return {"time_us": t * 1e6, "tflop_per_s": flops / t / 1e12, "timing": lk.harness.LAST_METHOD,
-            "rel_err": rel_err(y, torch.matmul(x, w.t()))}
 
 
 def main(argv=None):
@@ -85,7 +73,8 @@ def main(argv=None):
             t_ref = lk.time_fn(lambda: torch.matmul(x, w.t()), rep_ms=a.rep_ms)
             for cfg in configs:
                 row = {"m": M, "n": N, "k": K, "config": str(cfg), "cublas_us": t_ref * 1e6, **meta,
-                       **time_config(x, w, y, cfg, a.rep_ms)}
+                       **time_forced(lambda: lk.gemm(x, w, out=y, config=cfg), y,
+                                            lambda: torch.matmul(x, w.t()), 2.0 * M * N * K, a.rep_ms)}
                 if "time_us" in row:
                     row["ratio"] = row["cublas_us"] / row["time_us"]
                 wr.writerow(row)

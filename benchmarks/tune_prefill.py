@@ -26,8 +26,7 @@ import torch.nn.functional as F
 
 import llmperf_kernels as lk
 from llmperf_kernels._formulas import attention_flops
-from llmperf_kernels._common import rel_err
-from llmperf_kernels.harness import bench_device
+from llmperf_kernels.harness import bench_device, time_forced
 
 # The causal D128 cases of kernels_bench.bench_prefill (its target) plus its D64 / D256 / full ones.
 CASES = ["8x32/8x2048x128c", "4x32/8x4096x128c", "2x32/8x8192x128c", "1x32/8x16384x128c",
@@ -98,12 +97,10 @@ def main(argv=None):
             for cfg in configs:
                 row = {"case": case, "batch": B, "hq": Hq, "hkv": Hkv, "seq": S, "head_dim": D, "causal": causal,
                        "config": str(cfg), "sdpa_us": sd[best_be] * 1e6, "sdpa_backend": best_be, **meta}
-                try:
-                    t = lk.time_fn(lambda: lk.attention_prefill(q, k, v, causal, out=o, config=cfg), rep_ms=a.rep_ms)
-                    row.update(time_us=t * 1e6, tflop_per_s=flops / t / 1e12, timing=lk.harness.LAST_METHOD,
-                               rel_err=rel_err(o, ref), ratio=sd[best_be] / t)
-                except Exception as e:  # noqa: BLE001 - e.g. out of shared memory: report and go on
-                    row["error"] = repr(e)[:160]
+                row.update(time_forced(lambda: lk.attention_prefill(q, k, v, causal, out=o, config=cfg), o, ref,
+                                       flops, a.rep_ms))
+                if "time_us" in row:
+                    row["ratio"] = row["sdpa_us"] / row["time_us"]
                 wr.writerow(row)
                 print(f"[tune prefill] {case:18s} {str(cfg):26s} " + (
                     f"{row['time_us']:8.1f} us {row['tflop_per_s']:5.0f} TFLOP/s  SDPA {best_be} {row['sdpa_us']:8.1f} us"

@@ -186,6 +186,21 @@ def device_metadata() -> dict:
     return md
 
 
+def time_forced(call, out, ref, flops: float, rep_ms: float) -> dict:
+    """One benchmark row for a forced kernel config: ``call()`` (writes ``out``) timed by
+    :func:`time_fn` -> {time_us, tflop_per_s, rel_err (out vs ``ref``, a tensor or a callable giving
+    one), timing}; a config that fails to compile or launch (shared memory, Triton version) gives
+    {error} instead, so a tuning script records it and goes on."""
+    from ._common import rel_err
+
+    try:
+        t = time_fn(call, rep_ms=rep_ms)
+    except Exception as e:  # noqa: BLE001 - report and go on
+        return {"error": repr(e)[:160]}
+    return {"time_us": t * 1e6, "tflop_per_s": flops / t / 1e12, "timing": LAST_METHOD,
+            "rel_err": rel_err(out, ref() if callable(ref) else ref)}
+
+
 def bench_device(script: str, smoke: bool) -> str:
     """"cuda", or "cpu" for a ``--smoke`` plumbing check under TRITON_INTERPRET=1; otherwise exit
     with one line saying what is missing."""

@@ -1,4 +1,5 @@
-"""Shared helpers for the kernel tests: tolerances, poisoned outputs, the error metric."""
+"""Shared helpers for the kernel tests: tolerances, poisoned outputs, the error metric, one checked
+decode-attention call."""
 
 import torch
 
@@ -56,3 +57,29 @@ def assert_w4_graph_replays(cfg, replays=20):
         g.replay()
     torch.cuda.synchronize()
     assert_close(y, ref, torch.bfloat16)
+
+
+def run_decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None, splits=None, config=None):
+    """Random decode inputs (contiguous or a randomly scattered paged pool; fp8 K/V scaled), one
+    ``attention_decode`` call into a poisoned output, checked against ``attention_decode_ref``."""
+    from llmperf_kernels import attention_decode, attention_decode_ref
+
+    lens = torch.tensor(lens, dtype=torch.int32, device=device)
+    S = int(lens.max())
+    q = torch.randn(B, Hq, Lq, D, dtype=dtype, device=device)
+    if page is None:
+        k = torch.randn(B, Hkv, S + 3, D, dtype=dtype, device=device)
+        v = torch.randn(B, Hkv, S + 3, D, dtype=dtype, device=device)
+        bt = None
+    else:
+        nblk = -(-S // page)
+        k = torch.randn(B * nblk + 2, page, Hkv, D, dtype=dtype, device=device)
+        v = torch.randn_like(k)
+        bt = torch.randperm(B * nblk + 2, device=device)[: B * nblk].view(B, nblk).int()
+    ks = vs = 1.0
+    if kv_dtype is not None:
+        k, v, ks, vs = (k * 4).to(kv_dtype), (v * 4).to(kv_dtype), 0.25, 0.5
+    o = attention_decode(q, k, v, lens, bt, k_scale=ks, v_scale=vs, num_splits=splits,
+                         out=poisoned((B, Hq, Lq, D), dtype, device), config=config)
+    assert_close(o, attention_decode_ref(q, k, v, lens, bt, k_scale=ks, v_scale=vs), dtype)
+    return o

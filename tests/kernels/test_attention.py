@@ -2,7 +2,7 @@
 prefill has its own file, test_attention_prefill.py.
 
 CPU (interpreter): fp16, small ragged shapes, GQA ratios 1/4/8, q_len > 1, paged block sizes
-16/32/64. GPU (@gpu): bf16 and fp16 at realistic shapes.
+16/32/64. The GPU tests (realistic shapes) are in test_attention_decode_gpu.py.
 """
 
 import importlib
@@ -15,50 +15,27 @@ from llmperf_kernels.attention_decode import DecodeConfig, attention_decode_byte
 
 ad = importlib.import_module("llmperf_kernels.attention_decode")  # the module (the package exports the function)
 
-from kernel_testutil import assert_close, poisoned
+from kernel_testutil import assert_close, poisoned, run_decode
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 F16 = torch.float16
-
-
-def _decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None, splits=None, config=None):
-    lens = torch.tensor(lens, dtype=torch.int32, device=device)
-    S = int(lens.max())
-    q = torch.randn(B, Hq, Lq, D, dtype=dtype, device=device)
-    if page is None:
-        k = torch.randn(B, Hkv, S + 3, D, dtype=dtype, device=device)
-        v = torch.randn(B, Hkv, S + 3, D, dtype=dtype, device=device)
-        bt = None
-    else:
-        nblk = -(-S // page)
-        k = torch.randn(B * nblk + 2, page, Hkv, D, dtype=dtype, device=device)
-        v = torch.randn_like(k)
-        bt = torch.randperm(B * nblk + 2, device=device)[: B * nblk].view(B, nblk).int()
-    ks = vs = 1.0
-    if kv_dtype is not None:
-        k, v, ks, vs = (k * 4).to(kv_dtype), (v * 4).to(kv_dtype), 0.25, 0.5
-    o = attention_decode(q, k, v, lens, bt, k_scale=ks, v_scale=vs, num_splits=splits,
-                         out=poisoned((B, Hq, Lq, D), dtype, device), config=config)
-    assert_close(o, attention_decode_ref(q, k, v, lens, bt, k_scale=ks, v_scale=vs), dtype)
-    return o
 
 
 @pytest.mark.parametrize("Hq,Hkv", [(2, 2), (8, 2), (8, 1)])
 @pytest.mark.parametrize("Lq", [1, 3])
 @pytest.mark.parametrize("splits", [1, 3])
 def test_decode_contiguous(device, Hq, Hkv, Lq, splits):
-    _decode(device, F16, 2, Hq, Hkv, Lq, [50, 23], 32, splits=splits)
+    run_decode(device, F16, 2, Hq, Hkv, Lq, [50, 23], 32, splits=splits)
 
 
 @pytest.mark.parametrize("page", [16, 32, 64])
 @pytest.mark.parametrize("Lq", [1, 4])
 def test_decode_paged(device, page, Lq):
-    _decode(device, F16, 3, 8, 2, Lq, [70, 5, 129], 64, page=page, splits=2)
+    run_decode(device, F16, 3, 8, 2, Lq, [70, 5, 129], 64, page=page, splits=2)
 
 
 def test_decode_fp8_kv(device):
-    _decode(device, F16, 2, 4, 1, 1, [40, 33], 64, kv_dtype=torch.float8_e4m3fn, splits=2)
-    _decode(device, F16, 2, 4, 1, 2, [40, 33], 64, page=16, kv_dtype=torch.float8_e4m3fn)
+    run_decode(device, F16, 2, 4, 1, 1, [40, 33], 64, kv_dtype=torch.float8_e4m3fn, splits=2)
+    run_decode(device, F16, 2, 4, 1, 2, [40, 33], 64, page=16, kv_dtype=torch.float8_e4m3fn)
 
 
 # v4: forced configs (split count, tile, combine mode), the split heuristic, the fused combine.
@@ -74,7 +51,7 @@ def test_decode_fp8_kv(device):
 @pytest.mark.parametrize("Hq,Hkv,Lq", [(4, 4, 1), (8, 2, 3), (8, 1, 2)])
 def test_decode_forced_splits(device, combine, splits, lens, Hq, Hkv, Lq):
     cfg = DecodeConfig(16, 4, 1, splits, combine)
-    _decode(device, F16, 2, Hq, Hkv, Lq, lens, 32, config=cfg)
+    run_decode(device, F16, 2, Hq, Hkv, Lq, lens, 32, config=cfg)
 
 
 # v5: swap-AB (keys as the MMA's rows, query rows padded to 8): GQA 1/4/8, Lq 1/3, ragged lengths,
@@ -83,13 +60,13 @@ def test_decode_forced_splits(device, combine, splits, lens, Hq, Hkv, Lq):
 @pytest.mark.parametrize("page", [None, 16, 32, 64])
 @pytest.mark.parametrize("splits", [1, 3])
 def test_decode_swap(device, Hq, Hkv, Lq, page, splits):
-    _decode(device, F16, 2, Hq, Hkv, Lq, [90, 41], 32, page=page, config=DecodeConfig(16, 4, 1, splits, "pdl", True))
+    run_decode(device, F16, 2, Hq, Hkv, Lq, [90, 41], 32, page=page, config=DecodeConfig(16, 4, 1, splits, "pdl", True))
 
 
 @pytest.mark.parametrize("page", [None, 16])
 @pytest.mark.parametrize("block_n", [16, 32])
 def test_decode_swap_fp8(device, page, block_n):
-    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn,
+    run_decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn,
             config=DecodeConfig(block_n, 4, 1, 2, None, True))
 
 
@@ -97,20 +74,20 @@ def test_decode_swap_fp8(device, page, block_n):
 def test_decode_combine_many_splits(device, combine):
     """69 slices at D=32: the merge runs two steps of 64 (online rescaling across steps); the
     second sequence's later slices are empty (LSE -inf), a whole step of them for the second."""
-    _decode(device, F16, 2, 8, 2, 1, [1100, 300], 32, config=DecodeConfig(16, 4, 1, 100, combine))
+    run_decode(device, F16, 2, 8, 2, 1, [1100, 300], 32, config=DecodeConfig(16, 4, 1, 100, combine))
 
 
 @pytest.mark.parametrize("page,block_n", [(16, 16), (16, 32), (16, 64), (32, 16), (32, 64), (64, 32), (64, 64)])
 @pytest.mark.parametrize("combine", ["fused", "kernel"])
 def test_decode_paged_tile_vs_page(device, page, block_n, combine):
     """block_n <= page: one scalar block-table load per tile; block_n > page: per-token gather."""
-    _decode(device, F16, 3, 8, 2, 2, [150, 5, 129], 32, page=page, config=(block_n, 4, 1, 3, combine))
+    run_decode(device, F16, 3, 8, 2, 2, [150, 5, 129], 32, page=page, config=(block_n, 4, 1, 3, combine))
 
 
 @pytest.mark.parametrize("page", [None, 16, 64])
 @pytest.mark.parametrize("cfg", [(32, 4, 1, 4, "fused"), (64, 4, 1, 2, "kernel"), (16, 4, 1, 3, None), (16, 4, 1, 1, None)])
 def test_decode_fp8_kv_configs(device, page, cfg):
-    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn, config=cfg)
+    run_decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn, config=cfg)
 
 
 # v6: fp8 converts pinned to the load layout (cvt 1 = V, 2 = K and V; the interpreter runs the
@@ -118,7 +95,7 @@ def test_decode_fp8_kv_configs(device, page, cfg):
 @pytest.mark.parametrize("page", [None, 16])
 @pytest.mark.parametrize("cvt,swap,splits,combine", [(1, False, 1, None), (2, False, 3, "fused"), (2, True, 2, "kernel")])
 def test_decode_fp8_cvt(device, page, cvt, swap, splits, combine):
-    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn,
+    run_decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=torch.float8_e4m3fn,
             config=DecodeConfig(32, 4, 1, splits, combine, swap, cvt))
 
 
@@ -126,7 +103,7 @@ def test_decode_fp8_cvt(device, page, cvt, swap, splits, combine):
 def test_decode_fused_row_blocks(device, combine):
     """G*Lq = 64 rows at D=128: the fused merge walks two blocks of 32 rows (rows_tile), 5 slices."""
     assert ad.rows_tile(64, 5, 128) == (32, 2) and ad.rows_tile(4, 33, 128) == (4, 16)
-    _decode(device, F16, 1, 32, 1, 2, [150], 128, config=DecodeConfig(32, 4, 1, 5, combine))
+    run_decode(device, F16, 1, 32, 1, 2, [150], 128, config=DecodeConfig(32, 4, 1, 5, combine))
 
 
 # v8: the fused merge of attention_decode_combine._merge_group (chunks of SB splits loaded before any
@@ -138,7 +115,7 @@ def test_decode_fused_row_blocks(device, combine):
 @pytest.mark.parametrize("splits,lens", [(3, [50, 5]), (100, [1100, 300]), (7, [113, 64])])
 def test_decode_fused_v8(device, Hq, Hkv, Lq, page, splits, lens):
     D = 32 if splits == 100 else 64
-    _decode(device, F16, 2, Hq, Hkv, Lq, lens, D, page=page, config=DecodeConfig(16, 4, 1, splits, "fused"))
+    run_decode(device, F16, 2, Hq, Hkv, Lq, lens, D, page=page, config=DecodeConfig(16, 4, 1, splits, "fused"))
 
 
 def test_decode_fused_v8_tile():
@@ -188,9 +165,9 @@ def test_decode_heuristic_path_splits(device, monkeypatch):
     called twice: the arrival counters must be re-armed (all zero) after every call."""
     monkeypatch.setattr(ad, "_MIN_SLICE_BYTES", 1024)  # 16-token slices at D=32 fp16
     assert default_splits(2, 70, 32, 2, ad._num_sms(torch.device(device))) > 1
-    _decode(device, F16, 2, 4, 1, 1, [70, 33], 32)  # default: second-launch merge
+    run_decode(device, F16, 2, 4, 1, 1, [70, 33], 32)  # default: second-launch merge
     for _ in range(2):
-        _decode(device, F16, 2, 4, 1, 1, [70, 33], 32, config=(16, 4, 1, None, "fused"))
+        run_decode(device, F16, 2, 4, 1, 1, [70, 33], 32, config=(16, 4, 1, None, "fused"))
     assert ad._COUNTERS and all(int(c.abs().sum()) == 0 for c in ad._COUNTERS.values())
 
 
@@ -206,16 +183,16 @@ sp = importlib.import_module("llmperf_kernels.attention_decode_split")
 @pytest.mark.parametrize("persist", [1, 3])
 def test_decode_persist(device, Hq, Hkv, Lq, page, block_n, persist):
     cfg = DecodeConfig(block_n, 4, 1, None, "pdl" if persist == 3 else "kernel", persist=persist)
-    _decode(device, F16, 2, Hq, Hkv, Lq, [90, 41], 32, page=page, config=cfg)  # loads masked by kv_len
-    _decode(device, F16, 1, Hq, Hkv, Lq, [77], 32, page=page, config=cfg)       # contiguous: EAGER
+    run_decode(device, F16, 2, Hq, Hkv, Lq, [90, 41], 32, page=page, config=cfg)  # loads masked by kv_len
+    run_decode(device, F16, 1, Hq, Hkv, Lq, [77], 32, page=page, config=cfg)       # contiguous: EAGER
 
 
 @pytest.mark.parametrize("page", [None, 16])
 @pytest.mark.parametrize("kv_dtype,swap", [(None, True), (torch.float8_e4m3fn, False), (torch.float8_e4m3fn, True)])
 def test_decode_persist_swap_fp8(device, page, kv_dtype, swap):
     cfg = DecodeConfig(16, 4, 1, None, None, swap, 0, 3)
-    _decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=kv_dtype, config=cfg)
-    _decode(device, F16, 1, 8, 2, 2, [50], 64, page=page, kv_dtype=kv_dtype, config=cfg)
+    run_decode(device, F16, 2, 8, 2, 1, [90, 41], 64, page=page, kv_dtype=kv_dtype, config=cfg)
+    run_decode(device, F16, 1, 8, 2, 2, [50], 64, page=page, kv_dtype=kv_dtype, config=cfg)
 
 
 def test_decode_persist_eager_ragged(device, monkeypatch):
@@ -223,14 +200,14 @@ def test_decode_persist_eager_ragged(device, monkeypatch):
     read and masked out of the scores); repeated calls reuse nothing stale."""
     monkeypatch.setattr(sp, "_EAGER_MAX_BATCH", 8)
     for _ in range(2):
-        _decode(device, F16, 3, 8, 2, 1, [90, 41, 3], 32, config=DecodeConfig(16, 4, 1, None, None, persist=2))
+        run_decode(device, F16, 3, 8, 2, 1, [90, 41, 3], 32, config=DecodeConfig(16, 4, 1, None, None, persist=2))
 
 
 def test_decode_persist_many_partials(device):
     """One tile per program: a head's 69 tiles give 69 partials, merged in two steps of 64; the
     second sequence's later partials are empty (-inf log-sum-exp)."""
     cfg = DecodeConfig(16, 4, 1, None, "kernel", persist=64)
-    _decode(device, F16, 2, 4, 1, 1, [1100, 300], 32, config=cfg)
+    run_decode(device, F16, 2, 4, 1, 1, [1100, 300], 32, config=cfg)
 
 
 def test_decode_persist_slots_bound():
@@ -287,141 +264,6 @@ def test_decode_bytes_formula():
     assert attention_decode_bytes(2, 32, 8, 1, 1000, 128, 2, 2, page_size=16) == want + 2 * 63 * 4
     # per-sequence lengths are summed
     assert attention_decode_bytes(2, 32, 8, 1, [1000, 1000], 128, 2, 2) == want
-
-
-# ---------------------------------------------------------------- GPU, realistic shapes
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("dtype,page,Lq", [(torch.bfloat16, p, lq) for p in (None, 16, 64) for lq in (1, 4)]
-                         + [(torch.float16, 32, 1)])
-def test_decode_gpu(dtype, page, Lq):
-    _decode("cuda", dtype, 4, 32, 8, Lq, [4000, 77, 9000, Lq], 128, page=page)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 32])
-def test_decode_gpu_fp8(page):
-    _decode("cuda", torch.bfloat16, 2, 28, 4, 1, [3000, 12000], 128, page=page, kv_dtype=torch.float8_e4m3fn)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("kv_dtype,page,cfg", [
-    (kvd, page, DecodeConfig(bn, nw, ns, splits, combine, swap))
-    for kvd, bn, nw, ns in ((None, 64, 4, 4), (torch.float8_e4m3fn, 128, 4, 3))
-    for page in (None, 16)
-    for splits, combine, swap in ((33, "pdl", False), (33, "kernel", True), (66, "pdl", True), (5, "fused", True),
-                                  (1, None, True))])
-def test_decode_gpu_v5_configs(kv_dtype, page, cfg):
-    """v5 launches at bench shapes: programmatic dependent combine, swap-AB, both together; ragged
-    batch (a sequence shorter than one slice), GQA 4 and 8."""
-    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, kv_dtype=kv_dtype, config=cfg)
-    _decode("cuda", torch.bfloat16, 1, 64, 8, 1, [12345], 128, page=page, kv_dtype=kv_dtype, config=cfg)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 16])
-@pytest.mark.parametrize("cfg", [DecodeConfig(128, 4, 3, 1, None, False, c) for c in (1, 2)]
-                         + [DecodeConfig(128, 4, 3, 33, "fused", False, 2), DecodeConfig(64, 4, 3, 5, "pdl", False, 1),
-                            DecodeConfig(128, 4, 3, 2, "kernel", True, 2), DecodeConfig(128, 8, 3, 1, None, True, 1)])
-def test_decode_gpu_fp8_cvt(page, cfg):
-    """v6 fp8 converts by inline PTX (cvt 1: V, 2: K and V) at bench shapes, ragged, GQA 4/8/16."""
-    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page,
-            kv_dtype=torch.float8_e4m3fn, config=cfg)
-    _decode("cuda", torch.bfloat16, 1, 64, 4, 1, [12345], 128, page=page, kv_dtype=torch.float8_e4m3fn, config=cfg)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("splits", [16, 33, 64])
-def test_decode_gpu_fused_rows(splits):
-    """v6 fused merge (all G*Lq rows of a group at once), Lq 1 and 3, two calls (counters re-armed)."""
-    for lq in (1, 3, 1):
-        _decode("cuda", torch.bfloat16, 2, 32, 8, lq, [32768, 5000], 128, config=DecodeConfig(64, 4, 4, splits, "fused"))
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 16])
-@pytest.mark.parametrize("cfg", [DecodeConfig(64, 4, 3, None, "fused"), DecodeConfig(64, 4, 4, None, "fused"),
-                                 DecodeConfig(64, 8, 3, None, "fused"), DecodeConfig(64, 4, 4, None, "fused", True)])
-def test_decode_gpu_fused_v8(page, cfg):
-    """v8 fused merge at bench shapes (heuristic splits): B1 L32k (32 slices, one chunk; paged 64
-    slices in chunks), B1 L131k (33 / 66 slices), ragged B3, GQA 8 with q_len 4 (32 rows: 8 row
-    blocks); 4 warps (VEC 4) and 8 warps (VEC 2), swap-AB; repeated calls re-arm the counters."""
-    for _ in range(2):
-        _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page, config=cfg)
-    _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [131072], 128, page=page, config=cfg)
-    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, config=cfg)
-    _decode("cuda", torch.bfloat16, 2, 64, 8, 4, [12345, 5000], 128, page=page, config=cfg)
-    assert ad.LAST_LAUNCH["kernels"] == 1 and all(int(c.abs().sum()) == 0 for c in ad._COUNTERS.values())
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 16])
-def test_decode_gpu_fused_default_graph(page, monkeypatch):
-    """The default path with combine "fused" (the wrapper's switch), captured in a CUDA graph and
-    replayed: every replay re-arms the arrival counters and writes the same (correct) output."""
-    monkeypatch.setattr(ad, "_DEFAULT_COMBINE", "fused")
-    _decode("cuda", torch.bfloat16, 4, 32, 8, 1, [4000, 77, 9000, 1], 128, page=page)
-    _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page)
-    assert ad.LAST_LAUNCH["kernels"] == 1
-    q, k, v, lens, bt = ad.random_decode_inputs(1, 32768, 32, 8, 128, page)
-    out = torch.empty_like(q)
-    attention_decode(q, k, v, lens, bt, out=out, max_kv_len=32768)  # compile outside the capture
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        attention_decode(q, k, v, lens, bt, out=out, max_kv_len=32768)
-    ref = attention_decode_ref(q, k, v, lens, bt)
-    first = None
-    for _ in range(3):
-        out.fill_(float("nan"))
-        g.replay()
-        torch.cuda.synchronize()
-        assert_close(out, ref, torch.bfloat16)
-        first = out.clone() if first is None else first
-        assert torch.equal(out, first)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 16])
-@pytest.mark.parametrize("cfg", [DecodeConfig(64, 4, 3, None, "kernel", persist=2),
-                                 DecodeConfig(64, 8, 3, None, "pdl", persist=2),
-                                 DecodeConfig(64, 8, 5, None, "pdl", persist=1),
-                                 DecodeConfig(32, 4, 4, None, "kernel", persist=3),
-                                 DecodeConfig(64, 4, 3, None, "pdl", True, persist=2)])
-def test_decode_gpu_persist(page, cfg):
-    """v7 flat kernel at bench shapes: B1 L32k (EAGER when contiguous), ragged B3 (a sequence
-    shorter than one program's share), GQA 4 and 8, q_len 1 and 4; each config called twice."""
-    for _ in range(2):
-        _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page, config=cfg)
-    _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, config=cfg)
-    _decode("cuda", torch.bfloat16, 2, 64, 8, 4, [12345, 5000], 128, page=page, config=cfg)
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 16])
-def test_decode_gpu_default_flat(page, monkeypatch):
-    """The default path with v7's switch on: where the heuristic splits, the flat kernel's first
-    candidate (tuning is off in tests); B4 ragged (loads masked by kv_len) and B1 (EAGER)."""
-    monkeypatch.setattr(ad, "_FLAT_SPLIT_REGIME", True)
-    _decode("cuda", torch.bfloat16, 4, 32, 8, 1, [4000, 77, 9000, 1], 128, page=page)
-    _decode("cuda", torch.bfloat16, 1, 32, 8, 1, [32768], 128, page=page)
-    assert ad.LAST_LAUNCH["kernels"] == 2 and sp.LAST_FLAT["programs"] > 8
-
-
-@pytest.mark.gpu
-@gpu
-@pytest.mark.parametrize("page", [None, 16])
-def test_decode_gpu_persist_fp8(page):
-    for cfg in (DecodeConfig(128, 4, 3, None, "kernel", persist=2), DecodeConfig(128, 4, 3, None, "pdl", True, 1, 2)):
-        _decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page,
-                kv_dtype=torch.float8_e4m3fn, config=cfg)
 
 
 def test_decode_reports_its_launch_count():
