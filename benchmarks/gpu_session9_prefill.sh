@@ -2,8 +2,8 @@
 # Session 9, first kernel call. (1) The prefill GPU tests with the warp-specialized candidates on
 # (LLMPERF_PREFILL_WS=1: every _WS_CONFIGS entry, ragged / window / GQA / D64 / D256; never run on a
 # GPU before), (2) tune_prefill.py on kernels_bench's prefill cases (TMA leaders vs the WS configs
-# with session 8's cheaper causal mask, vs SDPA flash / cuDNN), (3) the full side-by-side benchmark
-# with the WS candidates in the tuner if and only if (1) passed. Logs in one archive.
+# with session 8's cheaper causal mask, vs SDPA flash / cuDNN), (3) kernels_bench's prefill section
+# with the WS candidates in the tuner if and only if (1) passed (BENCH=0 skips it). Logs in one archive.
 # Usage: OUT=... bash benchmarks/gpu_session9_prefill.sh
 source "$(dirname "$0")/gpu_env.sh"
 L=$(mktemp -d)
@@ -16,7 +16,9 @@ WS_RC=$?
 tail -4 "$L/pytest_prefill_ws.log"
 timeout 170 python3 benchmarks/tune_prefill.py --out "$OUT" --rep-ms 25 > "$L/tune_prefill.log" 2>&1
 grep -v "^$" "$L/tune_prefill.log" | tail -32 | cut -c1-150
-if [ "$WS_RC" = 0 ]; then export LLMPERF_PREFILL_WS=1; echo "bench with WS candidates"; fi
-timeout 300 python3 benchmarks/kernels_bench.py --out "$OUT" > "$L/bench.log" 2>&1
-tail -22 "$L/bench.log"
+if [ "$WS_RC" = 0 ] && [ "${BENCH:-1}" = 1 ]; then
+  export LLMPERF_PREFILL_WS=1; echo "bench (prefill only) with WS candidates"
+  timeout 200 python3 benchmarks/kernels_bench.py --out "$OUT" --only ceiling,prefill > "$L/bench.log" 2>&1
+  tail -12 "$L/bench.log"
+fi
 tar -czf "$OUT/logs.tgz" -C "$L" .
