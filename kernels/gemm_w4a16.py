@@ -95,10 +95,13 @@ _W4_GEMV = [(4, 64, 256, 4, 3, 4, "gemv"), (4, 32, 256, 4, 3, 2, "gemv"), (4, 12
 # v4 (tensor cores, x as the A operand: mma.sync), any M <= 16.
 _W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16, 128, 256, 8, 3, 4, "mmat")]
 # v8 (session 7, 2 <= M <= 16): tensor cores on the split-halves repack, cp.async pipeline, in-launch
-# split-K (gemm_w4a16_mmah.py); tuple (BLOCK_M, ROWS, GROUP, warps, stages, SK (0 = auto), "mmah").
-_W4_MMAH = [(16, 64, GROUP, 4, 4, 0, "mmah"), (16, 64, GROUP, 4, 6, 0, "mmah"), (16, 128, GROUP, 4, 4, 0, "mmah"),
-            (16, 128, GROUP, 8, 4, 0, "mmah"), (16, 32, GROUP, 4, 6, 0, "mmah"), (16, 64, GROUP, 2, 6, 0, "mmah"),
-            (16, 64, GROUP, 4, 4, 2, "mmah"), (16, 32, GROUP, 2, 8, 2, "mmah")]
+# split-K (gemm_w4a16_mmah.py); tuple (BLOCK_M, ROWS, GROUP, warps, stages, SK (0 = auto), "mmah"[, DQ]).
+# Session 9: each of the first six also with DQ = 1 (8th element: packed PTX dequantization, 242 instead
+# of 371 SASS instructions per group step at (64, 4 warps, 4 stages) offline; listed first).
+_W4_MMAH_DQ0 = [(16, 64, GROUP, 4, 4, 0, "mmah"), (16, 64, GROUP, 4, 6, 0, "mmah"), (16, 128, GROUP, 4, 4, 0, "mmah"),
+                (16, 128, GROUP, 8, 4, 0, "mmah"), (16, 32, GROUP, 4, 6, 0, "mmah"), (16, 64, GROUP, 2, 6, 0, "mmah"),
+                (16, 64, GROUP, 4, 4, 2, "mmah"), (16, 32, GROUP, 2, 8, 2, "mmah")]
+_W4_MMAH = [(*c, 1) for c in _W4_MMAH_DQ0[:6]] + _W4_MMAH_DQ0
 _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]

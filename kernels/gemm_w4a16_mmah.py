@@ -24,7 +24,8 @@ group scale applied once to the fp32 partial. SK > 1: every slice stores its [BL
 partial, then one acq_rel counter per (tile, token block); the last arrival sums the SK partials in
 slice order (deterministic), writes y and re-arms the counter (CUTLASS serial split-K, as gemv5).
 
-Config tuple (through gemm_w4a16, path "mmah"): (BLOCK_M, R, GROUP, num_warps, NS, SK, "mmah").
+Config tuple (through gemm_w4a16, path "mmah"): (BLOCK_M, R, GROUP, num_warps, NS, SK, "mmah"[,
+DQ]); DQ = 1 dequantizes 8 codes per 12 packed PTX instructions (session 9), DQ = 0 by Triton ops.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import triton.language as tl
 
 from ._common import cached_repack, check
 from .gemm_w4a16_gemv import GROUP, _num_sms, _w4_counters
+from .harness import is_interpreter
 
 
 class MmahWeight(NamedTuple):
@@ -90,10 +92,53 @@ def dequant_nibbles(p, IS_BF16: tl.constexpr):
     return wl, wh
 
 
+# Packed dequantization (DQ = 1, GPU only: the interpreter cannot run PTX). One call takes 4 bytes
+# (8 codes) in one 32-bit register and returns 4 low-nibble and 4 high-nibble values as bf16x2 /
+# fp16x2 pairs: PRMT spreads bytes (b0, b1) to bits 0-7 and 16-23, one LOP3 per pair keeps a nibble
+# in each half and ORs the magic exponent (0x4300: bf16 128 + c; 0x6400: fp16 1024 + c), the high
+# nibbles take one shift first, and one packed subtract of 136 (1032) per pair gives c - 8, exact.
+# 12 instructions per 8 codes (the Triton-generated code of dequant_nibbles: ~4 per code, SASS).
+# Elementwise by construction (code i of the pack only feeds output i), so it holds for whatever
+# register order Triton packs.
+def _dq_asm(magic: int, sub: str) -> str:
+    return f"""{{
+    .reg .b32 t0, t1, s0, s1, c;
+    prmt.b32 t0, $4, 0, 0x1100;
+    prmt.b32 t1, $4, 0, 0x3322;
+    shr.u32 s0, t0, 4;
+    shr.u32 s1, t1, 4;
+    lop3.b32 $0, t0, 0x000F000F, {magic}, 0xEA;
+    lop3.b32 $1, t1, 0x000F000F, {magic}, 0xEA;
+    lop3.b32 $2, s0, 0x000F000F, {magic}, 0xEA;
+    lop3.b32 $3, s1, 0x000F000F, {magic}, 0xEA;
+    mov.b32 c, {sub[1]};
+    {sub[0]} $0, $0, c;
+    {sub[0]} $1, $1, c;
+    {sub[0]} $2, $2, c;
+    {sub[0]} $3, $3, c;
+}}"""
+
+
+_DQ_BF16 = tl.constexpr(_dq_asm(0x43004300, ("sub.rn.bf16x2", "0x43084308")))  # 136.0 in bf16 = 0x4308
+_DQ_FP16 = tl.constexpr(_dq_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))  # 1032.0 in fp16 = 0x6408
+
+
+@triton.jit
+def dequant_nibbles_asm(p, IS_BF16: tl.constexpr):
+    """Same values as :func:`dequant_nibbles` through packed PTX (4 codes per call, GPU only)."""
+    if IS_BF16:
+        wl, wh = tl.inline_asm_elementwise(_DQ_BF16, "=r,=r,=r,=r,r", [p], dtype=(tl.bfloat16, tl.bfloat16),
+                                           is_pure=True, pack=4)
+    else:
+        wl, wh = tl.inline_asm_elementwise(_DQ_FP16, "=r,=r,=r,=r,r", [p], dtype=(tl.float16, tl.float16),
+                                           is_pure=True, pack=4)
+    return wl, wh
+
+
 @triton.jit
 def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
                     G: tl.constexpr, BLOCK_M: tl.constexpr, ROWS: tl.constexpr, SK: tl.constexpr,
-                    NS: tl.constexpr, IS_BF16: tl.constexpr):
+                    NS: tl.constexpr, IS_BF16: tl.constexpr, DQ: tl.constexpr = 0):
     """Program (t, s, mb): y[mb rows, t R .. t R + R) (+)= x[mb rows, groups of slice s] W_t^T.
 
     x [M, K] (row stride sxm); q_ptr: qh [T, G, R, 64] uint8; s_ptr: sh [T, G, R]; y [M, N] (row
@@ -116,7 +161,10 @@ def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
         sc = tl.load(s_tile + g * ROWS).to(tl.float32)
         xl = tl.load(x_rows + g * 128)
         xh = tl.load(x_rows + g * 128 + 64)
-        wl, wh = dequant_nibbles(p, IS_BF16)
+        if DQ == 1:
+            wl, wh = dequant_nibbles_asm(p, IS_BF16)
+        else:
+            wl, wh = dequant_nibbles(p, IS_BF16)
         part = tl.dot(xl, tl.trans(wl))
         part = tl.dot(xh, tl.trans(wh), part)
         acc += part * sc[None, :]
@@ -144,8 +192,13 @@ def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
 def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> torch.Tensor:
     """``y = x @ W^T`` for x [M, K] bf16 / fp16 (M <= 16 is the regime; any M runs, in token
     blocks of BLOCK_M) and W in the split-halves layout; y [M, N] written. config = (BLOCK_M, R,
-    _, num_warps, NS, SK[, ...]); SK = 0: auto (about 2 programs per SM, >= 4 groups per slice)."""
+    _, num_warps, NS, SK, "mmah"[, DQ]); SK = 0: auto (about 2 programs per SM, >= 4 groups per
+    slice); DQ = 1: packed PTX dequantization (GPU; the interpreter runs DQ = 0, same values)."""
     bm, rows, _, nw, ns, sk = config[:6]
+    dq = config[7] if len(config) > 7 else 0
+    check(dq in (0, 1), f"DQ (config[7]) must be 0 (Triton dequantization) or 1 (packed PTX), got {config}.")
+    if is_interpreter():  # the interpreter cannot run PTX: the same values through Triton ops
+        dq = 0
     T, G, R, _ = w.qh.shape
     check(rows == R, f"config {config} is for {rows}-row tiles, the weight has {R}.")
     check(bm in (16, 32, 64), f"BLOCK_M must be 16, 32 or 64 (a tensor-core tile), got {config}.")
@@ -162,7 +215,7 @@ def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> 
     else:
         ws, cnt = y, y  # unused
     _w4_mmah_kernel[(T, sk, grid_m)](x, w.qh, w.sh, y, ws, cnt, M, w.N, x.stride(0), y.stride(0),
-                                     G=G, BLOCK_M=bm, ROWS=R, SK=sk, NS=ns, IS_BF16=x.dtype == torch.bfloat16,
+                                     G=G, BLOCK_M=bm, ROWS=R, SK=sk, NS=ns, IS_BF16=x.dtype == torch.bfloat16, DQ=dq,
                                      num_warps=nw, num_stages=ns)
     return y
 

@@ -100,12 +100,15 @@ def test_mmah_checks(device):
         mh.gemm_w4a16_mmah(x, pk, y, (8, 16, 128, 4, 2, 1))
     with pytest.raises(ValueError, match="rows must be"):
         mh.repack_mmah(q, s, 48)
+    with pytest.raises(ValueError, match="DQ"):
+        mh.gemm_w4a16_mmah(x, pk, y, (16, 16, 128, 4, 2, 1, "mmah", 2))
 
 
 def test_mmah_config_lists():
     """Every listed GPU config is an "mmah" tuple the wrapper accepts; the tuner's 2 <= M <= 16
     lists lead with them (M = 1 keeps gemv7 first)."""
     assert all(c[6] == "mmah" and c[0] == 16 and c[1] in (32, 64, 128) and c[2] == 128 for c in w4mod._W4_MMAH)
+    assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1}  # the packed-PTX twins
     for M in (2, 4, 16):
         assert w4mod.w4_candidates(M)[: len(w4mod._W4_MMAH)] == w4mod._W4_MMAH
     assert w4mod.w4_candidates(1)[0][6] == "gemv7"
@@ -113,7 +116,7 @@ def test_mmah_config_lists():
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", w4mod._W4_MMAH, ids=lambda c: "-".join(map(str, c[:6])))
+@pytest.mark.parametrize("cfg", w4mod._W4_MMAH, ids=lambda c: "-".join(map(str, c[:6] + c[7:])))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 16, 14336, 4096), (torch.bfloat16, 16, 4096, 14336),
                                          (torch.float16, 7, 1000, 3584), (torch.bfloat16, 16, 18944, 3584)])
 def test_mmah_gpu(cfg, dtype, M, N, K):
@@ -126,3 +129,25 @@ def test_mmah_gpu_graph_replay():
     cfg = next(c for c in w4mod._W4_MMAH if c[5] == 2)
     assert_w4_graph_replays(cfg)
     _counters_zero()
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dq", [0, 1])
+def test_mmah_gpu_exact_codes(dtype, dq):
+    """Every code 0..15 in both nibbles of every byte position of a group: with x one-hot rows the
+    kernel returns single dequantized weights (code - 8) * scale, which bf16 / fp16 hold exactly
+    (scales powers of two), so the packed PTX (DQ = 1) and the Triton ops (DQ = 0) must agree
+    bitwise with the reference."""
+    M, N, K = 16, 64, 256
+    codes = (torch.arange(N * K, device="cuda").reshape(N, K) * 7 + torch.arange(N, device="cuda")[:, None]) % 16
+    q = (codes[:, 0::2] | (codes[:, 1::2] << 4)).to(torch.uint8)
+    s = torch.exp2(torch.randint(-3, 3, (N, K // 128), device="cuda").float()).to(dtype)
+    x = torch.zeros(M, K, dtype=dtype, device="cuda")
+    ks = torch.randperm(K, device="cuda")[:M]
+    x[torch.arange(M), ks] = 1
+    cfg = (16, 64, 128, 4, 2, 1, "mmah", dq)
+    y = mh.gemm_w4a16_mmah(x, mh.repack_mmah(q, s, 64), poisoned((M, N), dtype, "cuda"), cfg)
+    want = ((codes[:, ks].T - 8).float() * s[:, ks // 128].T.float()).to(dtype)
+    assert torch.equal(y, want)
