@@ -19,8 +19,8 @@ and boundary tiles (causal diagonal, window edge, ragged end), and tiles that ar
 never visited, so causal costs ~half of non-causal (FA2 §3.1). Causal programs are launched
 heaviest-first for load balance. On Hopper, candidates that fetch K/V tiles through tensor
 descriptors (TMA; the approach of Triton's fused-attention tutorial) join the autotuned set, and
-with LLMPERF_PREFILL_WS=1 warp-specialized ones (Triton's Hopper autoWS: a producer warpgroup for the
-copies, two consumer warpgroups; one fully masked key loop; kernels/NOTES.md session 8).
+at D 128 a warp-specialized one (Triton's Hopper autoWS: a producer warpgroup for the copies, two
+consumer warpgroups; one key loop with a cheap mask; kernels/NOTES.md sessions 8-9).
 """
 
 from __future__ import annotations
@@ -52,16 +52,24 @@ _TMA_CONFIGS = {
 # Warp-specialized (Q, K, V, O through device-side descriptors; needs contiguous q and out too):
 # num_warps is per warpgroup role -- the compiled kernel runs 3 warpgroups (1 producer + 2 consumers
 # of BLOCK_M / 2 rows). Two stages only: with 3 or 4 every row tile whose loop runs past two key
-# tiles came out NaN on the H100 (Triton 3.6; kernels/NOTES.md session 8). Tuning candidates only
-# with LLMPERF_PREFILL_WS=1: measured faster than the TMA kernel without a mask (0.847 vs 0.790 of
-# cuDNN), tied at causal 16k and slower at causal 2k-4k (before the cheaper mask of _tiles, which
-# cuts the consumer loop from 828 to 664 instructions offline), and not yet run through the GPU tests.
-_WS = os.environ.get("LLMPERF_PREFILL_WS", "0") == "1"
+# tiles came out NaN on the H100 (Triton 3.6; kernels/NOTES.md session 8). Session 9 (H100, GPU tests
+# of every entry passed; tune_prefill.py): (128, 128, 4, 2) with the cheaper mask of _tiles ties the
+# TMA kernel at D 128 causal (1144.8 vs 1144.0 us at B4 S4k, 4027 vs 4022 us at 16k, 0.73 vs 0.75 of
+# cuDNN at 2k) and beats it without a mask (1865 vs 2013 us: 0.904 vs 0.838 of cuDNN), so it is a
+# default D 128 candidate on Hopper (_WS_DEFAULT); LLMPERF_PREFILL_WS=1 adds the other entries
+# (never faster where timed), LLMPERF_PREFILL_WS=0 removes them all.
+_WS_ENV = os.environ.get("LLMPERF_PREFILL_WS", "")
 _WS_CONFIGS = {
     64: [(128, 128, 4, 2, "ws"), (128, 64, 4, 2, "ws")],
     128: [(128, 128, 4, 2, "ws"), (128, 64, 4, 2, "ws")],
     256: [(128, 32, 4, 2, "ws")],
 }
+_WS_DEFAULT = {128: [(128, 128, 4, 2, "ws")]}
+
+
+def ws_candidates(D: int, env: str = _WS_ENV) -> list:
+    """Warp-specialized tuning candidates for head_dim D: the measured default, all (env "1"), none ("0")."""
+    return [] if env == "0" else list((_WS_CONFIGS if env == "1" else _WS_DEFAULT).get(D, []))
 
 
 @triton.jit
@@ -259,8 +267,8 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
         cands = _INTERP if is_interpreter() else list(_CONFIGS.get(D, _CONFIGS[128 if D > 64 else 64]))
         if not is_interpreter() and k.is_contiguous() and v.is_contiguous() and tma_ok(k.view(-1, D), v.view(-1, D)):
             cands += _TMA_CONFIGS.get(D, [])
-            if _WS and q.is_contiguous() and out.is_contiguous() and tma_ok(q.view(-1, D), out.view(-1, D)):
-                cands += _WS_CONFIGS.get(D, [])
+            if q.is_contiguous() and out.is_contiguous() and tma_ok(q.view(-1, D), out.view(-1, D)):
+                cands += ws_candidates(D)
         key = (D, causal, window is not None, q.dtype, _bucket(Sq), _bucket(Skv))
         config = _tuner.pick(key, cands, launch)
     launch(config)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llmperf_kernels import attention_prefill, attention_prefill_ref
-from llmperf_kernels.attention_prefill import _WS_CONFIGS
+from llmperf_kernels.attention_prefill import _WS_CONFIGS, ws_candidates
 
 from kernel_testutil import assert_close, poisoned
 
@@ -72,6 +72,13 @@ def test_prefill_ws_variant(device, causal, window, sq, skv):
     v = torch.randn(2, 2, skv, 64, dtype=F16, device=device)
     o = attention_prefill(q, k, v, causal, window, out=poisoned(q.shape, F16, device), config=cfg)
     assert_close(o, attention_prefill_ref(q, k, v, causal, window), F16)
+
+
+def test_prefill_ws_candidates():
+    """The WS tuning candidates: the measured D 128 default, every entry with env "1", none with "0"."""
+    assert ws_candidates(128, "") == [(128, 128, 4, 2, "ws")] and ws_candidates(64, "") == []
+    assert ws_candidates(256, "1") == _WS_CONFIGS[256] and ws_candidates(128, "0") == []
+    assert all(c[3] == 2 for cs in _WS_CONFIGS.values() for c in cs)  # 3-4 stages gave NaN (session 8)
 
 
 def test_prefill_rejects_bad_input():
