@@ -25,7 +25,8 @@ partial, then one acq_rel counter per (tile, token block); the last arrival sums
 slice order (deterministic), writes y and re-arms the counter (CUTLASS serial split-K, as gemv5).
 
 Config tuple (through gemm_w4a16, path "mmah"): (BLOCK_M, R, GROUP, num_warps, NS, SK, "mmah"[,
-DQ]); DQ = 1 dequantizes 8 codes per 12 packed PTX instructions (session 9), DQ = 0 by Triton ops.
+DQ]); DQ = 1 dequantizes 8 codes per 12 packed PTX instructions (session 9), DQ = 2 also swaps the
+product to y^T = W x^T so the weight is wgmma's register A operand, DQ = 0 by Triton ops.
 """
 
 from __future__ import annotations
@@ -123,6 +124,37 @@ _DQ_BF16 = tl.constexpr(_dq_asm(0x43004300, ("sub.rn.bf16x2", "0x43084308")))  #
 _DQ_FP16 = tl.constexpr(_dq_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))  # 1032.0 in fp16 = 0x6408
 
 
+# The same for packs of 2 codes (one 16-bit pair in a 32-bit register: 6 instructions per 4 codes),
+# the shape a thread's bytes have as the wgmma register A operand (kWidth 2: two consecutive k).
+def _dq2_asm(magic: int, sub) -> str:
+    return f"""{{
+    .reg .b32 t0, s0, c;
+    prmt.b32 t0, $2, 0, 0x1100;
+    shr.u32 s0, t0, 4;
+    lop3.b32 $0, t0, 0x000F000F, {magic}, 0xEA;
+    lop3.b32 $1, s0, 0x000F000F, {magic}, 0xEA;
+    mov.b32 c, {sub[1]};
+    {sub[0]} $0, $0, c;
+    {sub[0]} $1, $1, c;
+}}"""
+
+
+_DQ2_BF16 = tl.constexpr(_dq2_asm(0x43004300, ("sub.rn.bf16x2", "0x43084308")))
+_DQ2_FP16 = tl.constexpr(_dq2_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))
+
+
+@triton.jit
+def dequant_nibbles_asm2(p, IS_BF16: tl.constexpr):
+    """:func:`dequant_nibbles_asm` two codes per call (GPU only)."""
+    if IS_BF16:
+        wl, wh = tl.inline_asm_elementwise(_DQ2_BF16, "=r,=r,r", [p], dtype=(tl.bfloat16, tl.bfloat16),
+                                           is_pure=True, pack=2)
+    else:
+        wl, wh = tl.inline_asm_elementwise(_DQ2_FP16, "=r,=r,r", [p], dtype=(tl.float16, tl.float16),
+                                           is_pure=True, pack=2)
+    return wl, wh
+
+
 @triton.jit
 def dequant_nibbles_asm(p, IS_BF16: tl.constexpr):
     """Same values as :func:`dequant_nibbles` through packed PTX (4 codes per call, GPU only)."""
@@ -138,7 +170,7 @@ def dequant_nibbles_asm(p, IS_BF16: tl.constexpr):
 @triton.jit
 def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
                     G: tl.constexpr, BLOCK_M: tl.constexpr, ROWS: tl.constexpr, SK: tl.constexpr,
-                    NS: tl.constexpr, IS_BF16: tl.constexpr, DQ: tl.constexpr = 0):
+                    NS: tl.constexpr, IS_BF16: tl.constexpr, DQ: tl.constexpr = 0, ASM: tl.constexpr = 0):
     """Program (t, s, mb): y[mb rows, t R .. t R + R) (+)= x[mb rows, groups of slice s] W_t^T.
 
     x [M, K] (row stride sxm); q_ptr: qh [T, G, R, 64] uint8; s_ptr: sh [T, G, R]; y [M, N] (row
@@ -155,19 +187,38 @@ def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
     x_rows = x_ptr + rm[:, None].to(tl.int64) * sxm + offs_j[None, :]
     q_tile = q_ptr + t.to(tl.int64) * (G * ROWS * 64) + offs_r[:, None] * 64 + offs_j[None, :]
     s_tile = s_ptr + t.to(tl.int64) * (G * ROWS) + offs_r
-    acc = tl.zeros((BLOCK_M, ROWS), dtype=tl.float32)
-    for g in tl.range(g0, g1, num_stages=NS):
-        p = tl.load(q_tile + g * (ROWS * 64))
-        sc = tl.load(s_tile + g * ROWS).to(tl.float32)
-        xl = tl.load(x_rows + g * 128)
-        xh = tl.load(x_rows + g * 128 + 64)
-        if DQ == 1:
-            wl, wh = dequant_nibbles_asm(p, IS_BF16)
-        else:
-            wl, wh = dequant_nibbles(p, IS_BF16)
-        part = tl.dot(xl, tl.trans(wl))
-        part = tl.dot(xh, tl.trans(wh), part)
-        acc += part * sc[None, :]
+    if DQ == 2:  # y^T tile = W x^T: the dequantized weight is the register A operand of wgmma
+        acc_t = tl.zeros((ROWS, BLOCK_M), dtype=tl.float32)
+        sc_next = tl.load(s_tile + g0 * ROWS).to(tl.float32)
+        for g in tl.range(g0, g1, num_stages=NS):
+            p = tl.load(q_tile + g * (ROWS * 64))
+            xl = tl.load(x_rows + g * 128)
+            xh = tl.load(x_rows + g * 128 + 64)
+            # the scale in this layout is a 2-byte gather the pipeliner will not take: one group ahead by hand
+            sc = sc_next
+            sc_next = tl.load(s_tile + tl.minimum(g + 1, g1 - 1) * ROWS).to(tl.float32)
+            if ASM:
+                wl, wh = dequant_nibbles_asm2(p, IS_BF16)
+            else:
+                wl, wh = dequant_nibbles(p, IS_BF16)
+            part_t = tl.dot(wl, tl.trans(xl))
+            part_t = tl.dot(wh, tl.trans(xh), part_t)
+            acc_t += part_t * sc[:, None]
+        acc = tl.trans(acc_t)
+    else:
+        acc = tl.zeros((BLOCK_M, ROWS), dtype=tl.float32)
+        for g in tl.range(g0, g1, num_stages=NS):
+            p = tl.load(q_tile + g * (ROWS * 64))
+            sc = tl.load(s_tile + g * ROWS).to(tl.float32)
+            xl = tl.load(x_rows + g * 128)
+            xh = tl.load(x_rows + g * 128 + 64)
+            if DQ == 1 and ASM:
+                wl, wh = dequant_nibbles_asm(p, IS_BF16)
+            else:
+                wl, wh = dequant_nibbles(p, IS_BF16)
+            part = tl.dot(xl, tl.trans(wl))
+            part = tl.dot(xh, tl.trans(wh), part)
+            acc += part * sc[None, :]
     offs_n = t * ROWS + offs_r
     ymask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * sym + offs_n[None, :]
@@ -193,12 +244,12 @@ def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> 
     """``y = x @ W^T`` for x [M, K] bf16 / fp16 (M <= 16 is the regime; any M runs, in token
     blocks of BLOCK_M) and W in the split-halves layout; y [M, N] written. config = (BLOCK_M, R,
     _, num_warps, NS, SK, "mmah"[, DQ]); SK = 0: auto (about 2 programs per SM, >= 4 groups per
-    slice); DQ = 1: packed PTX dequantization (GPU; the interpreter runs DQ = 0, same values)."""
+    slice); DQ = 1: packed PTX dequantization, DQ = 2: the same with y^T = W x^T (the weight as the
+    register A operand, wgmma on Hopper); the interpreter cannot run PTX and dequantizes by Triton ops."""
     bm, rows, _, nw, ns, sk = config[:6]
     dq = config[7] if len(config) > 7 else 0
-    check(dq in (0, 1), f"DQ (config[7]) must be 0 (Triton dequantization) or 1 (packed PTX), got {config}.")
-    if is_interpreter():  # the interpreter cannot run PTX: the same values through Triton ops
-        dq = 0
+    check(dq in (0, 1, 2), f"DQ (config[7]) must be 0 (Triton dequantization), 1 (packed PTX) or 2 (packed PTX, "
+          f"weight as the wgmma A operand), got {config}.")
     T, G, R, _ = w.qh.shape
     check(rows == R, f"config {config} is for {rows}-row tiles, the weight has {R}.")
     check(bm in (16, 32, 64), f"BLOCK_M must be 16, 32 or 64 (a tensor-core tile), got {config}.")
@@ -216,6 +267,7 @@ def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> 
         ws, cnt = y, y  # unused
     _w4_mmah_kernel[(T, sk, grid_m)](x, w.qh, w.sh, y, ws, cnt, M, w.N, x.stride(0), y.stride(0),
                                      G=G, BLOCK_M=bm, ROWS=R, SK=sk, NS=ns, IS_BF16=x.dtype == torch.bfloat16, DQ=dq,
+                                     ASM=not is_interpreter(),  # the interpreter cannot run PTX: Triton ops instead
                                      num_warps=nw, num_stages=ns)
     return y
 

@@ -64,8 +64,9 @@ def test_mmah_repack_round_trip(device, rows):
 
 
 @pytest.mark.parametrize("M,N,G", [(1, 40, 3), (5, 72, 4), (16, 16, 2), (17, 100, 3)])
-@pytest.mark.parametrize("cfg", [(16, 16, 128, 4, 2, 1), (16, 32, 128, 4, 2, 3), (16, 16, 128, 2, 1, 8)],
-                         ids=lambda c: f"r{c[1]}-sk{c[5]}")
+@pytest.mark.parametrize("cfg", [(16, 16, 128, 4, 2, 1), (16, 32, 128, 4, 2, 3), (16, 16, 128, 2, 1, 8),
+                                 (16, 32, 128, 4, 2, 1, "mmah", 2), (16, 16, 128, 4, 2, 3, "mmah", 2)],
+                         ids=lambda c: f"r{c[1]}-sk{c[5]}" + (f"-dq{c[7]}" if len(c) > 7 else ""))
 def test_mmah_cpu(device, cfg, M, N, G):
     _case(device, M, N, G * 128, cfg, repeat=2)
 
@@ -101,14 +102,14 @@ def test_mmah_checks(device):
     with pytest.raises(ValueError, match="rows must be"):
         mh.repack_mmah(q, s, 48)
     with pytest.raises(ValueError, match="DQ"):
-        mh.gemm_w4a16_mmah(x, pk, y, (16, 16, 128, 4, 2, 1, "mmah", 2))
+        mh.gemm_w4a16_mmah(x, pk, y, (16, 16, 128, 4, 2, 1, "mmah", 3))
 
 
 def test_mmah_config_lists():
     """Every listed GPU config is an "mmah" tuple the wrapper accepts; the tuner's 2 <= M <= 16
     lists lead with them (M = 1 keeps gemv7 first)."""
     assert all(c[6] == "mmah" and c[0] == 16 and c[1] in (32, 64, 128) and c[2] == 128 for c in w4mod._W4_MMAH)
-    assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1}  # the packed-PTX twins
+    assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1, 2}  # the packed-PTX twins
     for M in (2, 4, 16):
         assert w4mod.w4_candidates(M)[: len(w4mod._W4_MMAH)] == w4mod._W4_MMAH
     assert w4mod.w4_candidates(1)[0][6] == "gemv7"
@@ -134,7 +135,7 @@ def test_mmah_gpu_graph_replay():
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("dq", [0, 1])
+@pytest.mark.parametrize("dq", [0, 1, 2])
 def test_mmah_gpu_exact_codes(dtype, dq):
     """Every code 0..15 in both nibbles of every byte position of a group: with x one-hot rows the
     kernel returns single dequantized weights (code - 8) * scale, which bf16 / fp16 hold exactly
