@@ -144,26 +144,15 @@ _DQ2_FP16 = tl.constexpr(_dq2_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))
 
 
 @triton.jit
-def dequant_nibbles_asm2(p, IS_BF16: tl.constexpr):
-    """:func:`dequant_nibbles_asm` two codes per call (GPU only)."""
-    if IS_BF16:
-        wl, wh = tl.inline_asm_elementwise(_DQ2_BF16, "=r,=r,r", [p], dtype=(tl.bfloat16, tl.bfloat16),
-                                           is_pure=True, pack=2)
-    else:
-        wl, wh = tl.inline_asm_elementwise(_DQ2_FP16, "=r,=r,r", [p], dtype=(tl.float16, tl.float16),
-                                           is_pure=True, pack=2)
-    return wl, wh
-
-
-@triton.jit
-def dequant_nibbles_asm(p, IS_BF16: tl.constexpr):
-    """Same values as :func:`dequant_nibbles` through packed PTX (4 codes per call, GPU only)."""
-    if IS_BF16:
-        wl, wh = tl.inline_asm_elementwise(_DQ_BF16, "=r,=r,=r,=r,r", [p], dtype=(tl.bfloat16, tl.bfloat16),
+def dequant_nibbles_asm(p, IS_BF16: tl.constexpr, PACK: tl.constexpr = 4):
+    """Same values as :func:`dequant_nibbles` through packed PTX, PACK (4 or 2) codes per call (GPU only)."""
+    dt = tl.bfloat16 if IS_BF16 else tl.float16
+    if PACK == 4:
+        wl, wh = tl.inline_asm_elementwise(_DQ_BF16 if IS_BF16 else _DQ_FP16, "=r,=r,=r,=r,r", [p], dtype=(dt, dt),
                                            is_pure=True, pack=4)
     else:
-        wl, wh = tl.inline_asm_elementwise(_DQ_FP16, "=r,=r,=r,=r,r", [p], dtype=(tl.float16, tl.float16),
-                                           is_pure=True, pack=4)
+        wl, wh = tl.inline_asm_elementwise(_DQ2_BF16 if IS_BF16 else _DQ2_FP16, "=r,=r,r", [p], dtype=(dt, dt),
+                                           is_pure=True, pack=2)
     return wl, wh
 
 
@@ -198,7 +187,7 @@ def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
             sc = sc_next
             sc_next = tl.load(s_tile + tl.minimum(g + 1, g1 - 1) * ROWS).to(tl.float32)
             if ASM:
-                wl, wh = dequant_nibbles_asm2(p, IS_BF16)
+                wl, wh = dequant_nibbles_asm(p, IS_BF16, 2)
             else:
                 wl, wh = dequant_nibbles(p, IS_BF16)
             part_t = tl.dot(wl, tl.trans(xl))
