@@ -101,9 +101,11 @@ _W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16,
 _W4_MMAH_DQ0 = [(16, 64, GROUP, 4, 4, 0, "mmah"), (16, 64, GROUP, 4, 6, 0, "mmah"), (16, 128, GROUP, 4, 4, 0, "mmah"),
                 (16, 128, GROUP, 8, 4, 0, "mmah"), (16, 32, GROUP, 4, 6, 0, "mmah"), (16, 64, GROUP, 2, 6, 0, "mmah"),
                 (16, 64, GROUP, 4, 4, 2, "mmah"), (16, 32, GROUP, 2, 8, 2, "mmah")]
-# DQ = 2 (the weight as wgmma's register A operand, y^T = W x^T): 217 SASS per group step offline.
-_W4_MMAH = ([(*c, 1) for c in _W4_MMAH_DQ0[:6]] + [(*c, 2) for c in _W4_MMAH_DQ0[:4]]
-            + [(16, 64, GROUP, 4, 4, 2, "mmah", 2)] + _W4_MMAH_DQ0)
+_W4_MMAH = [(*c, 1) for c in _W4_MMAH_DQ0[:6]] + _W4_MMAH_DQ0
+# DQ = 2 (the weight as wgmma's register A operand, y^T = W x^T): 217 SASS per group step offline;
+# not yet run on a GPU (session 9's device time ran out), so out of the tuner's lists until its GPU
+# tests pass (tests/kernels/test_w4a16_mmah.py, benchmarks/gpu_session9_w4dq2.sh).
+W4_MMAH_DQ2 = [(*c, 2) for c in _W4_MMAH_DQ0[:4]] + [(16, 64, GROUP, 4, 4, 2, "mmah", 2)]
 _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]

@@ -109,7 +109,8 @@ def test_mmah_config_lists():
     """Every listed GPU config is an "mmah" tuple the wrapper accepts; the tuner's 2 <= M <= 16
     lists lead with them (M = 1 keeps gemv7 first)."""
     assert all(c[6] == "mmah" and c[0] == 16 and c[1] in (32, 64, 128) and c[2] == 128 for c in w4mod._W4_MMAH)
-    assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1, 2}  # the packed-PTX twins
+    assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1}  # the packed-PTX twins
+    assert {c[7] for c in w4mod.W4_MMAH_DQ2} == {2}  # GPU-tested below, not in the tuner's lists yet
     for M in (2, 4, 16):
         assert w4mod.w4_candidates(M)[: len(w4mod._W4_MMAH)] == w4mod._W4_MMAH
     assert w4mod.w4_candidates(1)[0][6] == "gemv7"
@@ -117,7 +118,7 @@ def test_mmah_config_lists():
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", w4mod._W4_MMAH, ids=lambda c: "-".join(map(str, c[:6] + c[7:])))
+@pytest.mark.parametrize("cfg", w4mod._W4_MMAH + w4mod.W4_MMAH_DQ2, ids=lambda c: "-".join(map(str, c[:6] + c[7:])))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 16, 14336, 4096), (torch.bfloat16, 16, 4096, 14336),
                                          (torch.float16, 7, 1000, 3584), (torch.bfloat16, 16, 18944, 3584)])
 def test_mmah_gpu(cfg, dtype, M, N, K):
