@@ -97,7 +97,8 @@ _W4_MMAT = [(16, 64, 256, 4, 3, 2, "mmat"), (16, 64, 128, 4, 3, 1, "mmat"), (16,
 # v8 (session 7, 2 <= M <= 16): tensor cores on the split-halves repack, cp.async pipeline, in-launch
 # split-K (gemm_w4a16_mmah.py); tuple (BLOCK_M, ROWS, GROUP, warps, stages, SK (0 = auto), "mmah"[, DQ]).
 # Session 9: each of the first six also with DQ = 1 (8th element: packed PTX dequantization, 242 instead
-# of 371 SASS instructions per group step at (64, 4 warps, 4 stages) offline; listed first).
+# of 371 SASS instructions per group step at (64, 4 warps, 4 stages) offline; listed first: faster than its
+# DQ = 0 twin in all 48 pairs timed (1.02-1.48x), best against best 1.29-1.37x at M = 16 on the H100, NOTES v8b).
 _W4_MMAH_DQ0 = [(16, 64, GROUP, 4, 4, 0, "mmah"), (16, 64, GROUP, 4, 6, 0, "mmah"), (16, 128, GROUP, 4, 4, 0, "mmah"),
                 (16, 128, GROUP, 8, 4, 0, "mmah"), (16, 32, GROUP, 4, 6, 0, "mmah"), (16, 64, GROUP, 2, 6, 0, "mmah"),
                 (16, 64, GROUP, 4, 4, 2, "mmah"), (16, 32, GROUP, 2, 8, 2, "mmah")]

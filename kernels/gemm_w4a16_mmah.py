@@ -93,7 +93,7 @@ def dequant_nibbles(p, IS_BF16: tl.constexpr):
     return wl, wh
 
 
-# Packed dequantization (DQ = 1, GPU only: the interpreter cannot run PTX). One call takes 4 bytes
+# Packed dequantization (DQ = 1; GPU only: the interpreter cannot run PTX). One call takes 4 bytes
 # (8 codes) in one 32-bit register and returns 4 low-nibble and 4 high-nibble values as bf16x2 /
 # fp16x2 pairs: PRMT spreads bytes (b0, b1) to bits 0-7 and 16-23, one LOP3 per pair keeps a nibble
 # in each half and ORs the magic exponent (0x4300: bf16 128 + c; 0x6400: fp16 1024 + c), the high
@@ -101,7 +101,7 @@ def dequant_nibbles(p, IS_BF16: tl.constexpr):
 # 12 instructions per 8 codes (the Triton-generated code of dequant_nibbles: ~4 per code, SASS).
 # Elementwise by construction (code i of the pack only feeds output i), so it holds for whatever
 # register order Triton packs.
-def _dq_asm(magic: int, sub: str) -> str:
+def _dq_asm(magic: int, sub: tuple) -> str:
     return f"""{{
     .reg .b32 t0, t1, s0, s1, c;
     prmt.b32 t0, $4, 0, 0x1100;
@@ -126,7 +126,7 @@ _DQ_FP16 = tl.constexpr(_dq_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))  # 
 
 # The same for packs of 2 codes (one 16-bit pair in a 32-bit register: 6 instructions per 4 codes),
 # the shape a thread's bytes have as the wgmma register A operand (kWidth 2: two consecutive k).
-def _dq2_asm(magic: int, sub) -> str:
+def _dq2_asm(magic: int, sub: tuple) -> str:
     return f"""{{
     .reg .b32 t0, s0, c;
     prmt.b32 t0, $2, 0, 0x1100;
