@@ -101,46 +101,28 @@ def dequant_nibbles(p, IS_BF16: tl.constexpr):
 # 12 instructions per 8 codes (the Triton-generated code of dequant_nibbles: ~4 per code, SASS).
 # Elementwise by construction (code i of the pack only feeds output i), so it holds for whatever
 # register order Triton packs.
-def _dq_asm(magic: int, sub: tuple) -> str:
-    return f"""{{
-    .reg .b32 t0, t1, s0, s1, c;
-    prmt.b32 t0, $4, 0, 0x1100;
-    prmt.b32 t1, $4, 0, 0x3322;
-    shr.u32 s0, t0, 4;
-    shr.u32 s1, t1, 4;
-    lop3.b32 $0, t0, 0x000F000F, {magic}, 0xEA;
-    lop3.b32 $1, t1, 0x000F000F, {magic}, 0xEA;
-    lop3.b32 $2, s0, 0x000F000F, {magic}, 0xEA;
-    lop3.b32 $3, s1, 0x000F000F, {magic}, 0xEA;
-    mov.b32 c, {sub[1]};
-    {sub[0]} $0, $0, c;
-    {sub[0]} $1, $1, c;
-    {sub[0]} $2, $2, c;
-    {sub[0]} $3, $3, c;
-}}"""
+def _dq_asm(magic16: int, sub_op: str, pack: int) -> str:
+    """PTX for one pack of 4 (or 2) codes: outputs $0.. (low nibbles), then the high ones, input last.
+    magic16 is the 16-bit pattern of 128.0 (bf16, 0x4300) or 1024.0 (fp16, 0x6400) -- the numbers whose
+    low mantissa bits take the code -- and magic16 | 8 is 136.0 / 1032.0, the subtrahend that gives c - 8."""
+    magic, sub = magic16 * 0x10001, (magic16 | 8) * 0x10001  # the same half in both halves of a pair
+    n = pack // 2  # registers per output: pairs of 16-bit values
+    src = f"${2 * n}"
+    spread = [("t0", "0x1100"), ("t1", "0x3322")][:n]  # bytes (b0, b1) / (b2, b3) to bits 0-7 and 16-23
+    lines = [f"prmt.b32 {t}, {src}, 0, {sel};" for t, sel in spread]
+    lines += [f"shr.u32 s{i}, t{i}, 4;" for i in range(n)]
+    lines += [f"lop3.b32 ${i}, t{i}, 0x000F000F, {magic}, 0xEA;" for i in range(n)]
+    lines += [f"lop3.b32 ${n + i}, s{i}, 0x000F000F, {magic}, 0xEA;" for i in range(n)]
+    lines += [f"mov.b32 c, {sub};"] + [f"{sub_op} ${i}, ${i}, c;" for i in range(2 * n)]
+    return "{\n    .reg .b32 t0, t1, s0, s1, c;\n    " + "\n    ".join(lines) + "\n}"
 
 
-_DQ_BF16 = tl.constexpr(_dq_asm(0x43004300, ("sub.rn.bf16x2", "0x43084308")))  # 136.0 in bf16 = 0x4308
-_DQ_FP16 = tl.constexpr(_dq_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))  # 1032.0 in fp16 = 0x6408
-
-
-# The same for packs of 2 codes (one 16-bit pair in a 32-bit register: 6 instructions per 4 codes),
-# the shape a thread's bytes have as the wgmma register A operand (kWidth 2: two consecutive k).
-def _dq2_asm(magic: int, sub: tuple) -> str:
-    return f"""{{
-    .reg .b32 t0, s0, c;
-    prmt.b32 t0, $2, 0, 0x1100;
-    shr.u32 s0, t0, 4;
-    lop3.b32 $0, t0, 0x000F000F, {magic}, 0xEA;
-    lop3.b32 $1, s0, 0x000F000F, {magic}, 0xEA;
-    mov.b32 c, {sub[1]};
-    {sub[0]} $0, $0, c;
-    {sub[0]} $1, $1, c;
-}}"""
-
-
-_DQ2_BF16 = tl.constexpr(_dq2_asm(0x43004300, ("sub.rn.bf16x2", "0x43084308")))
-_DQ2_FP16 = tl.constexpr(_dq2_asm(0x64006400, ("sub.rn.f16x2", "0x64086408")))
+_DQ_BF16 = tl.constexpr(_dq_asm(0x4300, "sub.rn.bf16x2", 4))
+_DQ_FP16 = tl.constexpr(_dq_asm(0x6400, "sub.rn.f16x2", 4))
+# Packs of 2 codes (one 16-bit pair in a 32-bit register: 6 instructions per 4 codes), the shape a
+# thread's bytes have as the wgmma register A operand (kWidth 2: two consecutive k).
+_DQ2_BF16 = tl.constexpr(_dq_asm(0x4300, "sub.rn.bf16x2", 2))
+_DQ2_FP16 = tl.constexpr(_dq_asm(0x6400, "sub.rn.f16x2", 2))
 
 
 @triton.jit

@@ -118,7 +118,8 @@ def test_mmah_config_lists():
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", w4mod._W4_MMAH + w4mod.W4_MMAH_DQ2, ids=lambda c: "-".join(map(str, c[:6] + c[7:])))
+@pytest.mark.parametrize("cfg", w4mod._W4_MMAH + w4mod.W4_MMAH_DQ2,
+                         ids=lambda c: "-".join(map(str, c[:6])) + (f"-dq{c[7]}" if len(c) > 7 else ""))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 16, 14336, 4096), (torch.bfloat16, 16, 4096, 14336),
                                          (torch.float16, 7, 1000, 3584), (torch.bfloat16, 16, 18944, 3584)])
 def test_mmah_gpu(cfg, dtype, M, N, K):
