@@ -25,6 +25,8 @@ and add fp32 partials atomically into a zeroed workspace that is then cast to th
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -107,6 +109,11 @@ _W4_MMAH = [(*c, 1) for c in _W4_MMAH_DQ0[:6]] + _W4_MMAH_DQ0
 # not yet run on a GPU (session 9's device time ran out), so out of the tuner's lists until its GPU
 # tests pass (tests/kernels/test_w4a16_mmah.py, benchmarks/gpu_session9_w4dq2.sh).
 W4_MMAH_DQ2 = [(*c, 2) for c in _W4_MMAH_DQ0[:4]] + [(16, 64, GROUP, 4, 4, 2, "mmah", 2)]
+
+
+def _mmah_list():
+    """The 2 <= M <= 16 tensor-core configs; LLMPERF_W4_DQ2=1 puts the DQ = 2 configs first (GPU A/B)."""
+    return (W4_MMAH_DQ2 if os.environ.get("LLMPERF_W4_DQ2", "0") == "1" else []) + _W4_MMAH
 _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
@@ -125,9 +132,9 @@ def w4_candidates(M: int, interpreter: bool = False):
         # v5 (fastest in tune_w4a16_v5_h200.csv and session4_tune_w4a16_v6_h200.csv) stays a candidate
         return _W4_GEMV7_M1 + _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2] + _W4_MMAH[:2]
     if M <= 4:  # M = 4 measured: mmat first (3 of 4 shapes), gemv5 with 128 rows won 4096x14336
-        return _W4_MMAH + _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
+        return _mmah_list() + _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
     if M <= 16:
-        return _W4_MMAH + _W4_MMAT + _W4_SKINNY
+        return _mmah_list() + _W4_MMAT + _W4_SKINNY
     return _W4_LARGE
 
 
