@@ -1,0 +1,60 @@
+"""Compile the decode split kernel for sm_90a on any machine (no GPU: Triton's CUDA backend stops at
+TTGIR here) and print, per config, how many K/V tiles its shared-memory ring holds and the
+async_wait depth at the top of the loop, as JSON. Run in a subprocess by
+test_attention_pipeline.py: TRITON_INTERPRET must be unset when the kernels are imported.
+Usage: python3 ttgir_probe.py '[[paged, fp8, block_n, warps, stages, swap, cvt], ...]'"""
+
+import json
+import re
+import sys
+
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, make_backend
+
+import llmperf_kernels  # noqa: F401 - the package, so the module import below resolves
+from llmperf_kernels.attention_decode import _decode_kernel
+
+_INTS = ("Hq", "Hkv", "G", "chunk", "sqb", "sqh", "sqm", "skb", "skh", "skn", "svb", "svh", "svn", "sbt", "sob", "soh", "som")
+
+
+def ttgir(paged: bool, fp8: bool, block_n: int, warps: int, stages: int, swap: bool, cvt: int) -> str:
+    kv = "*fp8e4nv" if fp8 else "*bf16"
+    sig = {"q_ptr": "*bf16", "k_ptr": kv, "v_ptr": kv, "bt_ptr": "*i32", "lens_ptr": "*i32", "o_ptr": "*bf16",
+           "op_ptr": "*fp32", "lse_ptr": "*fp32", "cnt_ptr": "*i32", "Hq": "i32", "Hkv": "i32", "Lq": "constexpr",
+           "G": "i32", "qk_scale": "fp32", "v_scale": "fp32", "chunk": "i32", "SPLITS": "constexpr"}
+    sig.update({n: "i32" for n in _INTS[4:]})
+    const = dict(Lq=1, SPLITS=1, D=128, BLOCK_R=16, BLOCK_N=block_n, PAGED=paged, PAGE=16 if paged else 1,
+                 SINGLE=True, KV_FP8=fp8, FUSED=0, SB=1, RB=1, VEC=1, PDL=False, SWAP=swap, CVT=cvt)
+    sig.update({c: "constexpr" for c in const})
+    names = list(sig)
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in names if sig[n][0] == "*" or n in _INTS}
+    target = GPUTarget("cuda", 90, 32)
+    backend = make_backend(target)
+    src = ASTSource(fn=_decode_kernel, signature=sig, constexprs=const, attrs=attrs)
+    opts = backend.parse_options({"num_warps": warps, "num_stages": stages})
+    # the TTIR and TTGIR stages of triton.compile only (no ptxas needed)
+    from triton._C.libtriton import ir
+    ctx = ir.context()
+    ir.load_dialects(ctx)
+    backend.load_dialects(ctx)
+    codegen = backend.get_codegen_implementation(opts)
+    mod = src.make_ir(target, opts, codegen, backend.get_module_map(), ctx)
+    stages_ = {}
+    backend.add_stages(stages_, opts, src.language)
+    metadata = {}
+    for name in ("ttir", "ttgir"):
+        mod = stages_[name](mod, metadata)
+    return str(mod)
+
+
+def kv_ring(text: str) -> dict:
+    """Depth of the K tile's shared-memory ring and the loop's first async_wait count."""
+    elt = r"(?:f8E4M3FN|bf16|f16)"
+    depths = [int(d) for d in re.findall(rf"memdesc<(\d+)x\d+x128x{elt}", text)]
+    waits = [int(n) for n in re.findall(r"async_wait %k\w*, %v\w*[^{]*\{num = (\d+)", text)]
+    return {"ring": max(depths, default=0), "wait": waits[0] if waits else None}
+
+
+if __name__ == "__main__":
+    out = [kv_ring(ttgir(*cfg)) for cfg in json.loads(sys.argv[1])]
+    print(json.dumps(out))
