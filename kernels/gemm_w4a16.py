@@ -109,6 +109,12 @@ _W4_MMAH = [(*c, 1) for c in _W4_MMAH_DQ0[:6]] + _W4_MMAH_DQ0
 # not yet run on a GPU (session 9's device time ran out), so out of the tuner's lists until its GPU
 # tests pass (tests/kernels/test_w4a16_mmah.py, benchmarks/gpu_session9_w4dq2.sh).
 W4_MMAH_DQ2 = [(*c, 2) for c in _W4_MMAH_DQ0[:4]] + [(16, 64, GROUP, 4, 4, 2, "mmah", 2)]
+# Session 10 sweep around the DQ = 2 leader (16, 128, 4 warps, 4 stages: fastest at M = 16 on 3 of the 4
+# bench shapes, tied on 4096 x 14336): pipeline depth, fixed split-K, 256-row tiles (offline sm_90a:
+# 156 registers at 128 rows / 4 warps, 167 at 256 rows / 8 warps, no spills).
+W4_MMAH_DQ2 += [(16, 128, GROUP, 4, ns, 0, "mmah", 2) for ns in (3, 5, 6)] + \
+    [(16, 128, GROUP, 4, 4, sk, "mmah", 2) for sk in (4, 6, 12)] + \
+    [(16, 128, GROUP, 8, 6, 0, "mmah", 2), (16, 256, GROUP, 8, 4, 0, "mmah", 2), (16, 64, GROUP, 4, 4, 8, "mmah", 2)]
 
 
 def _mmah_list():
