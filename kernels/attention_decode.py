@@ -114,19 +114,18 @@ _CANDS = [DecodeConfig(64, 4, 4), DecodeConfig(128, 8, 3), DecodeConfig(128, 4, 
 _CANDS_FP8 = [DecodeConfig(128, 4, 3), DecodeConfig(64, 4, 3), DecodeConfig(64, 4, 4), DecodeConfig(32, 4, 4),
               DecodeConfig(64, 8, 4), DecodeConfig(128, 8, 4), DecodeConfig(128, 4, 3, cvt=1),
               DecodeConfig(128, 4, 3, swap=True, cvt=1), DecodeConfig(128, 8, 3, cvt=1)]
-# Session 10: paged tiles need num_stages >= 5 to keep a K/V tile in flight across the compute.
+# Session 10 (v9): paged tiles need num_stages >= 5 to keep a K/V tile in flight across the compute.
 # Triton 3.6's pipeliner gives the block-table gather its own stage ahead of the K/V loads it
 # addresses, so at num_stages 3-4 the K/V tile is single-buffered (offline sm_90a TTGIR: memdesc<1x..>,
 # async_wait num = 0 at the top of every iteration: load, then compute, then load); at 5 it gets
-# two buffers (memdesc<2x..>, async_wait num = 3), as contiguous tiles have at 3. Paged fp8
-# (128, 4, 3, cvt 1) fits two programs per SM (200 registers): ~2 x 32 KB in flight at best, under
-# the ~24-47 KB per SM that Little's law asks of 3.1-4.3 TB/s.
-_PAGED_DEEP = [DecodeConfig(128, 4, 5, cvt=1), DecodeConfig(128, 4, 5, swap=True, cvt=1), DecodeConfig(128, 8, 5, cvt=1),
+# two buffers (memdesc<2x..>, async_wait num = 3), as contiguous tiles have at 3. Measured (H100,
+# kernels_bench, B32 L8k paged16 fp8): swap-AB (128, 4, 5, cvt 1) 182.3 us vs 214.4 us at 3 stages and
+# 222.6 us for session 9's pick (128, 4, 3, cvt 1): 76% -> 94% of copy bandwidth. bf16 paged (4
+# programs per SM hide the gap) gained nothing from (64, 4, 5), (64, 4, 5, swap), (128, 8, 5): not listed.
+_PAGED_DEEP = [DecodeConfig(128, 4, 5, swap=True, cvt=1), DecodeConfig(128, 8, 5, cvt=1), DecodeConfig(128, 4, 5, cvt=1),
                DecodeConfig(64, 4, 5, cvt=1)]
-_PAGED_DEEP_BF16 = [DecodeConfig(64, 4, 5), DecodeConfig(64, 4, 5, swap=True), DecodeConfig(128, 8, 5)]
 _CANDS_FP8_PAGED = (_PAGED_DEEP + [DecodeConfig(128, 4, 3, swap=True, cvt=1)]
                     + [c for c in _CANDS_FP8 if not (c.swap and c.cvt == 1)])
-_CANDS_PAGED = _PAGED_DEEP_BF16 + _CANDS
 _CANDS_D256 = [DecodeConfig(32, 4, 3), DecodeConfig(64, 4, 2), DecodeConfig(64, 8, 2), DecodeConfig(16, 4, 4)]
 
 # Split heuristic (v4, from tune_decode run 1 on an H200): split only when B*Hkv programs leave SMs
@@ -424,8 +423,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         flat = _FLAT_SPLIT_REGIME and heur_splits > 1 and num_splits is None and k.dtype != FP8 and D <= 128
         key = (B * Hkv, G * Lq, D, paged, page, k.dtype, num_splits, 1 << (max_len - 1).bit_length(), flat,
                _DEFAULT_COMBINE, _FUSED_MERGE)
-        cands = _CANDS_D256 if D > 128 else ((_CANDS_FP8_PAGED if paged else _CANDS_FP8) if k.dtype == FP8
-                                                  else (_CANDS_PAGED if paged else _CANDS))
+        cands = _CANDS_D256 if D > 128 else ((_CANDS_FP8_PAGED if paged else _CANDS_FP8) if k.dtype == FP8 else _CANDS)
         cands = ([DecodeConfig(*t) for t in flat_candidates(paged)] if flat else []) + cands
         cfg = _tuner.pick(key, cands, launch)
     launch(cfg)

@@ -63,11 +63,13 @@ def test_decode_gpu_fp8_cvt(page, cfg):
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("page", [16, 64])
-@pytest.mark.parametrize("cfg", ad._PAGED_DEEP + ad._PAGED_DEEP_BF16)
+@pytest.mark.parametrize("cfg", ad._PAGED_DEEP + [DecodeConfig(64, 4, 5), DecodeConfig(64, 4, 5, swap=True),
+                                 DecodeConfig(128, 8, 5)])
 @pytest.mark.parametrize("splits", [1, 7])
 def test_decode_gpu_paged_deep(page, cfg, splits):
-    """Session 10: the five-stage paged candidates (block-table gather double-buffered with K/V),
-    every one the tuner may pick, at bench-like shapes: ragged, GQA 4/8, one slice and several."""
+    """Session 10: the five-stage paged launches (block-table gather double-buffered with K/V):
+    every fp8 one the tuner may pick and three bf16 ones (timed, never faster: not in the bf16
+    list), at bench-like shapes: ragged, GQA 4/8, one slice and several."""
     kvd = torch.float8_e4m3fn if cfg.cvt else None
     cfg = cfg._replace(splits=splits)
     run_decode("cuda", torch.bfloat16, 3, 32, 8, 1, [20000, 77, 9000], 128, page=page, kv_dtype=kvd, config=cfg)

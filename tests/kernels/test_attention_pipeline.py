@@ -5,8 +5,8 @@ shared-memory ring of the K/V tiles is read back (tests/kernels/ttgir_probe.py).
 Why (kernels/NOTES.md, decode, session 10): Triton's software pipeliner gives a paged tile's
 block-table gather its own stage ahead of the K/V loads it addresses, so at num_stages 3-4 a paged
 K/V tile is single-buffered -- the loop waits for every load (async_wait 0) before it computes, and
-nothing streams during the compute. The paged candidates the tuner tries first must keep a second
-tile in flight."""
+nothing streams during the compute. The paged fp8 candidates the tuner tries first must keep a
+second tile in flight."""
 
 import json
 import os
@@ -31,7 +31,7 @@ def _rings(cfgs):
 
 
 def test_paged_deep_candidates_double_buffer_kv():
-    deep = [(c, True) for c in ad._PAGED_DEEP] + [(c, False) for c in ad._PAGED_DEEP_BF16]
+    deep = [(c, True) for c in ad._PAGED_DEEP] + [(ad.DecodeConfig(64, 4, 5), False)]  # + a bf16 tile
     cfgs = [[True, fp8, c.block_n, c.num_warps, c.num_stages, c.swap, c.cvt] for c, fp8 in deep]
     # controls: the session-9 paged fp8 pick (single-buffered) and the same tile on contiguous KV
     cfgs += [[True, True, 128, 4, 3, False, 1], [False, True, 128, 4, 3, False, 1]]
@@ -40,6 +40,5 @@ def test_paged_deep_candidates_double_buffer_kv():
         assert r["ring"] >= 2 and r["wait"] >= 1, (c, fp8, r)
     assert rings[-2]["ring"] == 1 and rings[-2]["wait"] == 0, rings[-2]   # the cause, as measured offline
     assert rings[-1]["ring"] >= 2, rings[-1]
-    # every deep candidate leads its list
+    # the deep candidates lead the paged fp8 list
     assert ad._CANDS_FP8_PAGED[:len(ad._PAGED_DEEP)] == ad._PAGED_DEEP
-    assert ad._CANDS_PAGED[:len(ad._PAGED_DEEP_BF16)] == ad._PAGED_DEEP_BF16
