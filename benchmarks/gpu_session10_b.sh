@@ -11,7 +11,7 @@ timeout 75 python3 -m pytest -q -m gpu -p no:cacheprovider --confcutdir=tests/ke
 RC=$?; tail -2 "$OUT/pytest_w4_dq2.log"
 C=$(python3 -c "
 import importlib; w = importlib.import_module('llmperf_kernels.gemm_w4a16')
-print(repr(w.W4_MMAH_DQ2 + w._W4_MMAH[:3]))")
+print(repr(w.W4_MMAH_DQ2_SWEEP + w.W4_MMAH_DQ2 + w._W4_MMAH[:2]))")
 timeout 120 python3 benchmarks/tune_w4a16.py --out "$OUT" --m 16,4 --configs "$C" --hbm-tbps 3.13 > "$OUT/w4_sweep.log" 2>&1
 grep -A10 "best per case" "$OUT/w4_sweep.log"
 if [ $RC -eq 0 ]; then

@@ -105,21 +105,28 @@ _W4_MMAH_DQ0 = [(16, 64, GROUP, 4, 4, 0, "mmah"), (16, 64, GROUP, 4, 6, 0, "mmah
                 (16, 128, GROUP, 8, 4, 0, "mmah"), (16, 32, GROUP, 4, 6, 0, "mmah"), (16, 64, GROUP, 2, 6, 0, "mmah"),
                 (16, 64, GROUP, 4, 4, 2, "mmah"), (16, 32, GROUP, 2, 8, 2, "mmah")]
 _W4_MMAH = [(*c, 1) for c in _W4_MMAH_DQ0[:6]] + _W4_MMAH_DQ0
-# DQ = 2 (the weight as wgmma's register A operand, y^T = W x^T): 217 SASS per group step offline;
-# not yet run on a GPU (session 9's device time ran out), so out of the tuner's lists until its GPU
-# tests pass (tests/kernels/test_w4a16_mmah.py, benchmarks/gpu_session9_w4dq2.sh).
-W4_MMAH_DQ2 = [(*c, 2) for c in _W4_MMAH_DQ0[:4]] + [(16, 64, GROUP, 4, 4, 2, "mmah", 2)]
-# Session 10 sweep around the DQ = 2 leader (16, 128, 4 warps, 4 stages: fastest at M = 16 on 3 of the 4
-# bench shapes, tied on 4096 x 14336): pipeline depth, fixed split-K, 256-row tiles (offline sm_90a:
-# 156 registers at 128 rows / 4 warps, 167 at 256 rows / 8 warps, no spills).
-W4_MMAH_DQ2 += [(16, 128, GROUP, 4, ns, 0, "mmah", 2) for ns in (3, 5, 6)] + \
+# DQ = 2 (session 9: the weight as wgmma's register A operand, y^T = W x^T; 217 SASS per group step
+# offline). Session 10, H100: GPU tests passed (exact codes, bf16 / fp16, every config below at four
+# shapes); in the full bench's tuning (LLMPERF_W4_DQ2=1 then) (16, 128, 4 warps, 4 stages) was the
+# fastest config at M = 16 on three of the four layer shapes (16.5 vs 17.3 us for the best DQ = 1 on
+# 14336 x 4096, 19.4 vs 20.5 on 18944 x 3584, 25.9 vs 29.0 on 28672 x 4096) and tied on 4096 x 14336
+# (17.7 us), so these lead the 2 <= M <= 16 lists.
+W4_MMAH_DQ2 = [(16, 128, GROUP, 4, 4, 0, "mmah", 2), (16, 64, GROUP, 4, 4, 0, "mmah", 2),
+               (16, 64, GROUP, 4, 6, 0, "mmah", 2), (16, 128, GROUP, 8, 4, 0, "mmah", 2),
+               (16, 64, GROUP, 4, 4, 2, "mmah", 2)]
+# A sweep around the leader (pipeline depth, fixed split-K, 256-row tiles; offline sm_90a: 156 registers
+# at 128 rows / 4 warps, 167 at 256 rows / 8 warps, no spills) -- not yet run on a GPU, so only with
+# LLMPERF_W4_DQ2=1 (benchmarks/gpu_session10_b.sh runs its tests and times it).
+W4_MMAH_DQ2_SWEEP = [(16, 128, GROUP, 4, ns, 0, "mmah", 2) for ns in (3, 5, 6)] + \
     [(16, 128, GROUP, 4, 4, sk, "mmah", 2) for sk in (4, 6, 12)] + \
     [(16, 128, GROUP, 8, 6, 0, "mmah", 2), (16, 256, GROUP, 8, 4, 0, "mmah", 2), (16, 64, GROUP, 4, 4, 8, "mmah", 2)]
 
 
 def _mmah_list():
-    """The 2 <= M <= 16 tensor-core configs; LLMPERF_W4_DQ2=1 puts the DQ = 2 configs first (GPU A/B)."""
-    return (W4_MMAH_DQ2 if os.environ.get("LLMPERF_W4_DQ2", "0") == "1" else []) + _W4_MMAH
+    """The 2 <= M <= 16 tensor-core configs, DQ = 2 first; LLMPERF_W4_DQ2=1 puts the untested sweep before them."""
+    return (W4_MMAH_DQ2_SWEEP if os.environ.get("LLMPERF_W4_DQ2", "0") == "1" else []) + W4_MMAH_DQ2 + _W4_MMAH
+
+
 _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]

@@ -108,17 +108,26 @@ def test_mmah_checks(device):
 def test_mmah_config_lists():
     """Every listed GPU config is an "mmah" tuple the wrapper accepts; the tuner's 2 <= M <= 16
     lists lead with them (M = 1 keeps gemv7 first)."""
-    assert all(c[6] == "mmah" and c[0] == 16 and c[1] in (32, 64, 128) and c[2] == 128 for c in w4mod._W4_MMAH)
+    lists = w4mod._W4_MMAH + w4mod.W4_MMAH_DQ2 + w4mod.W4_MMAH_DQ2_SWEEP
+    assert all(c[6] == "mmah" and c[0] == 16 and c[1] in (32, 64, 128, 256) and c[2] == 128 for c in lists)
     assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1}  # the packed-PTX twins
-    assert {c[7] for c in w4mod.W4_MMAH_DQ2} == {2}  # GPU-tested below, not in the tuner's lists yet
+    assert {c[7] for c in w4mod.W4_MMAH_DQ2 + w4mod.W4_MMAH_DQ2_SWEEP} == {2}
+    lead = w4mod.W4_MMAH_DQ2 + w4mod._W4_MMAH  # GPU-tested (session 10): DQ = 2 first, then DQ = 1 / 0
     for M in (2, 4, 16):
-        assert w4mod.w4_candidates(M)[: len(w4mod._W4_MMAH)] == w4mod._W4_MMAH
+        assert w4mod.w4_candidates(M)[: len(lead)] == lead
+        assert not set(w4mod.W4_MMAH_DQ2_SWEEP) & set(w4mod.w4_candidates(M))  # untested: only by opt-in
     assert w4mod.w4_candidates(1)[0][6] == "gemv7"
+
+
+def test_mmah_dq2_sweep_opt_in(monkeypatch):
+    monkeypatch.setenv("LLMPERF_W4_DQ2", "1")
+    sweep = w4mod.W4_MMAH_DQ2_SWEEP
+    assert w4mod.w4_candidates(16)[: len(sweep) + len(w4mod.W4_MMAH_DQ2)] == sweep + w4mod.W4_MMAH_DQ2
 
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", w4mod._W4_MMAH + w4mod.W4_MMAH_DQ2,
+@pytest.mark.parametrize("cfg", w4mod._W4_MMAH + w4mod.W4_MMAH_DQ2 + w4mod.W4_MMAH_DQ2_SWEEP,
                          ids=lambda c: "-".join(map(str, c[:6])) + (f"-dq{c[7]}" if len(c) > 7 else ""))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 16, 14336, 4096), (torch.bfloat16, 16, 4096, 14336),
                                          (torch.float16, 7, 1000, 3584), (torch.bfloat16, 16, 18944, 3584)])
