@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Session 10, call C: W4A16 "mmah" DQ = 2 sweep (W4_MMAH_DQ2: pipeline depth, fixed split-K, 256-row
-# tiles) -- GPU tests of every config, an A/B at M = 16 / 4 against the DQ = 1 leaders (same run), then
-# kernels_bench's ceiling + weight-only sections with the DQ = 2 list first in the tuner's lists
-# (LLMPERF_W4_DQ2=1).
+# The W4A16 "mmah" DQ = 2 sweep (W4_MMAH_DQ2_SWEEP: pipeline depth, fixed split-K, 256-row tiles) --
+# GPU tests of every DQ = 2 config, an A/B at M = 16 / 4 against the adopted DQ = 2 configs and the DQ = 1
+# leaders (cuBLAS in the same run), then kernels_bench's ceiling + weight-only sections with the sweep
+# listed first (LLMPERF_W4_DQ2=1). Written in session 10; not run yet (no device could be started for it).
 # Usage: OUT=... bash benchmarks/gpu_session10_b.sh
 source "$(dirname "$0")/gpu_env.sh"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/env.txt"

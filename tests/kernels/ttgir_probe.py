@@ -8,6 +8,7 @@ import json
 import re
 import sys
 
+from triton._C.libtriton import ir
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, make_backend
 
@@ -33,7 +34,6 @@ def ttgir(paged: bool, fp8: bool, block_n: int, warps: int, stages: int, swap: b
     src = ASTSource(fn=_decode_kernel, signature=sig, constexprs=const, attrs=attrs)
     opts = backend.parse_options({"num_warps": warps, "num_stages": stages})
     # the TTIR and TTGIR stages of triton.compile only (no ptxas needed)
-    from triton._C.libtriton import ir
     ctx = ir.context()
     ir.load_dialects(ctx)
     backend.load_dialects(ctx)
