@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 ad = pytest.importorskip("llmperf_kernels.attention_decode")
+triton = pytest.importorskip("triton")
 pytest.importorskip("triton.backends.nvidia")
 
 PROBE = Path(__file__).with_name("ttgir_probe.py")
@@ -38,7 +39,8 @@ def test_paged_deep_candidates_double_buffer_kv():
     rings = _rings(cfgs)
     for (c, fp8), r in zip(deep, rings):
         assert r["ring"] >= 2 and r["wait"] >= 1, (c, fp8, r)
-    assert rings[-2]["ring"] == 1 and rings[-2]["wait"] == 0, rings[-2]   # the cause, as measured offline
+    if triton.__version__.startswith(("3.6.", "3.9.")):  # the cause, seen in these versions' pipeliner
+        assert rings[-2]["ring"] == 1 and rings[-2]["wait"] == 0, rings[-2]
     assert rings[-1]["ring"] >= 2, rings[-1]
     # the deep candidates lead the paged fp8 list
     assert ad._CANDS_FP8_PAGED[:len(ad._PAGED_DEEP)] == ad._PAGED_DEEP
