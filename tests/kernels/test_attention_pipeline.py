@@ -27,6 +27,8 @@ def _rings(cfgs):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     run = subprocess.run([sys.executable, str(PROBE), json.dumps(cfgs)], capture_output=True, text=True, env=env,
                          timeout=300)
+    if run.returncode == 3:  # ttgir_probe.API_CHANGED
+        pytest.skip(run.stderr.strip().splitlines()[-1])
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
