@@ -211,25 +211,31 @@ def bench_weight_only(rec, dev, smoke, rep):
         w = torch.randn(N, K, dtype=torch.bfloat16, device=dev)
         q4, s4 = lk.quantize_w4(w)
         q8, s8 = lk.quantize_w8(w)
-        for M in [1, 16]:
+        # M <= 16: the decode targets (W4A16 and W8A16); 64 / 256 / 4096: W4A16 only, as information
+        # (batched decode and prefill: the DQ = 2 token-block kernel and dequantize-then-GEMM)
+        for M in [1, 16] if smoke else [1, 16, 64, 256, 4096]:
             x = torch.randn(M, K, dtype=torch.bfloat16, device=dev)
             t_ref = T(lambda: torch.matmul(x, w.t()), rep)
             lk.gemm_w4a16(x, q4, s4)
-            lk.gemm_w8a16(x, q8, s8)
             t4 = T(lambda: lk.gemm_w4a16(x, q4, s4), rep)
             err4 = rel_err(lk.gemm_w4a16(x, q4, s4), lk.gemm_w4a16_ref(x, q4, s4))
             ERRS.append(("gemm_w4a16", err4, 1e-2))
-            t8 = T(lambda: lk.gemm_w8a16(x, q8, s8), rep)
             name = f"{N}x{K}"
             rec.add(section="gemm_wq", name=name, impl="torch_bf16", dtype="bf16", m=M, n=N, k=K, time_s=t_ref,
                     flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 2, 2)))
             r4 = rec.add(section="gemm_wq", name=name, impl="triton_w4a16", dtype="int4g128", m=M, n=N, k=K, time_s=t4,
-                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 4.125 / 8, 2)), ratio=t_ref / t4, rel_err=err4)
-            r8 = rec.add(section="gemm_wq", name=name, impl="triton_w8a16", dtype="int8", m=M, n=N, k=K, time_s=t8,
-                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 1 + 2 / K, 2)), ratio=t_ref / t8)
+                         flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 4.125 / 8, 2)), ratio=t_ref / t4,
+                         rel_err=err4, config=str(lk.gemm_w4a16_config(M, N, K, x.dtype)))
+            w8 = ""
+            if M <= 16:
+                lk.gemm_w8a16(x, q8, s8)
+                t8 = T(lambda: lk.gemm_w8a16(x, q8, s8), rep)
+                r8 = rec.add(section="gemm_wq", name=name, impl="triton_w8a16", dtype="int8", m=M, n=N, k=K, time_s=t8,
+                             flops=float(gemm_flops(M, N, K)), bytes=float(gemm_bytes(M, N, K, 2, 1 + 2 / K, 2)), ratio=t_ref / t8)
+                w8 = f"  W8A16 {t8 * 1e6:7.1f} us ({r8['ratio']:.2f}x)"
             ratios[(name, M)] = r4["ratio"]
-            print(f"[weight-only] {name:12s} M={M:<3d} bf16 cuBLAS {t_ref * 1e6:7.1f} us  W4A16 {t4 * 1e6:7.1f} us "
-                  f"({r4['ratio']:.2f}x, {r4['gb_per_s']:.0f} GB/s)  W8A16 {t8 * 1e6:7.1f} us ({r8['ratio']:.2f}x)")
+            print(f"[weight-only] {name:12s} M={M:<4d} bf16 cuBLAS {t_ref * 1e6:7.1f} us  W4A16 {t4 * 1e6:7.1f} us "
+                  f"({r4['ratio']:.2f}x, {r4['gb_per_s']:.0f} GB/s){w8}")
     return ratios
 
 

@@ -37,15 +37,18 @@ ATTENTION_HEADS = ((32, 8, 128), (28, 4, 128), (32, 8, 64))  # (q heads, kv head
 QUICK_MODELS = ("llama-3.1-8b", "qwen2.5-7b", "llama-3.2-1b")
 FULL_MODELS = None  # every bundled model (llmperf.bundled_model_names())
 M_DENSE = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192, 16384)
+# W4A16 from decode to prefill (session 11: the M > 16 paths; the estimator reads prefill's int4
+# GEMMs off these rows, so they must reach prefill token counts)
+M_W4_QUICK = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 16384)
 GRIDS = {
     "quick": dict(models=QUICK_MODELS, m=M_DENSE, m_fp8=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192),
-                  m_w4=(1, 2, 4, 8, 16, 32, 64), seq=(512, 1024, 2048, 4096, 8192, 16384),
+                  m_w4=M_W4_QUICK, seq=(512, 1024, 2048, 4096, 8192, 16384),
                   prefill_batch=(1, 4), decode_batch=(1, 4, 16, 64, 256),
                   decode_kv=(512, 2048, 8192, 32768),
                   copy_mb=(0.004, 0.016, 0.06, 0.25, 1, 4, 16, 64, 256, 1024),
                   rms_tokens=(1, 16, 256, 1024, 4096, 16384), rep_ms=20.0),
     "full": dict(models=FULL_MODELS, m=M_DENSE, m_fp8=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384),
-                 m_w4=(1, 2, 4, 8, 16, 32, 64, 128), seq=(256, 512, 1024, 2048, 4096, 8192, 16384),
+                 m_w4=M_DENSE, seq=(256, 512, 1024, 2048, 4096, 8192, 16384),
                  prefill_batch=(1, 2, 4, 8), decode_batch=(1, 2, 4, 8, 16, 32, 64, 128, 256),
                  decode_kv=(256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
                  copy_mb=(0.004, 0.016, 0.06, 0.25, 1, 4, 16, 64, 256, 1024, 4096),
@@ -129,12 +132,7 @@ def sweep_gemm(rec: Recorder, grid: dict) -> None:
             f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 2, 2, 2)
             rec.add("triton", "gemm", "gemm", "bf16", f, b, lambda: gemm(x, w), m=m, n=n, k=k)
             rec.add("cublas", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()), m=m, n=n, k=k)
-        if k % 128 == 0:
-            qw, sc = quantize_w4(w)
-            for m in grid["m_w4"]:
-                x = _rand(m, k)
-                rec.add("triton", "gemm", "gemm_w4a16", "w4a16", gemm_flops(m, n, k),
-                        gemm_bytes(m, n, k, 2, 4.125 / 8, 2), lambda: gemm_w4a16(x, qw, sc), m=m, n=n, k=k)
+        _time_w4(rec, w, grid["m_w4"])
         if n % 16 == 0 and k % 16 == 0:
             wq, sw = quantize_fp8(w, "row")
             for m in grid["m_fp8"]:
@@ -146,6 +144,27 @@ def sweep_gemm(rec: Recorder, grid: dict) -> None:
                             lambda: torch._scaled_mm(xq, wq.t(), scale_a=sx.view(-1, 1), scale_b=sw.view(1, -1),
                                                      out_dtype=torch.bfloat16), m=m, n=n, k=k)
         rec.progress(f"gemm N={n} K={k}: {len(rec.rows)} rows")
+
+
+def _time_w4(rec: Recorder, w: torch.Tensor, ms) -> None:
+    """W4A16 (int4, group 128) rows of one weight [N, K] at the token counts ``ms`` (K % 128 == 0 only)."""
+    n, k = w.shape
+    if k % 128:
+        return
+    qw, sc = quantize_w4(w)
+    for m in ms:
+        x = _rand(m, k)
+        rec.add("triton", "gemm", "gemm_w4a16", "w4a16", gemm_flops(m, n, k),
+                gemm_bytes(m, n, k, 2, 4.125 / 8, 2), lambda: gemm_w4a16(x, qw, sc), m=m, n=n, k=k)
+
+
+def sweep_w4(rec: Recorder, grid: dict | None = None) -> None:
+    """Only the W4A16 rows of a sweep (``--mode w4``: the quick grid's shapes and token counts),
+    to replace a calibration's W4A16 rows after the W4A16 kernels change."""
+    grid = grid or GRIDS["quick"]
+    for n, k in grid.get("shapes") or gemm_shapes(grid["models"]):
+        _time_w4(rec, _rand(n, k), grid["m_w4"])
+        rec.progress(f"gemm w4a16 N={n} K={k}: {len(rec.rows)} rows")
 
 
 def record_launches(rec: Recorder, rows_before: int) -> None:
@@ -214,7 +233,7 @@ def stage_count(mode: str) -> int:
 
 # sweeps that can run alone, to add their rows to an existing calibration
 PARTIAL_MODES = {"launch": sweep_launch, "floors": sweep_launch_floors, "routing": sweep_routing,
-                 "torch_ops": sweep_torch_ops}
+                 "torch_ops": sweep_torch_ops, "w4": sweep_w4}
 
 
 def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0):
@@ -227,6 +246,10 @@ def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, pre
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
     if mode in PARTIAL_MODES:
+        if mode == "w4" and precompile_workers > 1:
+            from .precompile import precompile
+
+            progress(precompile(GRIDS["quick"], precompile_workers, w4_only=True))
         rec = Recorder(hardware, 20.0, progress, checkpoint)
         PARTIAL_MODES[mode](rec)
         return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), [], rec.failures
@@ -271,7 +294,8 @@ def main() -> None:
                         help="processes that compile the Triton kernels first (kernels/precompile.py)")
     args = parser.parse_args()
     hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())
-    frame, checks, failures = run(hardware, args.mode, precompile_workers=args.compile_jobs)
+    frame, checks, failures = run(hardware, args.mode, checkpoint=args.out + ".partial",  # kept if cut short
+                                  precompile_workers=args.compile_jobs)
     frame.to_csv(args.out, index=False)
     print("\n".join(checks))
     print("\n".join(failures[:20]))

@@ -34,6 +34,7 @@ import triton.language as tl
 from ._common import check, check_activation, check_out, check_tensor, m_bucket
 from .gemm_w4a16_gemv import GROUP, _launch_gemv5, _w4_gemv_kernel
 from .gemm_w4a16_gemv6 import _launch_gemv6
+from .gemm_w4a16_dq import gemm_w4a16_dq
 from .gemm_w4a16_mmah import cached_repack_mmah, dequant_nibbles as _dequant_nibbles, gemm_w4a16_mmah
 from .gemm_w4a16_gemv7 import (GEMV7_CONFIGS, GEMV7_DP_CONFIGS, GEMV7_KS_CONFIGS, GEMV7_V7D_CONFIGS, INTERP_CONFIGS,
                                launch_gemv7_public)
@@ -128,6 +129,18 @@ def _mmah_list():
 
 
 _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
+# M > 16 (session 11): the DQ = 2 tensor-core kernel with token blocks of 32 / 64 / 128 (wgmma N =
+# BLOCK_M; the weight tile is re-read once per token block, mostly from L2), by M bucket; 128-token
+# blocks take 8 warps (two 64-row warpgroups: 64 + 64 fp32 accumulator registers per thread).
+W4_MMAH_MID = {
+    32: [(32, 128, GROUP, 4, 4, 0, "mmah", 2), (32, 64, GROUP, 4, 4, 0, "mmah", 2), (32, 128, GROUP, 8, 4, 0, "mmah", 2)],
+    64: [(64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 128, GROUP, 8, 4, 0, "mmah", 2), (64, 64, GROUP, 4, 4, 0, "mmah", 2)],
+    128: [(128, 128, GROUP, 8, 3, 0, "mmah", 2), (64, 128, GROUP, 4, 4, 0, "mmah", 2), (128, 128, GROUP, 8, 4, 0, "mmah", 2)],
+}
+# Many tokens (gemm_w4a16_dq.py): dequantize to x's dtype, then the tuned bf16/fp16 GEMM; tuple
+# (_, BLOCK_N, BLOCK_K, warps, _, _, "dq") sets the dequantization launch.
+W4_DQ = [(0, 32, 256, 4, 1, 0, "dq")]
+_INTERP4_MID = [(32, 16, GROUP, 4, 2, 0, "mmah", 2), (0, 16, GROUP, 4, 1, 0, "dq")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
@@ -140,7 +153,7 @@ _INTERP4_MMAT = [(16, 16, 2 * GROUP, 4, 1, 2, "mmat")]
 def w4_candidates(M: int, interpreter: bool = False):
     """Autotuning candidate list of gemm_w4a16 for M tokens (what the Tuner searches)."""
     if interpreter:
-        return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT + _INTERP4_MMAH if M <= 16 else _INTERP4)
+        return _INTERP4_GEMV if M <= 4 else (_INTERP4_MMAT + _INTERP4_MMAH if M <= 16 else _INTERP4_MID + _INTERP4)
     if M == 1:  # v7 GEMV first: faster than v5 on all four shapes in session5_tune_w4a16_v7_h200.csv;
         # v5 (fastest in tune_w4a16_v5_h200.csv and session4_tune_w4a16_v6_h200.csv) stays a candidate
         return _W4_GEMV7_M1 + _W4_GEMV5 + _W4_GEMV[:2] + _W4_MMAT[:2] + _W4_MMAH[:2]
@@ -148,7 +161,12 @@ def w4_candidates(M: int, interpreter: bool = False):
         return _mmah_list() + _W4_MMAT[:2] + _W4_GEMV5 + _W4_GEMV[:2]
     if M <= 16:
         return _mmah_list() + _W4_MMAT + _W4_SKINNY
-    return _W4_LARGE
+    b = m_bucket(M)
+    if b <= 64:
+        return W4_MMAH_MID[b] + _W4_LARGE[:1]
+    if b <= 512:
+        return W4_MMAH_MID[128] + W4_DQ
+    return W4_DQ + W4_MMAH_MID[128][:1]
 
 
 @triton.jit
@@ -272,6 +290,9 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
         if path == "gemv6":
             _launch_gemv6(x, q32, scales, y, c, is_interpreter())
             return
+        if path == "dq":
+            gemm_w4a16_dq(x, qweight, scales, y, c)
+            return
         if path == "mmah":
             gemm_w4a16_mmah(x, cached_repack_mmah(qweight, scales, c[1]), y, c)
             return
@@ -303,10 +324,15 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             y.copy_(dst)
 
     if config is None:
-        config = _t4.pick((m_bucket(M) if M > 16 else M, N, K, x.dtype),
+        config = _t4.pick((m_bucket(M) if M > 16 else M, N, K, x.dtype),  # the key of gemm_w4a16_config
                           w4_candidates(M, is_interpreter()), launch)
     launch(config)
     return y
+
+
+def gemm_w4a16_config(M: int, N: int, K: int, dtype):
+    """The config the tuner picked for M tokens of an N x K weight in ``dtype`` (None before the first call)."""
+    return _t4.cache.get((m_bucket(M) if M > 16 else M, N, K, dtype))
 
 
 def quantize_w4(w: torch.Tensor, group_size: int = GROUP):

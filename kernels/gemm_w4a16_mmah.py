@@ -223,7 +223,7 @@ def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> 
           f"weight as the wgmma A operand), got {config}.")
     T, G, R, _ = w.qh.shape
     check(rows == R, f"config {config} is for {rows}-row tiles, the weight has {R}.")
-    check(bm in (16, 32, 64), f"BLOCK_M must be 16, 32 or 64 (a tensor-core tile), got {config}.")
+    check(bm in (16, 32, 64, 128), f"BLOCK_M must be 16, 32, 64 or 128 (a tensor-core tile), got {config}.")
     M = x.shape[0]
     grid_m = triton.cdiv(M, bm)
     if sk == 0:

@@ -40,7 +40,7 @@ class _CompileOnly:
 def _work(items, grid):
     import torch
 
-    from .calibrate import sweep_attention, sweep_gemm
+    from .calibrate import sweep_attention, sweep_gemm, sweep_w4
     from .calibrate_extra import sweep_paged
 
     rec = _CompileOnly()
@@ -48,6 +48,8 @@ def _work(items, grid):
         try:
             if kind == "gemm":
                 sweep_gemm(rec, {**grid, "shapes": [item]})
+            elif kind == "w4":
+                sweep_w4(rec, {**grid, "shapes": [item]})
             elif kind == "attention":
                 sweep_attention(rec, {**grid, "heads": [item]})
             else:
@@ -57,17 +59,20 @@ def _work(items, grid):
         torch.cuda.empty_cache()
 
 
-def work_items(grid) -> list:
+def work_items(grid, w4_only: bool = False) -> list:
+    """The sweep's work items; ``w4_only``: one W4A16 item per GEMM shape (``--mode w4``)."""
     from .calibrate import ATTENTION_HEADS, gemm_shapes
 
+    if w4_only:
+        return [("w4", s) for s in gemm_shapes(grid["models"])]
     return ([("gemm", s) for s in gemm_shapes(grid["models"])]
             + [("attention", h) for h in ATTENTION_HEADS] + [("paged", None)])
 
 
-def precompile(grid: dict, workers: int) -> str:
+def precompile(grid: dict, workers: int, w4_only: bool = False) -> str:
     """Run the sweep's kernels once in ``workers`` spawned processes; returns a progress line."""
     start = time.perf_counter()
-    items = work_items(grid)
+    items = work_items(grid, w4_only)
     parts = [items[i::workers] for i in range(workers)]
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     procs = [ctx.Process(target=_work, args=(part, grid)) for part in parts if part]

@@ -20,3 +20,29 @@ def test_compile_only_recorder_runs_once_and_keeps_nothing():
     rec.add("triton", "gemm", "gemm", "bf16", 1.0, 1.0, lambda: 1 / 0, m=2)  # skipped, not raised
     rec.progress("ignored")
     assert calls == [1] and rec.rows == [] and rec.failures == []
+
+
+def test_w4_only_items_and_sweep(monkeypatch):
+    """``--mode w4`` pre-compiles one W4A16 item per GEMM shape and its sweep times only W4A16 rows
+    (the quick grid's shapes, K % 128 == 0) at every token count of the grid, decode to prefill."""
+    from llmperf_kernels.calibrate import M_W4_QUICK, PARTIAL_MODES, sweep_w4
+
+    shapes = gemm_shapes(GRIDS["quick"]["models"])
+    assert work_items(GRIDS["quick"], w4_only=True) == [("w4", s) for s in shapes]
+    assert PARTIAL_MODES["w4"] is sweep_w4
+    assert GRIDS["quick"]["m_w4"] == M_W4_QUICK and max(M_W4_QUICK) >= 16384 and min(M_W4_QUICK) == 1
+
+    class Rec(_CompileOnly):
+        def __init__(self):
+            self.seen = []
+
+        def add(self, source, kind, name, dtype, flops, nbytes, fn, graph=True, **shape):
+            self.seen.append((name, dtype, shape["m"], shape["n"], shape["k"]))
+
+    import torch
+
+    import llmperf_kernels.calibrate as cal
+    monkeypatch.setattr(cal, "_rand", lambda *shape, dtype=torch.bfloat16: torch.randn(*shape).to(dtype))
+    rec = Rec()
+    sweep_w4(rec, {**GRIDS["quick"], "shapes": [(48, 256), (40, 200)], "m_w4": (1, 20)})
+    assert rec.seen == [("gemm_w4a16", "w4a16", m, 48, 256) for m in (1, 20)]  # K = 200: no int4 groups

@@ -1,0 +1,56 @@
+"""benchmarks/merge_calibration.py: a partial sweep's rows replace the same kinds in a calibration,
+other rows stay byte-for-byte, and a foreign or broken file is refused (exit 2, nothing written)."""
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "hardware" / "calibration" / "h100-sxm5-80gb.csv"
+_spec = importlib.util.spec_from_file_location("merge_calibration", ROOT / "benchmarks" / "merge_calibration.py")
+mc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mc)
+
+
+def _w4(frame):
+    return (frame["name"] == "gemm_w4a16") & (frame["kernel_source"] == "triton")
+
+
+def test_merge_replaces_one_kind(tmp_path):
+    base = pd.read_csv(BUNDLED)
+    new = base[_w4(base)].iloc[:5].copy()
+    new["time_s"] = new["time_s"] * 0.5
+    new["m"] = [1, 64, 512, 4096, 16384]
+    newf = tmp_path / "w4.csv"
+    new.to_csv(newf, index=False)
+    out = tmp_path / "merged.csv"
+    assert mc.main([str(BUNDLED), str(newf), "--out", str(out)]) == 0
+    merged = pd.read_csv(out)
+    assert _w4(merged).sum() == 5 and sorted(merged[_w4(merged)]["m"]) == [1, 64, 512, 4096, 16384]
+    others = merged[~_w4(merged)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, base[~_w4(base)].reset_index(drop=True))
+    assert (out.parent / "merged.residuals.json").exists()
+
+
+def test_merge_refuses_foreign_or_broken(tmp_path, capsys):
+    other = pd.read_csv(ROOT / "hardware" / "calibration" / "h200-sxm-141gb.csv")
+    newf = tmp_path / "h200_w4.csv"
+    other[_w4(other)].to_csv(newf, index=False)
+    out = tmp_path / "merged.csv"
+    assert mc.main([str(BUNDLED), str(newf), "--out", str(out)]) == 2
+    assert "different hardware" in capsys.readouterr().err and not out.exists()
+    broken = tmp_path / "broken.csv"
+    bad = pd.read_csv(BUNDLED).iloc[:3].copy()
+    bad["time_s"] = -1.0
+    bad.to_csv(broken, index=False)
+    assert mc.main([str(BUNDLED), str(broken), "--out", str(out)]) == 2
+    assert "time_s must be positive" in capsys.readouterr().err and not out.exists()
+    assert not list(tmp_path.glob("*.merging"))
+
+
+def test_merge_needs_the_key_columns():
+    base = pd.read_csv(BUNDLED).iloc[:3]
+    with pytest.raises(ValueError, match="column 'name' missing"):
+        mc.merge(base, base.drop(columns=["name"]))
