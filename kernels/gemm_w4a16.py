@@ -137,6 +137,16 @@ W4_MMAH_MID = {
     64: [(64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 128, GROUP, 8, 4, 0, "mmah", 2), (64, 64, GROUP, 4, 4, 0, "mmah", 2)],
     128: [(128, 128, GROUP, 8, 3, 0, "mmah", 2), (64, 128, GROUP, 4, 4, 0, "mmah", 2), (128, 128, GROUP, 8, 4, 0, "mmah", 2)],
 }
+# Session 11 trial (not in the tuner lists until a GPU run picks them): DQ = 3 folds the group scale into the
+# dequantized weight (rounded once to x's dtype) so the accumulator chains through both K = 64 dots --
+# offline (triton 3.9, sm_90a) the second wgmma then overlaps the next group's dequantization, where DQ = 2
+# waits for both (warp_group_dot_wait pendings = 0 after each); DQ = 4 the same with one K = 128 dot.
+W4_FOLD_TRIAL = [(16, 128, GROUP, 4, 3, 0, "mmah", 3), (16, 128, GROUP, 4, 4, 0, "mmah", 3), (16, 128, GROUP, 4, 4, 0, "mmah", 4),
+                 (32, 128, GROUP, 4, 4, 0, "mmah", 3), (64, 128, GROUP, 4, 4, 0, "mmah", 3), (64, 128, GROUP, 8, 4, 0, "mmah", 3),
+                 (64, 128, GROUP, 4, 4, 0, "mmah", 4), (128, 128, GROUP, 8, 3, 0, "mmah", 3), (128, 128, GROUP, 8, 4, 0, "mmah", 3),
+                 (128, 128, GROUP, 8, 3, 0, "mmah", 4)]
+# dequantization launch variants of the "dq" path (trial)
+W4_DQ_TRIAL = [(0, 64, 256, 8, 1, 0, "dq"), (0, 16, 512, 4, 1, 0, "dq"), (0, 32, 512, 8, 1, 0, "dq")]
 # Many tokens (gemm_w4a16_dq.py): dequantize to x's dtype, then the tuned bf16/fp16 GEMM; tuple
 # (_, BLOCK_N, BLOCK_K, warps, _, _, "dq") sets the dequantization launch.
 W4_DQ = [(0, 32, 256, 4, 1, 0, "dq")]

@@ -158,23 +158,34 @@ def _w4_mmah_kernel(x_ptr, q_ptr, s_ptr, y_ptr, ws_ptr, cnt_ptr, M, N, sxm, sym,
     x_rows = x_ptr + rm[:, None].to(tl.int64) * sxm + offs_j[None, :]
     q_tile = q_ptr + t.to(tl.int64) * (G * ROWS * 64) + offs_r[:, None] * 64 + offs_j[None, :]
     s_tile = s_ptr + t.to(tl.int64) * (G * ROWS) + offs_r
-    if DQ == 2:  # y^T tile = W x^T: the dequantized weight is the register A operand of wgmma
+    if DQ >= 2:  # y^T tile = W x^T: the dequantized weight is the register A operand of wgmma
         acc_t = tl.zeros((ROWS, BLOCK_M), dtype=tl.float32)
-        sc_next = tl.load(s_tile + g0 * ROWS).to(tl.float32)
+        sc_next = tl.load(s_tile + g0 * ROWS)
         for g in tl.range(g0, g1, num_stages=NS):
             p = tl.load(q_tile + g * (ROWS * 64))
             xl = tl.load(x_rows + g * 128)
             xh = tl.load(x_rows + g * 128 + 64)
             # the scale in this layout is a 2-byte gather the pipeliner will not take: one group ahead by hand
             sc = sc_next
-            sc_next = tl.load(s_tile + tl.minimum(g + 1, g1 - 1) * ROWS).to(tl.float32)
+            sc_next = tl.load(s_tile + tl.minimum(g + 1, g1 - 1) * ROWS)
             if ASM:
                 wl, wh = dequant_nibbles_asm(p, IS_BF16, 2)
             else:
                 wl, wh = dequant_nibbles(p, IS_BF16)
-            part_t = tl.dot(wl, tl.trans(xl))
-            part_t = tl.dot(wh, tl.trans(xh), part_t)
-            acc_t += part_t * sc[:, None]
+            if DQ == 4:  # as 3 with one K = 128 dot: [W_lo | W_hi] against x[:, 128 g : 128 g + 128]
+                w = tl.reshape(tl.permute(tl.join(wl * sc[:, None], wh * sc[:, None]), (0, 2, 1)), (ROWS, 128))
+                x2 = tl.reshape(tl.permute(tl.join(xl, xh), (0, 2, 1)), (BLOCK_M, 128))
+                acc_t = tl.dot(w, tl.trans(x2), acc_t)
+            elif DQ == 3:  # scale folded into the weight (rounded once to x's dtype, as Marlin does): the
+                # accumulator chains through both dots, so no wait for the MMA before the next group
+                wl = wl * sc[:, None]
+                wh = wh * sc[:, None]
+                acc_t = tl.dot(wl, tl.trans(xl), acc_t)
+                acc_t = tl.dot(wh, tl.trans(xh), acc_t)
+            else:  # exact (q - 8) operands, the fp32 partial scaled per group
+                part_t = tl.dot(wl, tl.trans(xl))
+                part_t = tl.dot(wh, tl.trans(xh), part_t)
+                acc_t += part_t * sc.to(tl.float32)[:, None]
         acc = tl.trans(acc_t)
     else:
         acc = tl.zeros((BLOCK_M, ROWS), dtype=tl.float32)
@@ -219,8 +230,8 @@ def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> 
     register A operand, wgmma on Hopper); the interpreter cannot run PTX and dequantizes by Triton ops."""
     bm, rows, _, nw, ns, sk = config[:6]
     dq = config[7] if len(config) > 7 else 0
-    check(dq in (0, 1, 2), f"DQ (config[7]) must be 0 (Triton dequantization), 1 (packed PTX) or 2 (packed PTX, "
-          f"weight as the wgmma A operand), got {config}.")
+    check(dq in (0, 1, 2, 3, 4), f"DQ (config[7]) must be 0 (Triton dequantization), 1 (packed PTX), 2 (packed PTX, "
+          f"weight as the wgmma A operand) or 3 (as 2, the group scale folded into the weight), got {config}.")
     T, G, R, _ = w.qh.shape
     check(rows == R, f"config {config} is for {rows}-row tiles, the weight has {R}.")
     check(bm in (16, 32, 64, 128), f"BLOCK_M must be 16, 32, 64 or 128 (a tensor-core tile), got {config}.")

@@ -53,8 +53,10 @@ def test_dequant_kernel(device, N, K, bn, bk):
 
 
 @pytest.mark.parametrize("M,N,G", [(17, 40, 3), (40, 72, 2), (130, 24, 2)])
-@pytest.mark.parametrize("cfg", w4mod._INTERP4_MID + [(128, 16, 128, 4, 2, 1, "mmah", 2), (64, 32, 128, 4, 2, 3, "mmah", 2)],
-                         ids=lambda c: f"{c[6]}-bm{c[0]}-r{c[1]}-sk{c[5]}")
+@pytest.mark.parametrize("cfg", w4mod._INTERP4_MID + [(128, 16, 128, 4, 2, 1, "mmah", 2), (64, 32, 128, 4, 2, 3, "mmah", 2),
+                                 (32, 16, 128, 4, 2, 1, "mmah", 3), (64, 32, 128, 4, 2, 2, "mmah", 3),
+                                 (32, 16, 128, 4, 2, 1, "mmah", 4), (16, 32, 128, 4, 2, 3, "mmah", 4)],
+                         ids=lambda c: f"{c[6]}-bm{c[0]}-r{c[1]}-sk{c[5]}" + (f"-dq{c[7]}" if len(c) > 7 else ""))
 def test_w4_mid_paths(device, cfg, M, N, G):
     """Several token blocks (ragged M), ragged N, split-K over the blocks, both paths."""
     _case(device, M, N, G * 128, cfg)
@@ -86,12 +88,12 @@ def test_w4_config_lookup(device):
     assert w4mod.gemm_w4a16_config(M, N + 1, K, torch.float16) is None
 
 
-_GPU_MID = sorted({c for lst in w4mod.W4_MMAH_MID.values() for c in lst}) + w4mod.W4_DQ
+_GPU_MID = sorted({c for lst in w4mod.W4_MMAH_MID.values() for c in lst}) + w4mod.W4_DQ + w4mod.W4_FOLD_TRIAL + w4mod.W4_DQ_TRIAL
 
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("cfg", _GPU_MID, ids=lambda c: "-".join(map(str, c[:7])))
+@pytest.mark.parametrize("cfg", _GPU_MID, ids=lambda c: "-".join(map(str, c[:7])) + (f"-dq{c[7]}" if len(c) > 7 else ""))
 @pytest.mark.parametrize("dtype,M,N,K", [(torch.bfloat16, 64, 14336, 4096), (torch.bfloat16, 200, 4096, 14336),
                                          (torch.float16, 33, 1000, 3584), (torch.bfloat16, 1000, 18944, 3584)])
 def test_w4_mid_gpu(cfg, dtype, M, N, K):
@@ -112,7 +114,7 @@ def test_w4_mid_gpu_exact_codes(dtype):
     ks = torch.randint(0, K, (M,), device="cuda")
     x[torch.arange(M), ks] = 1
     want = ((codes[:, ks].T - 8).float() * s[:, ks // 128].T.float()).to(dtype)
-    for cfg in (w4mod.W4_MMAH_MID[128][0], w4mod.W4_DQ[0]):
+    for cfg in (w4mod.W4_MMAH_MID[128][0], w4mod.W4_DQ[0]) + tuple(c for c in w4mod.W4_FOLD_TRIAL if c[0] > 16):
         assert torch.equal(gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda"), config=cfg), want)
 
 

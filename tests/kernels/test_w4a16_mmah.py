@@ -102,7 +102,7 @@ def test_mmah_checks(device):
     with pytest.raises(ValueError, match="rows must be"):
         mh.repack_mmah(q, s, 48)
     with pytest.raises(ValueError, match="DQ"):
-        mh.gemm_w4a16_mmah(x, pk, y, (16, 16, 128, 4, 2, 1, "mmah", 3))
+        mh.gemm_w4a16_mmah(x, pk, y, (16, 16, 128, 4, 2, 1, "mmah", 5))
 
 
 def test_mmah_config_lists():
@@ -146,7 +146,7 @@ def test_mmah_gpu_graph_replay():
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("dq", [0, 1, 2])
+@pytest.mark.parametrize("dq", [0, 1, 2, 3, 4])
 def test_mmah_gpu_exact_codes(dtype, dq):
     """Every code 0..15 in both nibbles of every byte position of a group: with x one-hot rows the
     kernel returns single dequantized weights (code - 8) * scale, which bf16 / fp16 hold exactly
