@@ -112,13 +112,15 @@ _W4_MMAH = [(*c, 1) for c in _W4_MMAH_DQ0[:6]] + _W4_MMAH_DQ0
 # fastest config at M = 16 on three of the four layer shapes (16.5 vs 17.3 us for the best DQ = 1 on
 # 14336 x 4096, 19.4 vs 20.5 on 18944 x 3584, 25.9 vs 29.0 on 28672 x 4096) and tied on 4096 x 14336
 # (17.7 us), so these lead the 2 <= M <= 16 lists.
-W4_MMAH_DQ2 = [(16, 128, GROUP, 4, 4, 0, "mmah", 2), (16, 64, GROUP, 4, 4, 0, "mmah", 2),
+W4_MMAH_DQ2 = [(16, 128, GROUP, 4, 4, 0, "mmah", 2), (16, 128, GROUP, 4, 3, 0, "mmah", 2), (16, 64, GROUP, 4, 4, 0, "mmah", 2),
                (16, 64, GROUP, 4, 6, 0, "mmah", 2), (16, 128, GROUP, 8, 4, 0, "mmah", 2),
                (16, 64, GROUP, 4, 4, 2, "mmah", 2)]
-# A sweep around the leader (pipeline depth, fixed split-K, 256-row tiles; offline sm_90a: 156 registers
-# at 128 rows / 4 warps, 167 at 256 rows / 8 warps, no spills) -- not yet run on a GPU, so only with
-# LLMPERF_W4_DQ2=1 (benchmarks/gpu_session10_b.sh runs its tests and times it).
-W4_MMAH_DQ2_SWEEP = [(16, 128, GROUP, 4, ns, 0, "mmah", 2) for ns in (3, 5, 6)] + \
+# Session 11 (H100, benchmarks/results/kernels/session11/call_a_h100): the 3-stage twin of the leader, from
+# the sweep below, was within 0-3% of it and fastest on two of the four shapes (16.4 / 19.1 us vs 16.5 /
+# 19.5), so it is listed above. The rest of the sweep around the leader (pipeline depth 5 / 6, fixed split-K
+# 4 / 6 / 12, 256-row tiles; GPU tests passed) was slower on every shape by 1-18 us, so it stays opt-in
+# (LLMPERF_W4_DQ2=1). None of it reaches 2.5x on 4096 x 14336 (best 17.6 us = 2.42x there).
+W4_MMAH_DQ2_SWEEP = [(16, 128, GROUP, 4, ns, 0, "mmah", 2) for ns in (5, 6)] + \
     [(16, 128, GROUP, 4, 4, sk, "mmah", 2) for sk in (4, 6, 12)] + \
     [(16, 128, GROUP, 8, 6, 0, "mmah", 2), (16, 256, GROUP, 8, 4, 0, "mmah", 2), (16, 64, GROUP, 4, 4, 8, "mmah", 2)]
 
@@ -129,27 +131,32 @@ def _mmah_list():
 
 
 _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mmah")]
-# M > 16 (session 11): the DQ = 2 tensor-core kernel with token blocks of 32 / 64 / 128 (wgmma N =
-# BLOCK_M; the weight tile is re-read once per token block, mostly from L2), by M bucket; 128-token
-# blocks take 8 warps (two 64-row warpgroups: 64 + 64 fp32 accumulator registers per thread).
+# M > 16 (session 11): the DQ = 2 tensor-core kernel with token blocks of 32 / 64 (wgmma N = BLOCK_M; the
+# weight tile is re-read once per token block, mostly from L2), by M bucket. Measured on the H100
+# (benchmarks/results/kernels/session11/, cuBLAS bf16 in the same runs, four Llama/Qwen layer shapes):
+# M = 32 2.0-2.8x, M = 64 1.4-2.2x of cuBLAS; at M = 256 0.61-0.87x (64-token blocks, 4 warps, won every
+# shape; 128-token blocks on 8 warps ran 1.3-1.7x slower than them and are not listed); from M = 1024 on,
+# dequantize-then-GEMM ("dq") wins (M = 1024 0.67-0.73x, M = 4096 0.90x; the 128-token kernel 0.45x).
 W4_MMAH_MID = {
     32: [(32, 128, GROUP, 4, 4, 0, "mmah", 2), (32, 64, GROUP, 4, 4, 0, "mmah", 2), (32, 128, GROUP, 8, 4, 0, "mmah", 2)],
-    64: [(64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 128, GROUP, 8, 4, 0, "mmah", 2), (64, 64, GROUP, 4, 4, 0, "mmah", 2)],
-    128: [(128, 128, GROUP, 8, 3, 0, "mmah", 2), (64, 128, GROUP, 4, 4, 0, "mmah", 2), (128, 128, GROUP, 8, 4, 0, "mmah", 2)],
+    64: [(64, 128, GROUP, 8, 4, 0, "mmah", 2), (64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 64, GROUP, 4, 4, 0, "mmah", 2)],
+    128: [(64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 128, GROUP, 8, 4, 0, "mmah", 2)],
 }
-# Session 11 trial (not in the tuner lists until a GPU run picks them): DQ = 3 folds the group scale into the
+# Session 11 trial, measured and NOT adopted (H100, same runs): DQ = 3 folds the group scale into the
 # dequantized weight (rounded once to x's dtype) so the accumulator chains through both K = 64 dots --
 # offline (triton 3.9, sm_90a) the second wgmma then overlaps the next group's dequantization, where DQ = 2
-# waits for both (warp_group_dot_wait pendings = 0 after each); DQ = 4 the same with one K = 128 dot.
+# waits for both; DQ = 4 the same with one K = 128 dot. On the GPU neither beat DQ = 2 beyond noise
+# (M = 16: DQ = 3 +10-28% slower; M = 256: DQ = 3 within -7% / +3%, DQ = 4 +20-40%; M = 1024: +5-30%).
+# Kept for the GPU tests and tune_w4a16.py.
 W4_FOLD_TRIAL = [(16, 128, GROUP, 4, 3, 0, "mmah", 3), (16, 128, GROUP, 4, 4, 0, "mmah", 3), (16, 128, GROUP, 4, 4, 0, "mmah", 4),
                  (32, 128, GROUP, 4, 4, 0, "mmah", 3), (64, 128, GROUP, 4, 4, 0, "mmah", 3), (64, 128, GROUP, 8, 4, 0, "mmah", 3),
                  (64, 128, GROUP, 4, 4, 0, "mmah", 4), (128, 128, GROUP, 8, 3, 0, "mmah", 3), (128, 128, GROUP, 8, 4, 0, "mmah", 3),
                  (128, 128, GROUP, 8, 3, 0, "mmah", 4)]
-# dequantization launch variants of the "dq" path (trial)
-W4_DQ_TRIAL = [(0, 64, 256, 8, 1, 0, "dq"), (0, 16, 512, 4, 1, 0, "dq"), (0, 32, 512, 8, 1, 0, "dq")]
 # Many tokens (gemm_w4a16_dq.py): dequantize to x's dtype, then the tuned bf16/fp16 GEMM; tuple
-# (_, BLOCK_N, BLOCK_K, warps, _, _, "dq") sets the dequantization launch.
+# (_, BLOCK_N, BLOCK_K, warps, _, _, "dq") sets the dequantization launch. Four launch shapes timed at
+# M = 4096 within 0.5% of each other (the dequantization moves 2.5 bytes per weight at ~2.3 TB/s), so one.
 W4_DQ = [(0, 32, 256, 4, 1, 0, "dq")]
+W4_DQ_TRIAL = [(0, 64, 256, 8, 1, 0, "dq"), (0, 16, 512, 4, 1, 0, "dq"), (0, 32, 512, 8, 1, 0, "dq")]
 _INTERP4_MID = [(32, 16, GROUP, 4, 2, 0, "mmah", 2), (0, 16, GROUP, 4, 1, 0, "dq")]
 # v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
@@ -176,7 +183,7 @@ def w4_candidates(M: int, interpreter: bool = False):
         return W4_MMAH_MID[b] + _W4_LARGE[:1]
     if b <= 512:
         return W4_MMAH_MID[128] + W4_DQ
-    return W4_DQ + W4_MMAH_MID[128][:1]
+    return W4_DQ + W4_MMAH_MID[128][:1]  # the kernel stays a candidate: a GPU where dequantization is slow
 
 
 @triton.jit

@@ -63,15 +63,15 @@ def test_w4_mid_paths(device, cfg, M, N, G):
 
 
 def test_w4_mid_lists():
-    """M > 16: DQ = 2 token blocks of 32 / 64 up to bucket 64, 128-token blocks and dequantize-then-GEMM
-    from 128 on (dq first from 1024), the bucket's tuple sizes as the wrapper reads them."""
-    for M, bm in ((17, 32), (32, 32), (33, 64), (64, 64)):
+    """M > 16: DQ = 2 token blocks of 32 up to bucket 32, of 64 up to 512 (with dequantize-then-GEMM from
+    bucket 128 on, first from 1024), the tuple fields as the wrapper reads them."""
+    for M, bm in ((17, 32), (32, 32), (33, 64), (64, 64)):  # first candidates
         c = w4mod.w4_candidates(M)
         assert c[0][6] == "mmah" and c[0][7] == 2 and c[0][0] == bm
         assert not any(len(x) > 6 and x[6] == "dq" for x in c)
     for M in (65, 256, 512):
         c = w4mod.w4_candidates(M)
-        assert c[0][:1] == (128,) and c[0][6] == "mmah" and w4mod.W4_DQ[0] in c
+        assert c[0][:1] == (64,) and c[0][6] == "mmah" and w4mod.W4_DQ[0] in c
     for M in (513, 4096, 16384):
         assert w4mod.w4_candidates(M)[0] == w4mod.W4_DQ[0]
     for lst in w4mod.W4_MMAH_MID.values():
@@ -114,7 +114,7 @@ def test_w4_mid_gpu_exact_codes(dtype):
     ks = torch.randint(0, K, (M,), device="cuda")
     x[torch.arange(M), ks] = 1
     want = ((codes[:, ks].T - 8).float() * s[:, ks // 128].T.float()).to(dtype)
-    for cfg in (w4mod.W4_MMAH_MID[128][0], w4mod.W4_DQ[0]) + tuple(c for c in w4mod.W4_FOLD_TRIAL if c[0] > 16):
+    for cfg in (w4mod.W4_MMAH_MID[128][0], w4mod.W4_DQ[0]) + tuple(c for c in w4mod.W4_FOLD_TRIAL if c[0] > 16):  # 200 tokens: several blocks
         assert torch.equal(gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda"), config=cfg), want)
 
 

@@ -112,10 +112,10 @@ def test_mmah_config_lists():
     assert all(c[6] == "mmah" and c[0] == 16 and c[1] in (32, 64, 128, 256) and c[2] == 128 for c in lists)
     assert {c[7] for c in w4mod._W4_MMAH if len(c) > 7} == {1}  # the packed-PTX twins
     assert {c[7] for c in w4mod.W4_MMAH_DQ2 + w4mod.W4_MMAH_DQ2_SWEEP} == {2}
-    lead = w4mod.W4_MMAH_DQ2 + w4mod._W4_MMAH  # GPU-tested (session 10): DQ = 2 first, then DQ = 1 / 0
+    lead = w4mod.W4_MMAH_DQ2 + w4mod._W4_MMAH  # GPU-tested (sessions 10-11): DQ = 2 first, then DQ = 1 / 0
     for M in (2, 4, 16):
         assert w4mod.w4_candidates(M)[: len(lead)] == lead
-        assert not set(w4mod.W4_MMAH_DQ2_SWEEP) & set(w4mod.w4_candidates(M))  # untested: only by opt-in
+        assert not set(w4mod.W4_MMAH_DQ2_SWEEP) & set(w4mod.w4_candidates(M))  # slower in session 11: only by opt-in
     assert w4mod.w4_candidates(1)[0][6] == "gemv7"
 
 
