@@ -32,6 +32,8 @@ IMPOSSIBLE_SPEEDUP = 1.25  # measured faster than 1.25x the datasheet roofline: 
 # grouped (MoE) GEMMs: per-shape curves over the ideal time, not over rows per expert (the same
 # rows per expert can touch 8 or 16 experts, i.e. twice the weight bytes)
 IDEAL_TIME_SHAPE_CURVE = ("cutlass_grouped",)
+# weight-only GEMM dtypes (x in bf16/fp16, W dequantized in the kernel): see efficiencies()
+WEIGHT_ONLY = ("w4a16", "w8a16")
 # diagnostic rows (burst vs sustained GEMM) are not curves of their own
 DIAGNOSTIC_SOURCES = ("cublas_burst", "cublas_sustained")
 
@@ -263,10 +265,15 @@ class MeasuredCalibration:
             if curve is not None:
                 if op_kind != "gemm" or candidate in IDEAL_TIME_SHAPE_CURVE:
                     e = curve(np.maximum(compute_ideal_s, memory_ideal_s))
-                elif candidate == "triton":
-                    e = interp_in_buckets(m, curve.log_x, curve.efficiency, triton_m_bucket)
-                else:
-                    e = np.interp(np.log(np.maximum(m, 1.0)), curve.log_x, curve.efficiency)
+                    return e, e
+                e = self._gemm_m_efficiency(curve, candidate, m)
+                wide = self.shape_curves.get((op_kind, "bf16", candidate, skey)) if dtype in WEIGHT_ONLY else None
+                if wide is not None and wide.log_x.max() > curve.log_x.max():
+                    # beyond the weight-only rows' token range (files measured before session 11 stop at
+                    # M = 64): the bf16 GEMM's efficiency of the shape, since with many tokens a weight-only
+                    # GEMM runs as a dequantization plus a bf16 GEMM (kernels/gemm_w4a16_dq.py), compute-bound
+                    beyond = np.log(np.maximum(m, 1.0)) > curve.log_x.max() + 1e-9
+                    e = np.where(beyond, self._gemm_m_efficiency(wide, candidate, m), e)
                 return e, e
         c_curve = None if op_kind == "memory" else self._regime_curve(op_kind, dtype, "compute", source)
         m_curve = self._regime_curve(op_kind, dtype, "memory", source)
@@ -275,6 +282,13 @@ class MeasuredCalibration:
         e_c = c_curve(compute_ideal_s) if c_curve is not None else 1.0
         e_m = m_curve(memory_ideal_s) if m_curve is not None else 1.0
         return e_c, e_m
+
+    @staticmethod
+    def _gemm_m_efficiency(curve, candidate: str, m):
+        """A GEMM shape curve over log M: within Triton's autotune buckets for our kernels, else linear."""
+        if candidate == "triton":
+            return interp_in_buckets(m, curve.log_x, curve.efficiency, triton_m_bucket)
+        return np.interp(np.log(np.maximum(m, 1.0)), curve.log_x, curve.efficiency)
 
     # -- the Calibration protocol ----------------------------------------------------------------
     @staticmethod

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from llmperf import Step, Workload, build_step_ops, estimate, load_hardware, load_model
-from llmperf.calibration_fit import Curve, MeasuredCalibration, held_out_errors, isotonic_increasing
+from llmperf.calibration_fit import Curve, MeasuredCalibration, held_out_errors, isotonic_increasing, shape_key
 from llmperf.calibration_io import load_calibration
 from llmperf.calibration_report import error_summary
 from llmperf.calibration_table import CALIBRATION_COLUMNS
@@ -311,3 +311,29 @@ def test_in_sequence_launch_floor_is_charged_inside_steps_and_isolated_one_is_fi
     assert plain.kernel_overhead_s(op, H100) == pytest.approx(LAUNCH_S)
     # the fit subtracts the isolated floor either way: same efficiencies
     assert np.allclose(cal.rows["efficiency"], plain.rows["efficiency"])
+
+
+def test_weight_only_gemm_beyond_its_rows_takes_the_bf16_efficiency():
+    """A file whose W4A16 rows stop at M = 64 (as the ones measured before session 11 do) must not
+    clamp a prefill GEMM (M in the thousands) to the M = 64 efficiency: beyond the weight-only rows
+    the same shape's bf16 efficiency is used; inside them, the W4A16 rows' own."""
+    n, k = 4096, 4096
+    rows = []
+    for dtype, ms, eff in (("bf16", 2 ** np.arange(0, 15), 0.7), ("w4a16", 2 ** np.arange(0, 7), 0.1)):
+        for m in ms:
+            wbytes = n * k * (2.0 if dtype == "bf16" else 4.125 / 8)
+            flops, nbytes = 2.0 * m * n * k, wbytes + 2.0 * m * (n + k)
+            ideal = max(flops / H100.peak.bf16, nbytes / H100.memory_bandwidth_bytes_per_s)
+            rows.append(dict(hardware=H100.name, device_name="synthetic", driver="-", torch_version="-",
+                             triton_version="-", date="2026-11-22", kernel_source="triton", op_kind="gemm",
+                             name="gemm" if dtype == "bf16" else "gemm_w4a16", dtype=dtype, m=float(m), n=n, k=k,
+                             layout="", flops=flops, bytes=nbytes, time_s=ideal / eff + LAUNCH_S))
+    frame = pd.concat([synthetic_frame(n=40), pd.DataFrame(rows)], ignore_index=True).reindex(columns=CALIBRATION_COLUMNS)
+    cal = MeasuredCalibration(frame, H100, "synthetic")
+    skey = shape_key("gemm", n, k)  # the key an int4-weight GEMM of this shape looks up
+    e_in, _ = cal.efficiencies("gemm", "w4a16", skey, np.array([16.0, 64.0]), 1e-6, 1e-6)
+    e_out, _ = cal.efficiencies("gemm", "w4a16", skey, np.array([4096.0, 16384.0]), 1e-6, 1e-6)
+    e_bf16, _ = cal.efficiencies("gemm", "bf16", skey, np.array([4096.0, 16384.0]), 1e-6, 1e-6)
+    assert np.allclose(e_in, 0.1, rtol=0.05)
+    assert np.allclose(e_out, e_bf16) and np.allclose(e_out, 0.7, rtol=0.05)
+
