@@ -56,9 +56,9 @@ GRIDS = {
 }
 
 
-def gemm_shapes(models) -> list[tuple[int, int]]:
-    """Distinct (N, K) of every GEMM in the bundled models' layers (from the core's op builder);
-    ``models`` None means every bundled model."""
+def gemm_shapes(models, skip=("router", "shared_expert_gate")) -> list[tuple[int, int]]:
+    """Distinct (N, K) of every GEMM in the bundled models' layers (from the core's op builder),
+    leaving out the ops named in ``skip``; ``models`` None means every bundled model."""
     if models is None:
         from llmperf import bundled_model_names
 
@@ -66,9 +66,15 @@ def gemm_shapes(models) -> list[tuple[int, int]]:
     shapes = set()
     for name in models:
         for op in build_step_ops(load_model(name), Workload(), Step.decode(1, 1)):
-            if op.kind == "gemm" and op.name not in ("router", "shared_expert_gate"):
+            if op.kind == "gemm" and op.name not in skip:
                 shapes.add((int(op.shape["n"]), int(op.shape["k"])))
     return sorted(shapes)
+
+
+def w4_shapes(models) -> list[tuple[int, int]]:
+    """The GEMM shapes an int4-weight estimate looks up: every layer GEMM but the lm_head, which the
+    op builder keeps in 16-bit whatever the weight dtype (llmperf/ops/builder.py)."""
+    return gemm_shapes(models, skip=("router", "shared_expert_gate", "lm_head"))
 
 
 # torch.cuda.get_device_name() substrings of the bundled GPUs a calibration may be run on.
@@ -125,6 +131,7 @@ def check_kernels() -> list[str]:
 
 
 def sweep_gemm(rec: Recorder, grid: dict) -> None:
+    w4 = set(grid.get("shapes") or w4_shapes(grid["models"]))
     for n, k in grid.get("shapes") or gemm_shapes(grid["models"]):
         w = _rand(n, k)
         for m in grid["m"]:
@@ -132,7 +139,8 @@ def sweep_gemm(rec: Recorder, grid: dict) -> None:
             f, b = gemm_flops(m, n, k), gemm_bytes(m, n, k, 2, 2, 2)
             rec.add("triton", "gemm", "gemm", "bf16", f, b, lambda: gemm(x, w), m=m, n=n, k=k)
             rec.add("cublas", "gemm", "matmul", "bf16", f, b, lambda: torch.matmul(x, w.t()), m=m, n=n, k=k)
-        _time_w4(rec, w, grid["m_w4"])
+        if (n, k) in w4:
+            _time_w4(rec, w, grid["m_w4"])
         if n % 16 == 0 and k % 16 == 0:
             wq, sw = quantize_fp8(w, "row")
             for m in grid["m_fp8"]:
@@ -159,10 +167,10 @@ def _time_w4(rec: Recorder, w: torch.Tensor, ms) -> None:
 
 
 def sweep_w4(rec: Recorder, grid: dict | None = None) -> None:
-    """Only the W4A16 rows of a sweep (``--mode w4``: the quick grid's shapes and token counts),
+    """Only the W4A16 rows of a sweep (``--mode w4``: the quick grid's int4 shapes and token counts),
     to replace a calibration's W4A16 rows after the W4A16 kernels change."""
     grid = grid or GRIDS["quick"]
-    for n, k in grid.get("shapes") or gemm_shapes(grid["models"]):
+    for n, k in grid.get("shapes") or w4_shapes(grid["models"]):
         _time_w4(rec, _rand(n, k), grid["m_w4"])
         rec.progress(f"gemm w4a16 N={n} K={k}: {len(rec.rows)} rows")
 

@@ -61,10 +61,10 @@ def _work(items, grid):
 
 def work_items(grid, w4_only: bool = False) -> list:
     """The sweep's work items; ``w4_only``: one W4A16 item per GEMM shape (``--mode w4``)."""
-    from .calibrate import ATTENTION_HEADS, gemm_shapes
+    from .calibrate import ATTENTION_HEADS, gemm_shapes, w4_shapes
 
     if w4_only:
-        return [("w4", s) for s in gemm_shapes(grid["models"])]
+        return [("w4", s) for s in w4_shapes(grid["models"])]
     return ([("gemm", s) for s in gemm_shapes(grid["models"])]
             + [("attention", h) for h in ATTENTION_HEADS] + [("paged", None)])
 

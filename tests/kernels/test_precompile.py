@@ -27,8 +27,12 @@ def test_w4_only_items_and_sweep(monkeypatch):
     (the quick grid's shapes, K % 128 == 0) at every token count of the grid, decode to prefill."""
     from llmperf_kernels.calibrate import M_W4_QUICK, PARTIAL_MODES, sweep_w4
 
-    shapes = gemm_shapes(GRIDS["quick"]["models"])
+    from llmperf_kernels.calibrate import w4_shapes
+
+    shapes = w4_shapes(GRIDS["quick"]["models"])
     assert work_items(GRIDS["quick"], w4_only=True) == [("w4", s) for s in shapes]
+    # every layer GEMM but the 16-bit lm_heads (vocab x hidden)
+    assert set(gemm_shapes(GRIDS["quick"]["models"])) - set(shapes) == {(128256, 2048), (128256, 4096), (152064, 3584)}
     assert PARTIAL_MODES["w4"] is sweep_w4
     assert GRIDS["quick"]["m_w4"] == M_W4_QUICK and max(M_W4_QUICK) >= 16384 and min(M_W4_QUICK) == 1
 
