@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 11, call B: the W4A16 calibration rows of the GPU in hand (`python -m llmperf_kernels.calibrate
-# --mode w4`: the quick grid's 15 shapes x M = 1 .. 16384, the Triton kernels compiled first in 8
+# --mode w4`: the quick grid's 12 int4 shapes x M = 1 .. 16384, the Triton kernels compiled first in 8
 # processes), to replace the bundled file's W4A16 rows (benchmarks/merge_calibration.py); then
 # kernels_bench's ceiling + weight-only sections (W4A16 at M = 1 / 16 against the targets, M = 64 / 256 /
 # 4096 as information). Usage: OUT=... bash benchmarks/gpu_session11_b.sh
