@@ -1,8 +1,9 @@
 """Replace one kind of rows in a calibration CSV with a newer partial sweep of the same GPU.
 
 A partial sweep (``python -m llmperf_kernels.calibrate --mode w4|routing|torch_ops|floors``) times
-one family of kernels; this drops every row of BASE whose (kernel_source, op_kind, name, dtype)
-occurs in NEW, appends NEW's rows (each keeps its own date, driver, torch and triton versions),
+one family of kernels; this drops every row of BASE whose (kernel_source, op_kind, name, dtype, n, k)
+occurs in NEW -- so a sweep cut short (its ``.partial`` checkpoint) replaces only the shapes it
+reached --, appends NEW's rows (each keeps its own date, driver, torch and triton versions),
 checks that both files are of one hardware id, that the result loads as a calibration, and
 writes it (to --out, default BASE) only then.
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KEY = ["kernel_source", "op_kind", "name", "dtype"]
+KEY = ["kernel_source", "op_kind", "name", "dtype", "n", "k"]
 
 
 def merge(base: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

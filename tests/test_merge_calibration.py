@@ -4,6 +4,7 @@ other rows stay byte-for-byte, and a foreign or broken file is refused (exit 2, 
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,8 +20,12 @@ def _w4(frame):
 
 
 def test_merge_replaces_one_kind(tmp_path):
+    """NEW's W4A16 rows (one shape, here at other token counts) replace BASE's W4A16 rows of that
+    shape; every other row of BASE stays as it was."""
     base = pd.read_csv(BUNDLED)
-    new = base[_w4(base)].iloc[:5].copy()
+    shape = (base["n"] == 4096) & (base["k"] == 4096)
+    assert (_w4(base) & shape).sum() > 5
+    new = base[_w4(base) & shape].iloc[:5].copy()
     new["time_s"] = new["time_s"] * 0.5
     new["m"] = [1, 64, 512, 4096, 16384]
     newf = tmp_path / "w4.csv"
@@ -28,10 +33,26 @@ def test_merge_replaces_one_kind(tmp_path):
     out = tmp_path / "merged.csv"
     assert mc.main([str(BUNDLED), str(newf), "--out", str(out)]) == 0
     merged = pd.read_csv(out)
-    assert _w4(merged).sum() == 5 and sorted(merged[_w4(merged)]["m"]) == [1, 64, 512, 4096, 16384]
-    others = merged[~_w4(merged)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(others, base[~_w4(base)].reset_index(drop=True))
+    mine = _w4(merged) & (merged["n"] == 4096) & (merged["k"] == 4096)
+    assert sorted(merged[mine]["m"]) == [1, 64, 512, 4096, 16384]
+    pd.testing.assert_frame_equal(merged[~mine].reset_index(drop=True),
+                                  base[~(_w4(base) & shape)].reset_index(drop=True))
     assert (out.parent / "merged.residuals.json").exists()
+
+
+def test_partial_sweep_replaces_only_its_shapes(tmp_path):
+    base = pd.read_csv(BUNDLED)
+    shape = (base["n"] == 4096) & (base["k"] == 4096)
+    new = base[_w4(base) & shape].copy()
+    new["time_s"] *= 0.5
+    newf, out = tmp_path / "w4_partial.csv", tmp_path / "merged.csv"
+    new.to_csv(newf, index=False)
+    assert mc.main([str(BUNDLED), str(newf), "--out", str(out)]) == 0
+    merged = pd.read_csv(out)
+    kept = merged[_w4(merged) & ~((merged["n"] == 4096) & (merged["k"] == 4096))]
+    assert len(kept) == (_w4(base) & ~shape).sum() > 0  # the other shapes' W4A16 rows stay
+    got = merged[_w4(merged) & (merged["n"] == 4096) & (merged["k"] == 4096)]["time_s"].sort_values().to_numpy()
+    assert np.allclose(got, new["time_s"].sort_values().to_numpy())
 
 
 def test_merge_refuses_foreign_or_broken(tmp_path, capsys):
