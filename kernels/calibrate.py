@@ -56,25 +56,27 @@ GRIDS = {
 }
 
 
-def gemm_shapes(models, skip=("router", "shared_expert_gate")) -> list[tuple[int, int]]:
+def gemm_shapes(models, skip=("router", "shared_expert_gate"), sort: bool = True) -> list[tuple[int, int]]:
     """Distinct (N, K) of every GEMM in the bundled models' layers (from the core's op builder),
-    leaving out the ops named in ``skip``; ``models`` None means every bundled model."""
+    leaving out the ops named in ``skip``, sorted (or with ``sort`` False in the order the models
+    and their ops come); ``models`` None means every bundled model."""
     if models is None:
         from llmperf import bundled_model_names
 
         models = bundled_model_names()
-    shapes = set()
+    shapes = {}
     for name in models:
         for op in build_step_ops(load_model(name), Workload(), Step.decode(1, 1)):
             if op.kind == "gemm" and op.name not in skip:
-                shapes.add((int(op.shape["n"]), int(op.shape["k"])))
-    return sorted(shapes)
+                shapes[(int(op.shape["n"]), int(op.shape["k"]))] = None
+    return sorted(shapes) if sort else list(shapes)
 
 
 def w4_shapes(models) -> list[tuple[int, int]]:
     """The GEMM shapes an int4-weight estimate looks up: every layer GEMM but the lm_head, which the
-    op builder keeps in 16-bit whatever the weight dtype (llmperf/ops/builder.py)."""
-    return gemm_shapes(models, skip=("router", "shared_expert_gate", "lm_head"))
+    op builder keeps in 16-bit whatever the weight dtype (llmperf/ops/builder.py); in model order (the
+    quick grid's first model, Llama-3.1-8B, first: a sweep cut short keeps the shapes it reached)."""
+    return gemm_shapes(models, skip=("router", "shared_expert_gate", "lm_head"), sort=False)
 
 
 # torch.cuda.get_device_name() substrings of the bundled GPUs a calibration may be run on.
