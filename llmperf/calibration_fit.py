@@ -267,13 +267,17 @@ class MeasuredCalibration:
                     e = curve(np.maximum(compute_ideal_s, memory_ideal_s))
                     return e, e
                 e = self._gemm_m_efficiency(curve, candidate, m)
-                wide = self.shape_curves.get((op_kind, "bf16", candidate, skey)) if dtype in WEIGHT_ONLY else None
-                if wide is not None and wide.log_x.max() > curve.log_x.max():
+                if dtype in WEIGHT_ONLY:
                     # beyond the weight-only rows' token range (files measured before session 11 stop at
-                    # M = 64): the bf16 GEMM's efficiency of the shape, since with many tokens a weight-only
-                    # GEMM runs as a dequantization plus a bf16 GEMM (kernels/gemm_w4a16_dq.py), compute-bound
-                    beyond = np.log(np.maximum(m, 1.0)) > curve.log_x.max() + 1e-9
-                    e = np.where(beyond, self._gemm_m_efficiency(wide, candidate, m), e)
+                    # M = 64): the bf16 GEMM efficiency of the shape from the source the engine runs bf16
+                    # GEMMs on, since with many tokens a weight-only GEMM runs as a dequantization plus a
+                    # bf16 GEMM (kernels/gemm_w4a16_dq.py; exllama), compute-bound
+                    for wide_source in dict.fromkeys(self._sources(source)[:1] + (candidate,)):
+                        wide = self.shape_curves.get((op_kind, "bf16", wide_source, skey))
+                        if wide is not None and wide.log_x.max() > curve.log_x.max():
+                            beyond = np.log(np.maximum(m, 1.0)) > curve.log_x.max() + 1e-9
+                            e = np.where(beyond, self._gemm_m_efficiency(wide, wide_source, m), e)
+                            break
                 return e, e
         c_curve = None if op_kind == "memory" else self._regime_curve(op_kind, dtype, "compute", source)
         m_curve = self._regime_curve(op_kind, dtype, "memory", source)

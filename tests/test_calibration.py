@@ -319,13 +319,14 @@ def test_weight_only_gemm_beyond_its_rows_takes_the_bf16_efficiency():
     the same shape's bf16 efficiency is used; inside them, the W4A16 rows' own."""
     n, k = 4096, 4096
     rows = []
-    for dtype, ms, eff in (("bf16", 2 ** np.arange(0, 15), 0.7), ("w4a16", 2 ** np.arange(0, 7), 0.1)):
+    for src, dtype, ms, eff in (("triton", "bf16", 2 ** np.arange(0, 15), 0.7), ("cublas", "bf16", 2 ** np.arange(0, 15), 0.8),
+                                ("triton", "w4a16", 2 ** np.arange(0, 7), 0.1)):
         for m in ms:
             wbytes = n * k * (2.0 if dtype == "bf16" else 4.125 / 8)
             flops, nbytes = 2.0 * m * n * k, wbytes + 2.0 * m * (n + k)
             ideal = max(flops / H100.peak.bf16, nbytes / H100.memory_bandwidth_bytes_per_s)
             rows.append(dict(hardware=H100.name, device_name="synthetic", driver="-", torch_version="-",
-                             triton_version="-", date="2026-11-22", kernel_source="triton", op_kind="gemm",
+                             triton_version="-", date="2026-11-22", kernel_source=src, op_kind="gemm",
                              name="gemm" if dtype == "bf16" else "gemm_w4a16", dtype=dtype, m=float(m), n=n, k=k,
                              layout="", flops=flops, bytes=nbytes, time_s=ideal / eff + LAUNCH_S))
     frame = pd.concat([synthetic_frame(n=40), pd.DataFrame(rows)], ignore_index=True).reindex(columns=CALIBRATION_COLUMNS)
@@ -336,4 +337,9 @@ def test_weight_only_gemm_beyond_its_rows_takes_the_bf16_efficiency():
     e_bf16, _ = cal.efficiencies("gemm", "bf16", skey, np.array([4096.0, 16384.0]), 1e-6, 1e-6)
     assert np.allclose(e_in, 0.1, rtol=0.05)
     assert np.allclose(e_out, e_bf16) and np.allclose(e_out, 0.7, rtol=0.05)
+    # an engine that runs its bf16 GEMMs on cuBLAS: the dequantize-then-GEMM regime takes cuBLAS's curve
+    e_cublas, _ = cal.efficiencies("gemm", "w4a16", skey, np.array([4096.0, 16384.0]), 1e-6, 1e-6, source="cublas")
+    assert np.allclose(e_cublas, 0.8, rtol=0.05)
+    e_in_cublas, _ = cal.efficiencies("gemm", "w4a16", skey, np.array([16.0]), 1e-6, 1e-6, source="cublas")
+    assert np.allclose(e_in_cublas, 0.1, rtol=0.05)  # inside the W4A16 rows: their own (Triton) efficiency
 
