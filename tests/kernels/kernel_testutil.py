@@ -83,3 +83,12 @@ def run_decode(device, dtype, B, Hq, Hkv, Lq, lens, D, page=None, kv_dtype=None,
                          out=poisoned((B, Hq, Lq, D), dtype, device), config=config)
     assert_close(o, attention_decode_ref(q, k, v, lens, bt, k_scale=ks, v_scale=vs), dtype)
     return o
+
+
+def w4_weights(device, N, K, dtype):
+    """A random int4 weight [N, K] in gemm_w4a16's public layout with varied, never-zero group scales
+    (so a wrong group index shows)."""
+    from llmperf_kernels import quantize_w4
+
+    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
+    return q, s * (1 + torch.rand_like(s))

@@ -18,9 +18,9 @@ import importlib
 import pytest
 import torch
 
-from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref
 
-from kernel_testutil import assert_close, assert_repeatable, assert_w4_graph_replays, poisoned
+from kernel_testutil import assert_close, assert_repeatable, assert_w4_graph_replays, poisoned, w4_weights
 
 g7 = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv7")
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
@@ -35,11 +35,6 @@ _V7B = next(c for c in g7.GEMV7_CONFIGS if c[4] == 1 and len(c) < 8)  # v7b's (F
 _LEADERS = [c for c in g7.GEMV7_CONFIGS if c[0] == 128 and c[4] == 1]
 
 
-def _weights(device, N, K, dtype):
-    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
-    return q, s * (1 + torch.rand_like(s))  # varied scales (never zero), so a wrong group index shows
-
-
 def _counters_zero():
     """Every launch leaves the tile counters zero and v7d's workspace all sentinel (0xFFFFFFFF)."""
     for c in gemv_mod._COUNTERS.values():
@@ -50,7 +45,7 @@ def _counters_zero():
 
 def _case(device, M, N, K, cfg, dtype=torch.float16, programs=None, repeat=1):
     x = torch.randn(M, K, dtype=dtype, device=device)
-    q, s = _weights(device, N, K, dtype)
+    q, s = w4_weights(device, N, K, dtype)
     ref = gemm_w4a16_ref(x, q, s)
     assert ref.abs().max() > 0
     pk = g7.repack_gemv7(q, s, cfg[0])
@@ -62,7 +57,7 @@ def _case(device, M, N, K, cfg, dtype=torch.float16, programs=None, repeat=1):
 @pytest.mark.parametrize("rows", [16, 32, 64, 128, 256])
 def test_repack_round_trip(device, rows):
     N, K = 300, 3 * 128  # N not a multiple of rows: padded tiles
-    q, s = _weights(device, N, K, torch.float16)
+    q, s = w4_weights(device, N, K, torch.float16)
     pk = g7.repack_gemv7(q, s, rows)
     T = -(-N // rows)
     assert pk.qt.shape == (T, 3, rows, 16) and pk.qt.dtype == torch.int32 and pk.st.shape == (T, 3, rows)
@@ -153,7 +148,7 @@ def test_gemv7_fix2_control(device):
     with shared tiles their rows stay unwritten (NaN in a poisoned output) and the others are right."""
     M, N, K = 1, 48, 4 * 128
     x = torch.randn(M, K, dtype=torch.float16, device=device)
-    q, s = _weights(device, N, K, torch.float16)
+    q, s = w4_weights(device, N, K, torch.float16)
     pk = g7.repack_gemv7(q, s, 16)
     cfg = _CPU7[0]
     y1 = g7.gemm_w4a16_gemv7(x, pk, out=poisoned((M, N), torch.float16, device), config=cfg, programs=3)
@@ -199,7 +194,7 @@ def test_gemv7_through_gemm_w4a16(device):
     in-place update (version counter)."""
     M, N, K = 1, 40, 256
     x = torch.randn(M, K, dtype=torch.float16, device=device)
-    q, s = _weights(device, N, K, torch.float16)
+    q, s = w4_weights(device, N, K, torch.float16)
     cfg = w4mod._INTERP4_GEMV7[0]
     y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device), config=cfg)
     assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
@@ -212,7 +207,7 @@ def test_gemv7_through_gemm_w4a16(device):
 
 
 def test_gemv7_checks(device):
-    q, s = _weights(device, 40, 256, torch.float16)
+    q, s = w4_weights(device, 40, 256, torch.float16)
     pk = g7.repack_gemv7(q, s, 32)
     x = torch.randn(1, 256, dtype=torch.float16, device=device)
     with pytest.raises(ValueError, match="16..256"):

@@ -14,9 +14,9 @@ import importlib
 import pytest
 import torch
 
-from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref
 
-from kernel_testutil import assert_close, poisoned
+from kernel_testutil import assert_close, poisoned, w4_weights
 
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
 dqmod = importlib.import_module("llmperf_kernels.gemm_w4a16_dq")
@@ -24,14 +24,9 @@ mh = importlib.import_module("llmperf_kernels.gemm_w4a16_mmah")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def _weights(device, N, K, dtype):
-    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
-    return q, s * (1 + torch.rand_like(s))  # varied, never-zero scales: a wrong group index shows
-
-
 def _case(device, M, N, K, cfg, dtype=torch.float16):
     x = torch.randn(M, K, dtype=dtype, device=device)
-    q, s = _weights(device, N, K, dtype)
+    q, s = w4_weights(device, N, K, dtype)
     ref = gemm_w4a16_ref(x, q, s)
     assert ref.abs().max() > 0
     y = gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, device), config=cfg)
@@ -82,7 +77,7 @@ def test_w4_mid_lists():
 def test_w4_config_lookup(device):
     M, N, K = 20, 32, 256
     x = torch.randn(M, K, dtype=torch.float16, device=device)
-    q, s = _weights(device, N, K, torch.float16)
+    q, s = w4_weights(device, N, K, torch.float16)
     gemm_w4a16(x, q, s)
     assert w4mod.gemm_w4a16_config(M, N, K, torch.float16) == w4mod.w4_candidates(M, w4mod.is_interpreter())[0]
     assert w4mod.gemm_w4a16_config(M, N + 1, K, torch.float16) is None

@@ -14,19 +14,14 @@ import importlib
 import pytest
 import torch
 
-from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref, quantize_w4
+from llmperf_kernels import gemm_w4a16, gemm_w4a16_ref
 
-from kernel_testutil import assert_close, assert_repeatable, assert_w4_graph_replays, poisoned
+from kernel_testutil import assert_close, assert_repeatable, assert_w4_graph_replays, poisoned, w4_weights
 
 mh = importlib.import_module("llmperf_kernels.gemm_w4a16_mmah")
 w4mod = importlib.import_module("llmperf_kernels.gemm_w4a16")
 gemv_mod = importlib.import_module("llmperf_kernels.gemm_w4a16_gemv")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-def _weights(device, N, K, dtype):
-    q, s = quantize_w4(torch.randn(N, K, dtype=dtype, device=device))
-    return q, s * (1 + torch.rand_like(s))  # varied, never-zero scales: a wrong group index shows
 
 
 def _counters_zero():
@@ -36,7 +31,7 @@ def _counters_zero():
 
 def _case(device, M, N, K, cfg, dtype=torch.float16, repeat=1):
     x = torch.randn(M, K, dtype=dtype, device=device)
-    q, s = _weights(device, N, K, dtype)
+    q, s = w4_weights(device, N, K, dtype)
     ref = gemm_w4a16_ref(x, q, s)
     assert ref.abs().max() > 0
     pk = mh.repack_mmah(q, s, cfg[1])
@@ -47,7 +42,7 @@ def _case(device, M, N, K, cfg, dtype=torch.float16, repeat=1):
 @pytest.mark.parametrize("rows", [16, 32, 64, 128, 256])
 def test_mmah_repack_round_trip(device, rows):
     N, K = 300, 3 * 128
-    q, s = _weights(device, N, K, torch.float16)
+    q, s = w4_weights(device, N, K, torch.float16)
     pk = mh.repack_mmah(q, s, rows)
     T = -(-N // rows)
     assert pk.qh.shape == (T, 3, rows, 64) and pk.qh.dtype == torch.uint8 and pk.sh.shape == (T, 3, rows)
@@ -77,7 +72,7 @@ def test_mmah_auto_split_and_public_path(device):
     reference."""
     M, N, K = 4, 48, 256
     x = torch.randn(M, K, dtype=torch.float16, device=device)
-    q, s = _weights(device, N, K, torch.float16)
+    q, s = w4_weights(device, N, K, torch.float16)
     for cfg in w4mod._INTERP4_MMAH:
         y = gemm_w4a16(x, q, s, out=poisoned((M, N), torch.float16, device), config=cfg)
         assert_close(y, gemm_w4a16_ref(x, q, s), torch.float16)
@@ -91,7 +86,7 @@ def test_mmah_auto_split_and_public_path(device):
 
 
 def test_mmah_checks(device):
-    q, s = _weights(device, 40, 256, torch.float16)
+    q, s = w4_weights(device, 40, 256, torch.float16)
     pk = mh.repack_mmah(q, s, 16)
     x = torch.randn(2, 256, dtype=torch.float16, device=device)
     y = torch.empty(2, 40, dtype=torch.float16, device=device)
