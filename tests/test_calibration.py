@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from llmperf import Step, Workload, build_step_ops, estimate, load_hardware, load_model
-from llmperf.calibration_fit import Curve, MeasuredCalibration, held_out_errors, isotonic_increasing, shape_key
+from llmperf.calibration_curves import Curve, isotonic_increasing
+from llmperf.calibration_fit import MeasuredCalibration, held_out_errors, shape_key
 from llmperf.calibration_io import load_calibration
 from llmperf.calibration_report import error_summary
 from llmperf.calibration_table import CALIBRATION_COLUMNS

@@ -232,7 +232,7 @@ def test_core_knows_the_triton_autotune_buckets():
     copy of the bucket rule must match the kernels' own."""
     import numpy as np
 
-    from llmperf.calibration_fit import triton_m_bucket
+    from llmperf.calibration_curves import triton_m_bucket
     from llmperf_kernels._common import m_bucket
 
     ms = [1, 2, 15, 16, 17, 64, 96, 128, 129, 1000, 4096, 5000, 16384]
