@@ -246,22 +246,28 @@ PARTIAL_MODES = {"launch": sweep_launch, "floors": sweep_launch_floors, "routing
                  "torch_ops": sweep_torch_ops, "w4": sweep_w4}
 
 
-def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0):
+def run(hardware: str, mode: str = "quick", progress=print, checkpoint=None, precompile_workers: int = 0,
+        models=None):
     """Check, then time everything for one GPU; returns (rows DataFrame, check lines, failures).
     ``checkpoint``: a path rewritten with all rows after every stage. ``precompile_workers`` > 1:
     first compile every Triton kernel configuration of the sweep in that many processes
-    (kernels/precompile.py), so the timed sweep finds them in Triton's disk cache."""
+    (kernels/precompile.py), so the timed sweep finds them in Triton's disk cache. ``models``
+    (``--mode w4`` only): the bundled models whose GEMM shapes are timed (default: the quick grid's)."""
     import pandas as pd
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible: run `llmperf calibrate` on the GPU to calibrate")
     if mode in PARTIAL_MODES:
+        w4_grid = {**GRIDS["quick"], **({"models": tuple(models)} if models else {})}
         if mode == "w4" and precompile_workers > 1:
             from .precompile import precompile
 
-            progress(precompile(GRIDS["quick"], precompile_workers, w4_only=True))
+            progress(precompile(w4_grid, precompile_workers, w4_only=True))
         rec = Recorder(hardware, 20.0, progress, checkpoint)
-        PARTIAL_MODES[mode](rec)
+        if mode == "w4":
+            sweep_w4(rec, w4_grid)
+        else:
+            PARTIAL_MODES[mode](rec)
         return pd.DataFrame(rec.rows, columns=CALIBRATION_COLUMNS + ["kernels"]), [], rec.failures
     grid = GRIDS[mode]
     try:
@@ -302,10 +308,13 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--compile-jobs", type=int, default=0,
                         help="processes that compile the Triton kernels first (kernels/precompile.py)")
+    parser.add_argument("--models", default=None,
+                        help="--mode w4: comma-separated bundled models whose GEMM shapes are timed (default: the quick grid's)")
     args = parser.parse_args()
     hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())
     frame, checks, failures = run(hardware, args.mode, checkpoint=args.out + ".partial",  # kept if cut short
-                                  precompile_workers=args.compile_jobs)
+                                  precompile_workers=args.compile_jobs,
+                                  models=args.models.split(",") if args.models else None)
     frame.to_csv(args.out, index=False)
     print("\n".join(checks))
     print("\n".join(failures[:20]))
