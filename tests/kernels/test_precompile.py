@@ -50,3 +50,13 @@ def test_w4_only_items_and_sweep(monkeypatch):
     rec = Rec()
     sweep_w4(rec, {**GRIDS["quick"], "shapes": [(48, 256), (40, 200)], "m_w4": (1, 20)})
     assert rec.seen == [("gemm_w4a16", "w4a16", m, 48, 256) for m in (1, 20)]  # K = 200: no int4 groups
+
+
+def test_w4_shapes_keep_model_order():
+    """``--mode w4 --models llama-3.1-8b`` times that model's four layer shapes (qkv, o, gate_up, down),
+    which also lead the quick grid's list, so a sweep cut short keeps the main example's shapes."""
+    from llmperf_kernels.calibrate import w4_shapes
+
+    llama = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)]
+    assert w4_shapes(("llama-3.1-8b",)) == llama
+    assert w4_shapes(GRIDS["quick"]["models"])[:4] == llama
