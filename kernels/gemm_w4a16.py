@@ -140,8 +140,8 @@ _INTERP4_MMAH = [(16, 16, GROUP, 4, 2, 0, "mmah"), (16, 32, GROUP, 4, 2, 3, "mma
 W4_MMAH_MID = {
     32: [(32, 128, GROUP, 4, 4, 0, "mmah", 2), (32, 64, GROUP, 4, 4, 0, "mmah", 2), (32, 128, GROUP, 8, 4, 0, "mmah", 2)],
     64: [(64, 128, GROUP, 8, 4, 0, "mmah", 2), (64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 64, GROUP, 4, 4, 0, "mmah", 2)],
-    128: [(64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 128, GROUP, 8, 4, 0, "mmah", 2)],
-}
+    512: [(64, 128, GROUP, 4, 4, 0, "mmah", 2), (64, 128, GROUP, 8, 4, 0, "mmah", 2)],
+}  # key: the largest M bucket a list serves (32; 64; 128 ... 512)
 # Session 11 trial, measured and NOT adopted (H100, same runs): DQ = 3 folds the group scale into the
 # dequantized weight (rounded once to x's dtype) so the accumulator chains through both K = 64 dots --
 # offline (triton 3.9, sm_90a) the second wgmma then overlaps the next group's dequantization, where DQ = 2
@@ -158,7 +158,8 @@ W4_FOLD_TRIAL = [(16, 128, GROUP, 4, 3, 0, "mmah", 3), (16, 128, GROUP, 4, 4, 0,
 W4_DQ = [(0, 32, 256, 4, 1, 0, "dq")]
 W4_DQ_TRIAL = [(0, 64, 256, 8, 1, 0, "dq"), (0, 16, 512, 4, 1, 0, "dq"), (0, 32, 512, 8, 1, 0, "dq")]
 _INTERP4_MID = [(32, 16, GROUP, 4, 2, 0, "mmah", 2), (0, 16, GROUP, 4, 1, 0, "dq")]
-# v4 (4 < M <= 16): tensor cores on 32-bit words, eight K = 16 dots per group.
+# v3 ("mma2") tiles for M > 16, the only path there before session 11; its first config stays a candidate of
+# buckets 32 / 64 (a compile fallback: 0.21-0.53x of cuBLAS on the H100 where the DQ = 2 kernel runs 1.4-2.8x).
 _W4_LARGE = [(64, 64, 128, 4, 4, 1), (64, 128, 128, 4, 4, 1), (128, 128, 128, 8, 3, 1)]
 _INTERP4 = [(16, 16, 2 * GROUP, 4, 1, 2)]
 _INTERP4_GEMV = [(4, 16, 2 * GROUP, 4, 1, 2, "gemv")]
@@ -182,8 +183,8 @@ def w4_candidates(M: int, interpreter: bool = False):
     if b <= 64:
         return W4_MMAH_MID[b] + _W4_LARGE[:1]
     if b <= 512:
-        return W4_MMAH_MID[128] + W4_DQ
-    return W4_DQ + W4_MMAH_MID[128][:1]  # the kernel stays a candidate: a GPU where dequantization is slow
+        return W4_MMAH_MID[512] + W4_DQ
+    return W4_DQ + W4_MMAH_MID[512][:1]  # the kernel stays a candidate: a GPU where dequantization is slow
 
 
 @triton.jit
@@ -341,15 +342,19 @@ def gemm_w4a16(x, qweight, scales, group_size: int = GROUP, out=None, config=Non
             y.copy_(dst)
 
     if config is None:
-        config = _t4.pick((m_bucket(M) if M > 16 else M, N, K, x.dtype),  # the key of gemm_w4a16_config
-                          w4_candidates(M, is_interpreter()), launch)
+        config = _t4.pick(_tuner_key(M, N, K, x.dtype), w4_candidates(M, is_interpreter()), launch)
     launch(config)
     return y
 
 
+def _tuner_key(M: int, N: int, K: int, dtype):
+    """One tuned config per M up to 16 (each has its own path: GEMV, DQ = 2 ...), per M bucket above."""
+    return (m_bucket(M) if M > 16 else M, N, K, dtype)
+
+
 def gemm_w4a16_config(M: int, N: int, K: int, dtype):
     """The config the tuner picked for M tokens of an N x K weight in ``dtype`` (None before the first call)."""
-    return _t4.cache.get((m_bucket(M) if M > 16 else M, N, K, dtype))
+    return _t4.cache.get(_tuner_key(M, N, K, dtype))
 
 
 def quantize_w4(w: torch.Tensor, group_size: int = GROUP):

@@ -70,8 +70,8 @@ def test_w4_mid_lists():
     for M in (513, 4096, 16384):
         assert w4mod.w4_candidates(M)[0] == w4mod.W4_DQ[0]
     for lst in w4mod.W4_MMAH_MID.values():
-        assert all(c[6] == "mmah" and c[7] == 2 and c[0] in (32, 64, 128) and c[1] in (64, 128) for c in lst)
-        assert all(c[3] == 8 for c in lst if c[0] == 128)  # 128-token blocks: two warpgroups
+        assert all(c[6] == "mmah" and c[7] == 2 and c[0] in (32, 64) and c[1] in (64, 128) for c in lst)
+    assert all(c[0] == 32 for c in w4mod.W4_MMAH_MID[32])  # M = 17 .. 32: no block of 64 half empty
 
 
 def test_w4_config_lookup(device):
@@ -109,7 +109,7 @@ def test_w4_mid_gpu_exact_codes(dtype):
     ks = torch.randint(0, K, (M,), device="cuda")
     x[torch.arange(M), ks] = 1
     want = ((codes[:, ks].T - 8).float() * s[:, ks // 128].T.float()).to(dtype)
-    for cfg in (w4mod.W4_MMAH_MID[128][0], w4mod.W4_DQ[0]) + tuple(c for c in w4mod.W4_FOLD_TRIAL if c[0] > 16):  # 200 tokens: several blocks
+    for cfg in (w4mod.W4_MMAH_MID[512][0], w4mod.W4_DQ[0]) + tuple(c for c in w4mod.W4_FOLD_TRIAL if c[0] > 16):  # 200 tokens: several blocks
         assert torch.equal(gemm_w4a16(x, q, s, out=poisoned((M, N), dtype, "cuda"), config=cfg), want)
 
 
