@@ -14,6 +14,7 @@ inside a CUDA graph.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -311,10 +312,16 @@ def main() -> None:
     parser.add_argument("--models", default=None,
                         help="--mode w4: comma-separated bundled models whose GEMM shapes are timed (default: the quick grid's)")
     args = parser.parse_args()
-    hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())
-    frame, checks, failures = run(hardware, args.mode, checkpoint=args.out + ".partial",  # kept if cut short
-                                  precompile_workers=args.compile_jobs,
-                                  models=args.models.split(",") if args.models else None)
+    try:
+        if not torch.cuda.is_available():
+            raise RuntimeError("no CUDA GPU is visible: run the calibration on the GPU to calibrate")
+        hardware = args.hardware or detect_hardware(torch.cuda.get_device_name())
+        frame, checks, failures = run(hardware, args.mode, checkpoint=args.out + ".partial",  # kept if cut short
+                                      precompile_workers=args.compile_jobs,
+                                      models=args.models.split(",") if args.models else None)
+    except (RuntimeError, ValueError) as exc:  # one line, exit 2, no traceback (unknown model, no GPU, ...)
+        print(f"llmperf_kernels.calibrate: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     frame.to_csv(args.out, index=False)
     print("\n".join(checks))
     print("\n".join(failures[:20]))

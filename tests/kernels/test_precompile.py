@@ -60,3 +60,23 @@ def test_w4_shapes_keep_model_order():
     llama = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)]
     assert w4_shapes(("llama-3.1-8b",)) == llama
     assert w4_shapes(GRIDS["quick"]["models"])[:4] == llama
+
+
+def test_calibrate_module_without_gpu_is_one_line(tmp_path):
+    """``python -m llmperf_kernels.calibrate`` on a machine without a GPU: one line naming the problem,
+    exit code 2, no traceback, nothing written."""
+    import subprocess
+    import sys
+
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: the sweep would run")
+    out = tmp_path / "w4.csv"
+    r = subprocess.run([sys.executable, "-m", "llmperf_kernels.calibrate", "--mode", "w4", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == ["llmperf_kernels.calibrate: no CUDA GPU is visible: run the calibration "
+                                             "on the GPU to calibrate"]
+    assert not out.exists() and not (tmp_path / "w4.csv.partial").exists()
