@@ -75,3 +75,28 @@ def test_merge_needs_the_key_columns():
     base = pd.read_csv(BUNDLED).iloc[:3]
     with pytest.raises(ValueError, match="column 'name' missing"):
         mc.merge(base, base.drop(columns=["name"]))
+
+
+_ps = importlib.util.spec_from_file_location("prune_calibration", ROOT / "benchmarks" / "prune_calibration.py")
+pc = importlib.util.module_from_spec(_ps)
+_ps.loader.exec_module(pc)
+
+
+def test_prune_drops_only_old_rows_of_one_kernel_above_m(tmp_path, capsys):
+    """benchmarks/prune_calibration.py: rows of the named kernel above M and dated before the cut go,
+    everything else stays; a second run finds nothing and exits 2 with one line, the file untouched."""
+    base = pd.read_csv(BUNDLED)
+    base = pd.concat([base, base[_w4(base)].assign(m=64.0, date="2026-11-22T00:00:00Z")], ignore_index=True)
+    f = tmp_path / "h100.csv"
+    base.to_csv(f, index=False)
+    old_big = _w4(base) & (base["m"] > 16) & (base["date"].astype(str) < "2026-12-01")
+    assert old_big.sum() > 0
+    assert pc.main([str(f), "--name", "gemm_w4a16", "--above-m", "16", "--before", "2026-12-01"]) == 0
+    pruned = pd.read_csv(f)
+    assert len(pruned) == len(base) - old_big.sum()
+    assert not (_w4(pruned) & (pruned["m"] > 16) & (pruned["date"].astype(str) < "2026-12-01")).any()
+    assert (_w4(pruned) & (pruned["m"] > 16)).any()  # the session 11 rows (dated 2026-12-06) stay
+    pd.testing.assert_frame_equal(pruned[~_w4(pruned)].reset_index(drop=True), base[~_w4(base)].reset_index(drop=True))
+    before = f.read_bytes()
+    assert pc.main([str(f), "--name", "gemm_w4a16", "--above-m", "16", "--before", "2026-12-01"]) == 2
+    assert "no gemm_w4a16 rows" in capsys.readouterr().err and f.read_bytes() == before
