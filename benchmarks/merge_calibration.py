@@ -13,7 +13,6 @@ writes it (to --out, default BASE) only then.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -43,25 +42,19 @@ def main(argv=None) -> int:
     ap.add_argument("new", type=Path)
     ap.add_argument("--out", type=Path, help="default: overwrite BASE")
     a = ap.parse_args(argv)
-    from llmperf import load_calibration, load_hardware
+    from llmperf.calibration_io import write_calibration_csv
     from llmperf.calibration_table import load_calibration_csv
     from llmperf.errors import SpecError
 
     out = a.out or a.base
-    tmp = out.with_name(out.name + ".merging")
     try:
         load_calibration_csv(a.base), load_calibration_csv(a.new)  # both readable calibration files
         base, new = pd.read_csv(a.base), pd.read_csv(a.new)  # as written: other rows are kept unchanged
         merged = merge(base, new)
-        hw = load_hardware(str(merged["hardware"].iloc[0]))
-        merged.to_csv(tmp, index=False)
-        load_calibration_csv(tmp, hw.name)  # the checks the estimator runs on a file
+        write_calibration_csv(merged, out)
     except (OSError, ValueError, KeyError, SpecError) as exc:
-        tmp.unlink(missing_ok=True)
         print(f"merge_calibration: {exc}", file=sys.stderr)
         return 2
-    os.replace(tmp, out)
-    load_calibration(out, hw)  # refreshes the residual-band sidecar beside a bundled file
     dropped = len(base) + len(new) - len(merged)
     print(f"{out}: {len(merged)} rows ({dropped} replaced by {len(new)} from {a.new})")
     return 0

@@ -17,7 +17,6 @@ was 2.6x / 2.0x slower at batch 32 / 64 (README, session 11).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -38,26 +37,20 @@ def main(argv=None) -> int:
     ap.add_argument("--above-m", type=float, required=True, help="drop rows with m above this")
     ap.add_argument("--before", required=True, help="drop rows dated before this ISO date, e.g. 2026-12-01")
     a = ap.parse_args(argv)
-    from llmperf import load_calibration, load_hardware
+    from llmperf.calibration_io import write_calibration_csv
     from llmperf.calibration_table import load_calibration_csv
     from llmperf.errors import SpecError
 
-    tmp = a.file.with_name(a.file.name + ".pruning")
     try:
         load_calibration_csv(a.file)
         frame = pd.read_csv(a.file)
         kept = prune(frame, a.name, a.above_m, a.before)
         if len(kept) == len(frame):
             raise ValueError(f"no {a.name} rows with m > {a.above_m:g} dated before {a.before} in {a.file}")
-        hw = load_hardware(str(kept["hardware"].iloc[0]))
-        kept.to_csv(tmp, index=False)
-        load_calibration_csv(tmp, hw.name)
+        write_calibration_csv(kept, a.file)
     except (OSError, ValueError, KeyError, SpecError) as exc:
-        tmp.unlink(missing_ok=True)
         print(f"prune_calibration: {exc}", file=sys.stderr)
         return 2
-    os.replace(tmp, a.file)
-    load_calibration(a.file, hw)  # refreshes the residual-band sidecar
     print(f"{a.file}: {len(frame) - len(kept)} {a.name} rows dropped, {len(kept)} left")
     return 0
 

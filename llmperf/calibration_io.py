@@ -1,8 +1,10 @@
-"""Calibration files in use: load one (with its held-out residual bands, cached beside it), and
-resolve ``--calibration ideal|auto|PATH`` including the transfer rule for GPUs without a file."""
+"""Calibration files in use: load one (with its held-out residual bands, cached beside it), write
+one back checked and atomically, and resolve ``--calibration ideal|auto|PATH`` including the
+transfer rule for GPUs without a file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,30 @@ def load_calibration(path: Path, hardware: HardwareSpec, kernel_source: str = "t
     cal = MeasuredCalibration(frame, hardware, f"calibrated:{Path(path).name}", kernel_source)
     cal.bands = _bands_for(path, frame, hardware)
     return cal
+
+
+def write_calibration_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` (calibration rows of one hardware id, as read by ``pd.read_csv``) to ``path``
+    only if the result passes the checks the estimator runs on a file, through a temporary file beside
+    it and a rename (nothing half-written), then refresh the residual-band sidecar. Raises SpecError
+    (the file untouched) otherwise."""
+    from llmperf.catalog import load_hardware
+    from llmperf.errors import SpecError
+
+    path = Path(path)
+    ids = set(frame["hardware"].astype(str)) if "hardware" in frame.columns else set()
+    if len(ids) != 1:
+        raise SpecError(f"{path}: the rows must be of one hardware id, got {sorted(ids) or 'none'}")
+    hardware = load_hardware(ids.pop())
+    tmp = path.with_name(path.name + ".writing")
+    try:
+        frame.to_csv(tmp, index=False)
+        load_calibration_csv(tmp, hardware.name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    load_calibration(path, hardware)
 
 
 def bundled_calibrations() -> dict:

@@ -344,3 +344,24 @@ def test_weight_only_gemm_beyond_its_rows_takes_the_bf16_efficiency():
     e_in_cublas, _ = cal.efficiencies("gemm", "w4a16", skey, np.array([16.0]), 1e-6, 1e-6, source="cublas")
     assert np.allclose(e_in_cublas, 0.1, rtol=0.05)  # inside the W4A16 rows: their own (Triton) efficiency
 
+
+
+def test_write_calibration_csv_is_checked_and_atomic(tmp_path):
+    """A frame that would not load as a calibration (negative time, two GPUs) raises SpecError and
+    leaves the target as it was; a good one is written with its residual sidecar."""
+    from llmperf.calibration_io import write_calibration_csv
+
+    frame = pd.read_csv("hardware/calibration/h100-sxm5-80gb.csv")
+    target = tmp_path / "h100.csv"
+    target.write_text("sentinel")
+    bad = frame.copy()
+    bad.loc[3, "time_s"] = -1.0
+    with pytest.raises(SpecError, match="time_s must be positive"):
+        write_calibration_csv(bad, target)
+    mixed = frame.copy()
+    mixed.loc[0, "hardware"] = "h200-sxm-141gb"
+    with pytest.raises(SpecError, match="one hardware id"):
+        write_calibration_csv(mixed, target)
+    assert target.read_text() == "sentinel" and not list(tmp_path.glob("*.writing"))
+    write_calibration_csv(frame, target)
+    assert len(pd.read_csv(target)) == len(frame) and (tmp_path / "h100.residuals.json").exists()

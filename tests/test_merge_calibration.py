@@ -68,7 +68,7 @@ def test_merge_refuses_foreign_or_broken(tmp_path, capsys):
     bad.to_csv(broken, index=False)
     assert mc.main([str(BUNDLED), str(broken), "--out", str(out)]) == 2
     assert "time_s must be positive" in capsys.readouterr().err and not out.exists()
-    assert not list(tmp_path.glob("*.merging"))
+    assert not list(tmp_path.glob("*.writing"))
 
 
 def test_merge_needs_the_key_columns():
