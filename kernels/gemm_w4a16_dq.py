@@ -6,8 +6,9 @@ With M in the thousands a GEMM is compute-bound; the dequantized weight costs 2.
 weight once (0.5 read + 2 written: 147 MB for 14336 x 4096, ~60 us on an H100, measured as the
 difference to the bf16 GEMM in session 11) while the GEMM does 2 M FLOP per weight (M = 4096:
 ~0.6 ms for the same weight), so at M = 4096 dequantize-then-GEMM runs at 0.89-0.90x of bf16 cuBLAS
-(kernels/NOTES.md, session 11); at M = 1024 the same ~60 us is a third of the time (0.67-0.73x). This is what exllama / exllamav2 do above a token threshold
-(reconstruct fp16 weights, then cuBLAS); here the GEMM is our own Triton kernel with its tuner.
+(kernels/NOTES.md, session 11); at M = 1024 the same ~60 us is a third of the time (0.67-0.73x).
+This is what exllama / exllamav2 do above a token threshold (reconstruct fp16 weights, then
+cuBLAS); here the GEMM is our own Triton kernel with its tuner.
 
 Numerics: W[n, k] = (q - 8) * scale computed in fp32 and rounded once to x's dtype (bf16: 8
 significant bits), as any dequantize-then-GEMM engine stores it; the fp32-accumulated GEMM follows.
@@ -25,8 +26,7 @@ import triton.language as tl
 
 from ._common import check
 from .gemm import gemm
-
-GROUP = 128
+from .gemm_w4a16_gemv import GROUP
 
 
 @triton.jit

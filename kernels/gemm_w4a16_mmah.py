@@ -1,5 +1,6 @@
-"""The v8 W4A16 kernel for 2 <= M <= 16 ("mmah"): tensor cores on a repacked, split-halves int4
-layout, streamed through a multi-stage cp.async pipeline, split-K finished in the same launch.
+"""The v8 W4A16 kernel for 2 <= M <= 16 ("mmah"), and since session 11 for M up to 512 in token
+blocks of 32 / 64: tensor cores on a repacked, split-halves int4 layout, streamed through a
+multi-stage cp.async pipeline, split-K finished in the same launch.
 
 Why (kernels/NOTES.md, "W4A16 M = 16, v8"): the v4 tensor-core paths ("mmat", "mma2") reached only
 0.9-1.2x of bf16 cuBLAS at M = 16 while W8A16 -- twice the bytes -- reached 1.2-1.7x. Offline
@@ -227,11 +228,14 @@ def gemm_w4a16_mmah(x: torch.Tensor, w: MmahWeight, y: torch.Tensor, config) -> 
     blocks of BLOCK_M) and W in the split-halves layout; y [M, N] written. config = (BLOCK_M, R,
     _, num_warps, NS, SK, "mmah"[, DQ]); SK = 0: auto (about 2 programs per SM, >= 4 groups per
     slice); DQ = 1: packed PTX dequantization, DQ = 2: the same with y^T = W x^T (the weight as the
-    register A operand, wgmma on Hopper); the interpreter cannot run PTX and dequantizes by Triton ops."""
+    register A operand, wgmma on Hopper), DQ = 3 / 4: as 2 with the group scale folded into the weight
+    (two chained dots / one K = 128 dot; measured slower, not listed); the interpreter cannot run PTX and
+    dequantizes by Triton ops."""
     bm, rows, _, nw, ns, sk = config[:6]
     dq = config[7] if len(config) > 7 else 0
     check(dq in (0, 1, 2, 3, 4), f"DQ (config[7]) must be 0 (Triton dequantization), 1 (packed PTX), 2 (packed PTX, "
-          f"weight as the wgmma A operand) or 3 (as 2, the group scale folded into the weight), got {config}.")
+          f"weight as the wgmma A operand), 3 (as 2, the group scale folded into the weight) or 4 (as 3, one K = 128 dot), "
+          f"got {config}.")
     T, G, R, _ = w.qh.shape
     check(rows == R, f"config {config} is for {rows}-row tiles, the weight has {R}.")
     check(bm in (16, 32, 64, 128), f"BLOCK_M must be 16, 32, 64 or 128 (a tensor-core tile), got {config}.")

@@ -199,8 +199,8 @@ class MeasuredCalibration:
                     return e, e
                 e = self._gemm_m_efficiency(curve, candidate, m)
                 if dtype in WEIGHT_ONLY:
-                    # beyond the weight-only rows' token range (files measured before session 11 stop at
-                    # M = 64): the bf16 GEMM efficiency of the shape from the source the engine runs bf16
+                    # beyond the weight-only rows' token range (the bundled files' re-measured shapes reach
+                    # M = 16384, the others stop at M = 16 since session 11): the bf16 GEMM efficiency of the shape from the source the engine runs bf16
                     # GEMMs on, since with many tokens a weight-only GEMM runs as a dequantization plus a
                     # bf16 GEMM (kernels/gemm_w4a16_dq.py; exllama), compute-bound
                     for wide_source in dict.fromkeys(self._sources(source)[:1] + (candidate,)):
