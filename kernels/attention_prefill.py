@@ -33,6 +33,7 @@ import triton
 import triton.language as tl
 
 from ._common import check, check_tensor
+from .attention_prefill_fa3 import FA3_CONFIGS, attention_prefill_fa3, fa3_supported
 from .gemm_tma import TensorDescriptor, tma_ok
 from .harness import Tuner, is_interpreter
 
@@ -65,6 +66,16 @@ _WS_CONFIGS = {
     256: [(128, 32, 4, 2, "ws")],
 }
 _WS_DEFAULT = {128: [(128, 128, 4, 2, "ws")]}
+
+
+# The Gluon FA3-style kernel (attention_prefill_fa3.py; Hopper, D 64 / 128, no window): opt-in tuning
+# candidates (LLMPERF_PREFILL_FA3=1) until measured; a forced config (config=(.., "fa3")) always runs it.
+_FA3_ENV = os.environ.get("LLMPERF_PREFILL_FA3", "")
+
+
+def fa3_candidates(D: int, env: str = _FA3_ENV) -> list:
+    """Gluon FA3 tuning candidates for head_dim D: none by default, all with env "1"."""
+    return list(FA3_CONFIGS.get(D, [])) if env == "1" else []
 
 
 def ws_candidates(D: int, env: str = _WS_ENV) -> list:
@@ -241,6 +252,13 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
 
     def launch(c):
         bm, bn, nw, ns = c[:4]
+        if len(c) > 4 and c[4] == "fa3":
+            check(fa3_supported(q, k, v, window) and D in FA3_CONFIGS,
+                  f"config {c} (Gluon FA3) needs a Hopper GPU, D in {sorted(FA3_CONFIGS)}, bf16/fp16, contiguous "
+                  f"q, k, v and no window.")
+            check(out.is_contiguous(), f"config {c} (Gluon FA3) needs a contiguous out.")
+            attention_prefill_fa3(q, k, v, out, causal, scale, c)
+            return
         tma = len(c) > 4
         ws = tma and c[4] == "ws"
         if ws:  # the kernel builds its own descriptors over the contiguous tensors
@@ -269,6 +287,8 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
             cands += _TMA_CONFIGS.get(D, [])
             if q.is_contiguous() and out.is_contiguous() and tma_ok(q.view(-1, D), out.view(-1, D)):
                 cands += ws_candidates(D)
+                if out.is_contiguous() and fa3_supported(q, k, v, window):
+                    cands += fa3_candidates(D)
         key = (D, causal, window is not None, q.dtype, _bucket(Sq), _bucket(Skv))
         config = _tuner.pick(key, cands, launch)
     launch(config)

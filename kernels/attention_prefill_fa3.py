@@ -1,0 +1,254 @@
+"""Prefill attention forward for Hopper in Gluon, FlashAttention-3 style ("fa3" path of attention_prefill).
+
+Why: the Triton FA2 kernel (attention_prefill.py) reaches 0.77-0.87 of cuDNN's Hopper kernel at D 128
+causal, and Triton 3.6's automatic warp specialization could not close the gap (kernels/NOTES.md,
+sessions 8-10): it keeps one key loop per function, waits for every wgmma before the softmax, and a
+mask it cannot split off costs ~20% of the loop. Gluon (``triton.experimental.gluon``) exposes the
+pieces directly -- TMA copies completing on mbarriers, asynchronous wgmma with an explicit wait
+depth, and warp-specialized partitions -- so the FA3 schedule (Shah et al., arXiv:2407.08608, §3.1-3.2)
+can be written out:
+
+* a producer partition (one warp) issues the TMA copies: the CTA's two Q tiles once, then K_j and V_j
+  into rings of NB stages, each stage guarded by a "ready" mbarrier (transaction bytes) and an
+  "empty" mbarrier that both consumers arrive on when their wgmma has read it;
+* two consumer partitions (one warpgroup each, HALF_M = BLOCK_M / 2 query rows each) share every
+  K/V tile; they run independently, so one warpgroup's softmax overlaps the other's wgmma;
+* inside a consumer, the loop is software-pipelined (FA3 §3.2, "intra-warpgroup overlap"): at step j
+  it issues S_j = Q K_j^T and O += P_{j-1} V_{j-1} back to back, waits only for S_j (wgmma groups
+  complete in order), computes the online softmax of S_j while the PV wgmma runs, then waits for it
+  and rescales O;
+* P goes from the S accumulator straight into the register A operand of the PV wgmma (no shared
+  memory round trip); the softmax scale is folded into the exponent (one FFMA + EX2 per score);
+* fully visible tiles run a loop without mask arithmetic, the causal diagonal / ragged end a second
+  loop with it (Gluon has no single-loop restriction); causal CTAs are launched heaviest first.
+
+Layout and conventions are attention_prefill's: q [B, Hq, Sq, D], k / v [B, Hkv, Skv, D], all
+contiguous (viewed as [rows, D] for the TMA descriptors), GQA by reading KV head h // (Hq / Hkv),
+bottom-right causal alignment (query i sits at position Skv - Sq + i). No sliding window here (the
+Triton kernels serve it). Rows of a tile past a head's end read the next head's rows (or TMA's zero
+fill past the tensor): those keys are masked (kn < Skv) and those query rows never stored.
+
+GPU only (sm_90): the Triton interpreter cannot run Gluon; CPU tests compile the kernel for sm_90a.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+
+try:  # Gluon ships with Triton >= 3.4; its Hopper API is what this file is written against (3.6)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import (mbarrier, tma, warpgroup_mma,
+                                                                  warpgroup_mma_wait)
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as GluonTensorDescriptor
+    # Triton 3.6 (the device's) calls the TMA load async_copy_global_to_shared; 3.9 (CI's) async_load
+    _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+    HAVE_GLUON = True
+except ImportError:  # pragma: no cover - depends on the installed Triton
+    HAVE_GLUON = False
+
+LOG2E = 1.4426950408889634
+# Tuning candidates: (BLOCK_M, BLOCK_N, num_warps per consumer, NB stages, "fa3")
+FA3_CONFIGS = {
+    128: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 3, "fa3"), (128, 64, 4, 3, "fa3")],
+    64: [(128, 128, 4, 2, "fa3"), (128, 64, 4, 3, "fa3")],
+}
+
+
+def fa3_supported(q, k, v, window) -> bool:
+    """True where the Gluon kernel can run: Hopper, D 64 / 128, bf16 / fp16, contiguous, no window."""
+    if not HAVE_GLUON or window is not None or not q.is_cuda:
+        return False
+    if torch.cuda.get_device_capability(q.device)[0] != 9:
+        return False
+    D = q.shape[-1]
+    return D in FA3_CONFIGS and q.dtype in (torch.bfloat16, torch.float16) and all(
+        t.is_contiguous() and t.data_ptr() % 16 == 0 for t in (q, k, v))
+
+
+if HAVE_GLUON:
+
+    @gluon.jit
+    def _fa3_producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, k_empty, v_ready, v_empty,
+                      q_row, kv_row, n_tiles, HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr):
+        """One warp: Q once, then K_j / V_j into stage j % NB after both consumers freed it."""
+        mbarrier.expect(q_bar, 2 * q_desc.block_type.nbytes)
+        _tma_load(q_desc, [q_row, 0], q_bar, q_smem.index(0))
+        _tma_load(q_desc, [q_row + HALF_M, 0], q_bar, q_smem.index(1))
+        for j in range(n_tiles):
+            s = j % NB
+            ph = ((j // NB) & 1) ^ 1  # a fresh barrier counts as having completed the phase before 0
+            mbarrier.wait(k_empty.index(s), ph)
+            mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
+            _tma_load(k_desc, [kv_row + j * BLOCK_N, 0], k_ready.index(s), k_smem.index(s))
+            mbarrier.wait(v_empty.index(s), ph)
+            mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
+            _tma_load(v_desc, [kv_row + j * BLOCK_N, 0], v_ready.index(s), v_smem.index(s))
+
+    @gluon.jit
+    def _fa3_mask(S, j, pos, Skv, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr, s_layout: gl.constexpr):
+        """Scores of keys a query may not see (causal: key > position; any: key >= Skv) -> -inf."""
+        kn = j * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        if CAUSAL:
+            lim = gl.minimum(pos, Skv - 1)  # last visible key of each row
+            vis = kn[None, :] <= lim[:, None]
+        else:
+            vis = (kn < Skv)[None, :] & (pos >= 0)[:, None]
+        return gl.where(vis, S, float("-inf"))
+
+    @gluon.jit
+    def _fa3_softmax(S, m_i, l_i, qk_scale, dtype: gl.constexpr, p_layout: gl.constexpr):
+        """Online softmax of one score tile (raw Q K^T): new max, P in the PV wgmma's A layout, sum, rescale."""
+        m_new = gl.maximum(m_i, gl.max(S, axis=1))
+        alpha = gl.exp2((m_i - m_new) * qk_scale)
+        p = gl.exp2(S * qk_scale - (m_new * qk_scale)[:, None])
+        l_i = l_i * alpha + gl.sum(p, axis=1)
+        return gl.convert_layout(p.to(dtype), p_layout), m_new, l_i, alpha
+
+    @gluon.jit
+    def _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, o, p_prev, m_i, l_i, j, pos, Skv, qk_scale,
+                  HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr, MASK: gl.constexpr,
+                  CAUSAL: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, p_layout: gl.constexpr):
+        """Step j >= 1: S_j = Q K_j^T and O += P_{j-1} V_{j-1} in flight together, softmax of S_j under the PV."""
+        s = j % NB
+        sp = (j - 1) % NB
+        mbarrier.wait(k_ready.index(s), (j // NB) & 1)
+        S = warpgroup_mma(q, k_smem.index(s).permute((1, 0)), gl.zeros([HALF_M, BLOCK_N], gl.float32, s_layout),
+                          use_acc=False, is_async=True)
+        mbarrier.wait(v_ready.index(sp), ((j - 1) // NB) & 1)
+        o = warpgroup_mma(p_prev, v_smem.index(sp), o, is_async=True)
+        S = warpgroup_mma_wait(num_outstanding=1, deps=(S, ))  # groups complete in order: S_j is done
+        mbarrier.arrive(k_empty.index(s), count=1)
+        if MASK:
+            S = _fa3_mask(S, j, pos, Skv, BLOCK_N, CAUSAL, s_layout)
+        p, m_i, l_i, alpha = _fa3_softmax(S, m_i, l_i, qk_scale, p_prev.dtype, p_layout)
+        o, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(o, p_prev))
+        mbarrier.arrive(v_empty.index(sp), count=1)
+        o = o * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+        return o, p, m_i, l_i
+
+    @gluon.jit
+    def _fa3_consumer(C: gl.constexpr, q_smem, k_smem, v_smem, q_bar, k_ready, k_empty, v_ready, v_empty, o_ptr,
+                      o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale,
+                      HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr, NB: gl.constexpr,
+                      CAUSAL: gl.constexpr):
+        """One warpgroup: query rows C * HALF_M .. C * HALF_M + HALF_M of the CTA's tile, every key tile."""
+        s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                           instr_shape=[16, BLOCK_N, 16])
+        o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                           instr_shape=[16, HEAD_D, 16])
+        p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+        row_l: gl.constexpr = gl.SliceLayout(1, s_layout)
+        dtype: gl.constexpr = q_smem.dtype
+        rows = gl.arange(0, HALF_M, layout=row_l)
+        pos = pos0 + C * HALF_M + rows  # absolute position of each query row
+        mbarrier.wait(q_bar, 0)
+        q = q_smem.index(C)
+        # j = 0: S_0 and its softmax (no PV yet)
+        mbarrier.wait(k_ready.index(0), 0)
+        S = warpgroup_mma(q, k_smem.index(0).permute((1, 0)), gl.zeros([HALF_M, BLOCK_N], gl.float32, s_layout),
+                          use_acc=False, is_async=True)
+        S = warpgroup_mma_wait(num_outstanding=0, deps=(S, ))
+        mbarrier.arrive(k_empty.index(0), count=1)
+        if n_full == 0:
+            S = _fa3_mask(S, 0, pos, Skv, BLOCK_N, CAUSAL, s_layout)
+        m_i = gl.full([HALF_M], float("-inf"), gl.float32, row_l)
+        l_i = gl.zeros([HALF_M], gl.float32, row_l)
+        p, m_i, l_i, alpha = _fa3_softmax(S, m_i, l_i, qk_scale, dtype, p_layout)
+        o = gl.zeros([HALF_M, HEAD_D], gl.float32, o_layout)
+        for j in range(1, n_full):
+            o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, o, p, m_i, l_i, j, pos,
+                                       Skv, qk_scale, HALF_M, BLOCK_N, NB, False, CAUSAL, s_layout, o_layout, p_layout)
+        for j in range(gl.maximum(n_full, 1), n_tiles):
+            o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, o, p, m_i, l_i, j, pos,
+                                       Skv, qk_scale, HALF_M, BLOCK_N, NB, True, CAUSAL, s_layout, o_layout, p_layout)
+        # the last PV
+        sl = (n_tiles - 1) % NB
+        mbarrier.wait(v_ready.index(sl), ((n_tiles - 1) // NB) & 1)
+        o = warpgroup_mma(p, v_smem.index(sl), o, is_async=True)
+        o = warpgroup_mma_wait(num_outstanding=0, deps=(o, ))
+        mbarrier.arrive(v_empty.index(sl), count=1)
+        o = o / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
+        offs_m = C * HALF_M + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, o_layout))
+        offs_d = gl.arange(0, HEAD_D, layout=gl.SliceLayout(0, o_layout))
+        ptrs = o_ptr + (o_row + offs_m).to(gl.int64)[:, None] * HEAD_D + offs_d[None, :]
+        gl.store(ptrs, o.to(dtype), mask=(offs_m < rows_left)[:, None])
+
+    @gluon.jit
+    def _fa3_kernel(q_desc, k_desc, v_desc, o_ptr, Sq, Skv, Hq, Hkv, qk_scale,
+                    HEAD_D: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr, CAUSAL: gl.constexpr):
+        """Grid (cdiv(Sq, BLOCK_M), B * Hq); BLOCK_M = 2 x the Q descriptor's box rows (one per consumer)."""
+        HALF_M: gl.constexpr = q_desc.block_type.shape[0]
+        BLOCK_M: gl.constexpr = 2 * HALF_M
+        num_m = gl.cdiv(Sq, BLOCK_M)
+        pid_m = gl.program_id(0)
+        if CAUSAL:
+            pid_m = num_m - 1 - pid_m  # heaviest row tiles first
+        bh = gl.program_id(1)
+        kvh = (bh // Hq) * Hkv + (bh % Hq) // (Hq // Hkv)
+        m0 = pid_m * BLOCK_M
+        pos0 = Skv - Sq + m0  # absolute position of the tile's first query
+        if CAUSAL:
+            kv_end = gl.minimum(Skv, pos0 + BLOCK_M)
+            n_full = gl.minimum(pos0 + 1, Skv) // BLOCK_N  # tiles every query of the CTA sees whole
+        else:
+            kv_end = Skv
+            n_full = Skv // BLOCK_N
+        n_tiles = gl.cdiv(kv_end, BLOCK_N)
+
+        dtype: gl.constexpr = q_desc.dtype
+        q_smem = gl.allocate_shared_memory(dtype, [2, HALF_M, HEAD_D], q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [NB, BLOCK_N, HEAD_D], k_desc.layout)
+        v_smem = gl.allocate_shared_memory(dtype, [NB, BLOCK_N, HEAD_D], v_desc.layout)
+        q_bar = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+        k_ready = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
+        k_empty = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
+        v_ready = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
+        v_empty = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
+        mbarrier.init(q_bar.index(0), count=1)
+        for i in gl.static_range(NB):
+            mbarrier.init(k_ready.index(i), count=1)
+            mbarrier.init(v_ready.index(i), count=1)
+            mbarrier.init(k_empty.index(i), count=2)  # one arrival per consumer warpgroup
+            mbarrier.init(v_empty.index(i), count=2)
+
+        o_row = bh * Sq + m0
+        rows_left = Sq - m0
+        # (argument tuples written out: a tuple built by concatenation loses its constexpr entries in Triton 3.6)
+        gl.warp_specialize([
+            (_fa3_consumer, (0, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, o_ptr,
+                             o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D, NB,
+                             CAUSAL)),
+            (_fa3_consumer, (1, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, o_ptr,
+                             o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D, NB,
+                             CAUSAL)),
+            (_fa3_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty,
+                             v_ready, v_empty, o_row, kvh * Skv, n_tiles, HALF_M, BLOCK_N, NB)),
+        ], [4, 1], [232, 40])
+
+
+def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -> torch.Tensor:
+    """The Gluon kernel on checked inputs (attention_prefill validates shapes; see fa3_supported).
+
+    q [B, Hq, Sq, D], k / v [B, Hkv, Skv, D], out [B, Hq, Sq, D], all contiguous; config =
+    (BLOCK_M, BLOCK_N, num_warps, NB, "fa3"). Returns out."""
+    bm, bn, nw, nb = config[:4]
+    B, Hq, Sq, D = q.shape
+    Hkv, Skv = k.shape[1], k.shape[2]
+    gdt = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
+    q_layout = gl.NVMMASharedLayout.get_default_for([bm // 2, D], gdt)
+    kv_layout = gl.NVMMASharedLayout.get_default_for([bn, D], gdt)
+    q_desc = GluonTensorDescriptor.from_tensor(q.view(B * Hq * Sq, D), [bm // 2, D], q_layout)
+    k_desc = GluonTensorDescriptor.from_tensor(k.view(B * Hkv * Skv, D), [bn, D], kv_layout)
+    v_desc = GluonTensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D], kv_layout)
+    grid = (triton.cdiv(Sq, bm), B * Hq)
+    _fa3_kernel[grid](q_desc, k_desc, v_desc, out, Sq, Skv, Hq, Hkv, sm_scale * LOG2E,
+                      HEAD_D=D, BLOCK_N=bn, NB=nb, CAUSAL=causal, num_warps=nw)
+    return out
+
+
+def fa3_scale(D: int, sm_scale) -> float:
+    return (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)

@@ -1,0 +1,99 @@
+"""The Gluon FA3-style prefill kernel (kernels/attention_prefill_fa3.py).
+
+CPU: the kernel compiles for sm_90a with the installed Triton, and the compiled code has the schedule
+the file describes (warp-specialized: 3 warpgroups with re-balanced registers; TMA copies; S waited for
+with the PV wgmma still in flight; shared memory within Hopper's 227 KiB); candidate plumbing and
+input checks. GPU (@gpu, Hopper only): every config against the fp32 reference -- causal / full,
+chunked (Sq < Skv), ragged lengths, GQA 1 / 4 / 8, D 64 / 128, bf16 and fp16, output poisoned first.
+The Triton interpreter cannot run Gluon, so there is no CPU numerics test of this kernel.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import llmperf_kernels.attention_prefill as ap  # noqa: F401 - the module (the package exports the function)
+from llmperf_kernels import attention_prefill, attention_prefill_ref
+from llmperf_kernels.attention_prefill_fa3 import FA3_CONFIGS, fa3_supported
+
+from kernel_testutil import assert_close, poisoned
+
+_ap = sys.modules["llmperf_kernels.attention_prefill"]
+HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+hopper = pytest.mark.skipif(not HOPPER, reason="needs a Hopper GPU (sm_90)")
+ALL = [(D, c) for D, cs in FA3_CONFIGS.items() for c in cs]
+
+
+@pytest.fixture(scope="module")
+def probed():
+    cfgs = [[D, c[1], c[3], causal] for D, c in ALL for causal in (True, False)]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"), json.dumps(cfgs)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    if "skip" in res:
+        pytest.skip(res["skip"])
+    return res["configs"]
+
+
+def test_fa3_compiles_with_the_fa3_schedule(probed):
+    for p in probed:
+        assert "error" not in p, p
+        assert p["threads"] == 384, p              # producer + two consumer warpgroups
+        assert max(p["setmaxnreg"]) >= 200, p      # consumers get the registers ...
+        assert min(p["setmaxnreg"]) <= 40, p       # ... the producer gives them up
+        assert p["tma_loads"] >= 4, p              # Q (2 boxes), K, V through TMA
+        assert 1 in p["wgmma_wait"], p             # S_j waited for with O += P V still in flight
+        assert not p["local_memory"], p
+        assert p["shared_bytes"] <= 232448, p      # Hopper's 227 KiB per block
+
+
+def test_fa3_candidates_are_opt_in():
+    assert _ap.fa3_candidates(128, "") == [] and _ap.fa3_candidates(128, "1") == FA3_CONFIGS[128]
+    assert _ap.fa3_candidates(256, "1") == []
+
+
+def test_fa3_forced_without_hopper_is_a_clear_error():
+    q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
+    assert not fa3_supported(q, q, q, None)
+    if not HOPPER:
+        with pytest.raises(ValueError, match="Gluon FA3"):
+            attention_prefill(q, q, q, True, config=(128, 128, 4, 2, "fa3"))
+
+
+# ---------------------------------------------------------------- GPU (Hopper), realistic shapes
+CASES = [  # B, Hq, Hkv, Sq, Skv, causal
+    (2, 8, 2, 1000, 1000, True), (2, 8, 2, 1000, 1000, False),     # ragged, GQA 4
+    (1, 8, 8, 2048, 2048, True), (1, 8, 1, 512, 512, False),       # GQA 1 / MQA, tile multiples
+    (1, 32, 4, 300, 1324, True), (1, 16, 2, 77, 777, False),       # chunked prefill (Sq < Skv), GQA 8
+    (3, 4, 4, 64, 64, True), (1, 8, 8, 1, 200, True),              # one partial tile; one query
+]
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("D,cfg", ALL)
+@pytest.mark.parametrize("case", CASES)
+def test_fa3_gpu(D, cfg, case):
+    B, Hq, Hkv, Sq, Skv, causal = case
+    q = torch.randn(B, Hq, Sq, D, dtype=torch.bfloat16, device="cuda")
+    k = torch.randn(B, Hkv, Skv, D, dtype=torch.bfloat16, device="cuda")
+    v = torch.randn(B, Hkv, Skv, D, dtype=torch.bfloat16, device="cuda")
+    o = attention_prefill(q, k, v, causal, out=poisoned(q.shape, torch.bfloat16, "cuda"), config=cfg)
+    assert_close(o, attention_prefill_ref(q, k, v, causal), torch.bfloat16)
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("causal", [True, False])
+def test_fa3_gpu_fp16_long(causal):
+    q = torch.randn(1, 32, 4096 - 5, 128, dtype=torch.float16, device="cuda")
+    k = torch.randn(1, 8, 4096 - 5, 128, dtype=torch.float16, device="cuda")
+    v = torch.randn(1, 8, 4096 - 5, 128, dtype=torch.float16, device="cuda")
+    o = attention_prefill(q, k, v, causal, out=poisoned(q.shape, torch.float16, "cuda"), config=FA3_CONFIGS[128][0])
+    assert_close(o, attention_prefill_ref(q, k, v, causal), torch.float16)
