@@ -51,10 +51,11 @@ except ImportError:  # pragma: no cover - depends on the installed Triton
     HAVE_GLUON = False
 
 LOG2E = 1.4426950408889634
-# Tuning candidates: (BLOCK_M, BLOCK_N, num_warps per consumer, NB stages, "fa3")
+# Tuning candidates: (BLOCK_M, BLOCK_N, num_warps per consumer, NB stages, "fa3"[, "pp": ping-pong turns])
 FA3_CONFIGS = {
-    128: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 3, "fa3"), (128, 64, 4, 3, "fa3")],
-    64: [(128, 128, 4, 2, "fa3"), (128, 64, 4, 3, "fa3")],
+    128: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 3, "fa3"), (128, 64, 4, 3, "fa3"), (128, 128, 4, 2, "fa3", "pp"),
+          (128, 128, 4, 3, "fa3", "pp")],
+    64: [(128, 128, 4, 2, "fa3"), (128, 64, 4, 3, "fa3"), (128, 128, 4, 2, "fa3", "pp")],
 }
 
 
@@ -109,17 +110,33 @@ if HAVE_GLUON:
         return gl.convert_layout(p.to(dtype), p_layout), m_new, l_i, alpha
 
     @gluon.jit
-    def _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, o, p_prev, m_i, l_i, j, pos, Skv, qk_scale,
+    def _fa3_turn_wait(turn, k, C: gl.constexpr, PP: gl.constexpr):
+        """Ping-pong (FA3 §3.1): consumer C's k-th batch of wgmmas waits until the other consumer issued its
+        previous one, so the two warpgroups' GEMMs reach the tensor cores alternately and each one's softmax
+        runs under the other's GEMMs. Consumer 0 goes first (a fresh barrier passes parity 1)."""
+        if PP:
+            mbarrier.wait(turn.index(C), (k & 1) ^ (1 - C))
+
+    @gluon.jit
+    def _fa3_turn_pass(turn, C: gl.constexpr, PP: gl.constexpr):
+        if PP:
+            mbarrier.arrive(turn.index(1 - C), count=1)
+
+    @gluon.jit
+    def _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, turn, o, p_prev, m_i, l_i, j, pos, Skv,
+                  qk_scale, C: gl.constexpr, PP: gl.constexpr,
                   HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr, MASK: gl.constexpr,
                   CAUSAL: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, p_layout: gl.constexpr):
         """Step j >= 1: S_j = Q K_j^T and O += P_{j-1} V_{j-1} in flight together, softmax of S_j under the PV."""
         s = j % NB
         sp = (j - 1) % NB
         mbarrier.wait(k_ready.index(s), (j // NB) & 1)
+        mbarrier.wait(v_ready.index(sp), ((j - 1) // NB) & 1)
+        _fa3_turn_wait(turn, j, C, PP)
         S = warpgroup_mma(q, k_smem.index(s).permute((1, 0)), gl.zeros([HALF_M, BLOCK_N], gl.float32, s_layout),
                           use_acc=False, is_async=True)
-        mbarrier.wait(v_ready.index(sp), ((j - 1) // NB) & 1)
         o = warpgroup_mma(p_prev, v_smem.index(sp), o, is_async=True)
+        _fa3_turn_pass(turn, C, PP)
         S = warpgroup_mma_wait(num_outstanding=1, deps=(S, ))  # groups complete in order: S_j is done
         mbarrier.arrive(k_empty.index(s), count=1)
         if MASK:
@@ -131,10 +148,10 @@ if HAVE_GLUON:
         return o, p, m_i, l_i
 
     @gluon.jit
-    def _fa3_consumer(C: gl.constexpr, q_smem, k_smem, v_smem, q_bar, k_ready, k_empty, v_ready, v_empty, o_ptr,
+    def _fa3_consumer(C: gl.constexpr, q_smem, k_smem, v_smem, q_bar, k_ready, k_empty, v_ready, v_empty, turn, o_ptr,
                       o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale,
                       HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr, NB: gl.constexpr,
-                      CAUSAL: gl.constexpr):
+                      CAUSAL: gl.constexpr, PP: gl.constexpr):
         """One warpgroup: query rows C * HALF_M .. C * HALF_M + HALF_M of the CTA's tile, every key tile."""
         s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                            instr_shape=[16, BLOCK_N, 16])
@@ -149,8 +166,10 @@ if HAVE_GLUON:
         q = q_smem.index(C)
         # j = 0: S_0 and its softmax (no PV yet)
         mbarrier.wait(k_ready.index(0), 0)
+        _fa3_turn_wait(turn, 0, C, PP)
         S = warpgroup_mma(q, k_smem.index(0).permute((1, 0)), gl.zeros([HALF_M, BLOCK_N], gl.float32, s_layout),
                           use_acc=False, is_async=True)
+        _fa3_turn_pass(turn, C, PP)
         S = warpgroup_mma_wait(num_outstanding=0, deps=(S, ))
         mbarrier.arrive(k_empty.index(0), count=1)
         if n_full == 0:
@@ -160,15 +179,17 @@ if HAVE_GLUON:
         p, m_i, l_i, alpha = _fa3_softmax(S, m_i, l_i, qk_scale, dtype, p_layout)
         o = gl.zeros([HALF_M, HEAD_D], gl.float32, o_layout)
         for j in range(1, n_full):
-            o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, o, p, m_i, l_i, j, pos,
-                                       Skv, qk_scale, HALF_M, BLOCK_N, NB, False, CAUSAL, s_layout, o_layout, p_layout)
+            o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, turn, o, p, m_i, l_i, j,
+                                       pos, Skv, qk_scale, C, PP, HALF_M, BLOCK_N, NB, False, CAUSAL, s_layout, o_layout, p_layout)
         for j in range(gl.maximum(n_full, 1), n_tiles):
-            o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, o, p, m_i, l_i, j, pos,
-                                       Skv, qk_scale, HALF_M, BLOCK_N, NB, True, CAUSAL, s_layout, o_layout, p_layout)
+            o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, turn, o, p, m_i, l_i, j,
+                                       pos, Skv, qk_scale, C, PP, HALF_M, BLOCK_N, NB, True, CAUSAL, s_layout, o_layout, p_layout)
         # the last PV
         sl = (n_tiles - 1) % NB
         mbarrier.wait(v_ready.index(sl), ((n_tiles - 1) // NB) & 1)
+        _fa3_turn_wait(turn, n_tiles, C, PP)
         o = warpgroup_mma(p, v_smem.index(sl), o, is_async=True)
+        _fa3_turn_pass(turn, C, PP)
         o = warpgroup_mma_wait(num_outstanding=0, deps=(o, ))
         mbarrier.arrive(v_empty.index(sl), count=1)
         o = o / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
@@ -179,7 +200,8 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _fa3_kernel(q_desc, k_desc, v_desc, o_ptr, Sq, Skv, Hq, Hkv, qk_scale,
-                    HEAD_D: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr, CAUSAL: gl.constexpr):
+                    HEAD_D: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr, CAUSAL: gl.constexpr,
+                    PP: gl.constexpr = False):
         """Grid (cdiv(Sq, BLOCK_M), B * Hq); BLOCK_M = 2 x the Q descriptor's box rows (one per consumer)."""
         HALF_M: gl.constexpr = q_desc.block_type.shape[0]
         BLOCK_M: gl.constexpr = 2 * HALF_M
@@ -208,7 +230,10 @@ if HAVE_GLUON:
         k_empty = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
         v_ready = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
         v_empty = gl.allocate_shared_memory(gl.int64, [NB, 1], mbarrier.MBarrierLayout())
+        turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
         mbarrier.init(q_bar.index(0), count=1)
+        mbarrier.init(turn.index(0), count=1)
+        mbarrier.init(turn.index(1), count=1)
         for i in gl.static_range(NB):
             mbarrier.init(k_ready.index(i), count=1)
             mbarrier.init(v_ready.index(i), count=1)
@@ -219,12 +244,12 @@ if HAVE_GLUON:
         rows_left = Sq - m0
         # (argument tuples written out: a tuple built by concatenation loses its constexpr entries in Triton 3.6)
         gl.warp_specialize([
-            (_fa3_consumer, (0, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, o_ptr,
-                             o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D, NB,
-                             CAUSAL)),
-            (_fa3_consumer, (1, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, o_ptr,
-                             o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D, NB,
-                             CAUSAL)),
+            (_fa3_consumer, (0, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, turn,
+                             o_ptr, o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D,
+                             NB, CAUSAL, PP)),
+            (_fa3_consumer, (1, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, turn,
+                             o_ptr, o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D,
+                             NB, CAUSAL, PP)),
             (_fa3_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty,
                              v_ready, v_empty, o_row, kvh * Skv, n_tiles, HALF_M, BLOCK_N, NB)),
         ], [4, 1], [232, 40])
@@ -246,7 +271,8 @@ def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -
     v_desc = GluonTensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D], kv_layout)
     grid = (triton.cdiv(Sq, bm), B * Hq)
     _fa3_kernel[grid](q_desc, k_desc, v_desc, out, Sq, Skv, Hq, Hkv, sm_scale * LOG2E,
-                      HEAD_D=D, BLOCK_N=bn, NB=nb, CAUSAL=causal, num_warps=nw)
+                      HEAD_D=D, BLOCK_N=bn, NB=nb, CAUSAL=causal, PP=len(config) > 5 and config[5] == "pp",
+                      num_warps=nw)
     return out
 
 
