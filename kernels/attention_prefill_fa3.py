@@ -252,7 +252,10 @@ if HAVE_GLUON:
                              NB, CAUSAL, PP)),
             (_fa3_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty,
                              v_ready, v_empty, o_row, kvh * Skv, n_tiles, HALF_M, BLOCK_N, NB)),
-        ], [4, 1], [232, 40])
+        # registers: Triton 3.6 launches 12 warps at maxnreg 168 (3 x 168 per thread slot) and gives the default
+        # partition 256, so the consumer worker may ask for at most 504 - 256 - 40 = 208; more and its
+        # setmaxnreg.inc waits forever for registers nobody frees (a hang; the CPU probe test checks the sum)
+        ], [4, 1], [208, 40])
 
 
 def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -> torch.Tensor:

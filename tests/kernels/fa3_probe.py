@@ -32,7 +32,11 @@ def probe(D: int, block_n: int, nb: int, causal: bool, pp: bool = False) -> dict
     ptx = k.asm["ptx"]
     return {"config": [D, block_n, nb, causal, pp], "shared_bytes": k.metadata.shared,
             "threads": int(re.search(r"\.reqntid (\d+)", ptx).group(1)),
-            "setmaxnreg": sorted({int(x) for x in re.findall(r"setmaxnreg\.\w+\.sync\.aligned\.u32\s+(\d+)", ptx)}),
+            "maxnreg": int(re.search(r"\.maxnreg (\d+)", ptx).group(1)),
+            # the default partition's count: the first setmaxnreg in the PTX (its branch comes first)
+            "default_regs": int(re.search(r"setmaxnreg\.\w+\.sync\.aligned\.u32\s+(\d+)", ptx).group(1)),
+            "worker_regs": [int(x) for x in re.search(r"requestedRegisters = array<i32: ([\d, ]+)>",
+                                                       k.asm["ttgir"]).group(1).split(",")],
             "tma_loads": ptx.count("cp.async.bulk.tensor.2d"),
             "wgmma_wait": sorted({int(x) for x in re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", ptx)}),
             "local_memory": ("ld.local" in ptx) or ("st.local" in ptx)}

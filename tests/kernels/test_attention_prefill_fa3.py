@@ -45,8 +45,12 @@ def test_fa3_compiles_with_the_fa3_schedule(probed):
     for p in probed:
         assert "error" not in p, p
         assert p["threads"] == 384, p              # producer + two consumer warpgroups
-        assert max(p["setmaxnreg"]) >= 200, p      # consumers get the registers ...
-        assert min(p["setmaxnreg"]) <= 40, p       # ... the producer gives them up
+        # registers: the three warpgroups' counts must fit the pool the CTA was launched with (maxnreg x
+        # threads), or a setmaxnreg.inc waits forever -- a hang, not an error. Triton 3.6 gives the default
+        # partition 256 whatever the workers ask for, so they may ask for at most 3 x 168 - 256 in all.
+        consumer, producer = p["worker_regs"]
+        assert consumer >= 200 and producer <= 40, p
+        assert (p["default_regs"] + consumer + producer) * 128 <= p["maxnreg"] * p["threads"], p
         assert p["tma_loads"] >= 4, p              # Q (2 boxes), K, V through TMA
         assert 1 in p["wgmma_wait"], p             # S_j waited for with O += P V still in flight
         assert not p["local_memory"], p
