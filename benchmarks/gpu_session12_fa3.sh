@@ -24,4 +24,5 @@ CASES=${CASES:-8x32/8x2048x128c,4x32/8x4096x128c,1x32/8x16384x128c,4x32/8x4096x1
 CONFIGS=${CONFIGS:-"[(128, 128, 8, 3, 'tma'), (128, 128, 4, 2, 'ws'), (128, 128, 4, 2, 'fa3'), (128, 128, 4, 3, 'fa3'), (128, 64, 4, 3, 'fa3'), (128, 128, 4, 2, 'fa3', 'pp'), (128, 128, 4, 3, 'fa3', 'pp')]"}
 timeout ${TUNE_TIMEOUT:-260} python3 benchmarks/tune_prefill.py --out "$OUT/tp" --cases "$CASES" --configs "$CONFIGS" --rep-ms 30 > "$OUT/tune_prefill.log" 2>&1
 echo "tune exit $?"; grep "tune prefill" "$OUT/tune_prefill.log" | cut -c1-170
-tar czf "$OUT/logs.tgz" -C "$OUT" env.txt probe.log pytest_fa3.log tune_prefill.log 2>/dev/null
+tar czf "$OUT/logs.tgz" -C "$OUT" env.txt probe.log pytest_fa3.log tune_prefill.log 2>/dev/null \
+  && rm -f "$OUT"/{env.txt,probe.log,pytest_fa3.log,tune_prefill.log}
