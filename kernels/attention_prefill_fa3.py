@@ -41,8 +41,8 @@ import triton
 try:  # Gluon ships with Triton >= 3.4; its Hopper API is what this file is written against (3.6)
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.language.nvidia.hopper import (mbarrier, tma, warpgroup_mma,
-                                                                  warpgroup_mma_wait)
+    from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma,
+                                                                  warpgroup_mma, warpgroup_mma_wait)
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as GluonTensorDescriptor
     # Triton 3.6 (the device's) calls the TMA load async_copy_global_to_shared; 3.9 (CI's) async_load
     _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
@@ -239,6 +239,7 @@ if HAVE_GLUON:
             mbarrier.init(v_ready.index(i), count=1)
             mbarrier.init(k_empty.index(i), count=2)  # one arrival per consumer warpgroup
             mbarrier.init(v_empty.index(i), count=2)
+        fence_async_shared()  # the initialised barriers visible to the TMA unit (async proxy) before any copy
 
         o_row = bh * Sq + m0
         rows_left = Sq - m0
