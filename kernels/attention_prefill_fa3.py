@@ -15,8 +15,9 @@ can be written out:
   K/V tile; they run independently, so one warpgroup's softmax overlaps the other's wgmma;
 * inside a consumer, the loop is software-pipelined (FA3 §3.2, "intra-warpgroup overlap"): at step j
   it issues S_j = Q K_j^T and O += P_{j-1} V_{j-1} back to back, waits only for S_j (wgmma groups
-  complete in order), computes the online softmax of S_j while the PV wgmma runs, then waits for it
-  and rescales O;
+  complete in order), computes the online softmax of S_j, then waits for the PV and rescales O (so far
+  ptxas moves that PV wait ahead of the exponentials in the SASS, kernels/NOTES.md session 12: the
+  overlap left is the other warpgroup's);
 * P goes from the S accumulator straight into the register A operand of the PV wgmma (no shared
   memory round trip); the softmax scale is folded into the exponent (one FFMA + EX2 per score);
 * fully visible tiles run a loop without mask arithmetic, the causal diagonal / ragged end a second
