@@ -34,8 +34,6 @@ GPU only (sm_90): the Triton interpreter cannot run Gluon; CPU tests compile the
 
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 
@@ -280,6 +278,3 @@ def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -
                       num_warps=nw)
     return out
 
-
-def fa3_scale(D: int, sm_scale) -> float:
-    return (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
