@@ -21,7 +21,7 @@ echo "probe exit ${PIPESTATUS[0]}"
 timeout ${PYTEST_TIMEOUT:-200} python3 -m pytest -q -p no:cacheprovider -m gpu tests/kernels/test_attention_prefill_fa3.py -x > "$OUT/pytest_fa3.log" 2>&1
 echo "pytest exit $?"; tail -3 "$OUT/pytest_fa3.log"
 CASES=${CASES:-8x32/8x2048x128c,4x32/8x4096x128c,1x32/8x16384x128c,4x32/8x4096x128f,4x32/8x4096x64c}
-CONFIGS=${CONFIGS:-"[(128, 128, 8, 3, 'tma'), (128, 128, 4, 2, 'ws'), (128, 128, 4, 2, 'fa3'), (128, 128, 4, 3, 'fa3'), (128, 64, 4, 3, 'fa3'), (128, 128, 4, 2, 'fa3', 'pp'), (128, 128, 4, 3, 'fa3', 'pp')]"}
+CONFIGS=${CONFIGS:-"[(128, 128, 8, 3, 'tma'), (128, 128, 4, 2, 'ws'), (128, 128, 4, 2, 'fa3'), (128, 128, 4, 3, 'fa3'), (128, 64, 4, 3, 'fa3'), (128, 128, 4, 2, 'fa3', 'pp'), (128, 128, 4, 3, 'fa3', 'pp'), (128, 128, 4, 2, 'fa3', 'pp', 'u2')]"}
 timeout ${TUNE_TIMEOUT:-260} python3 benchmarks/tune_prefill.py --out "$OUT/tp" --cases "$CASES" --configs "$CONFIGS" --rep-ms 30 > "$OUT/tune_prefill.log" 2>&1
 echo "tune exit $?"; grep "tune prefill" "$OUT/tune_prefill.log" | cut -c1-170
 tar czf "$OUT/logs.tgz" -C "$OUT" env.txt probe.log pytest_fa3.log tune_prefill.log 2>/dev/null \

@@ -50,10 +50,12 @@ except ImportError:  # pragma: no cover - depends on the installed Triton
     HAVE_GLUON = False
 
 LOG2E = 1.4426950408889634
-# Tuning candidates: (BLOCK_M, BLOCK_N, num_warps per consumer, NB stages, "fa3"[, "pp": ping-pong turns])
+# Tuning candidates: (BLOCK_M, BLOCK_N, num_warps per consumer, NB stages, "fa3"[, flags]); flags: "pp" ping-pong
+# turns, "u2" the default partition's unmasked loop unrolled by two (its exponentials then run before the PV
+# wait in the SASS; 164 B of spills, 19 local loads/stores per trip; kernels/NOTES.md session 12)
 FA3_CONFIGS = {
     128: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 3, "fa3"), (128, 64, 4, 3, "fa3"), (128, 128, 4, 2, "fa3", "pp"),
-          (128, 128, 4, 3, "fa3", "pp")],
+          (128, 128, 4, 3, "fa3", "pp"), (128, 128, 4, 2, "fa3", "pp", "u2")],
     64: [(128, 128, 4, 2, "fa3"), (128, 64, 4, 3, "fa3"), (128, 128, 4, 2, "fa3", "pp")],
 }
 
@@ -150,7 +152,7 @@ if HAVE_GLUON:
     def _fa3_consumer(C: gl.constexpr, q_smem, k_smem, v_smem, q_bar, k_ready, k_empty, v_ready, v_empty, turn, o_ptr,
                       o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale,
                       HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr, NB: gl.constexpr,
-                      CAUSAL: gl.constexpr, PP: gl.constexpr):
+                      CAUSAL: gl.constexpr, PP: gl.constexpr, UNROLL: gl.constexpr):
         """One warpgroup: query rows C * HALF_M .. C * HALF_M + HALF_M of the CTA's tile, every key tile."""
         s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                            instr_shape=[16, BLOCK_N, 16])
@@ -177,7 +179,19 @@ if HAVE_GLUON:
         l_i = gl.zeros([HALF_M], gl.float32, row_l)
         p, m_i, l_i, alpha = _fa3_softmax(S, m_i, l_i, qk_scale, dtype, p_layout)
         o = gl.zeros([HALF_M, HEAD_D], gl.float32, o_layout)
-        for j in range(1, n_full):
+        j0 = 1
+        if UNROLL and C == 0:  # two steps per trip in the default partition (256 registers): P alternates
+            # between two register sets, so packing the new P need not wait for the PV reading the old one
+            n_pair = (n_full - 1) // 2
+            for jj in range(0, n_pair):
+                o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, turn, o, p, m_i, l_i,
+                                           1 + 2 * jj, pos, Skv, qk_scale, C, PP, HALF_M, BLOCK_N, NB, False, CAUSAL,
+                                           s_layout, o_layout, p_layout)
+                o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, turn, o, p, m_i, l_i,
+                                           2 + 2 * jj, pos, Skv, qk_scale, C, PP, HALF_M, BLOCK_N, NB, False, CAUSAL,
+                                           s_layout, o_layout, p_layout)
+            j0 = 1 + 2 * n_pair
+        for j in range(j0, n_full):
             o, p, m_i, l_i = _fa3_step(q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, turn, o, p, m_i, l_i, j,
                                        pos, Skv, qk_scale, C, PP, HALF_M, BLOCK_N, NB, False, CAUSAL, s_layout, o_layout, p_layout)
         for j in range(gl.maximum(n_full, 1), n_tiles):
@@ -200,7 +214,7 @@ if HAVE_GLUON:
     @gluon.jit
     def _fa3_kernel(q_desc, k_desc, v_desc, o_ptr, Sq, Skv, Hq, Hkv, qk_scale,
                     HEAD_D: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr, CAUSAL: gl.constexpr,
-                    PP: gl.constexpr = False):
+                    PP: gl.constexpr = False, UNROLL: gl.constexpr = False):
         """Grid (cdiv(Sq, BLOCK_M), B * Hq); BLOCK_M = 2 x the Q descriptor's box rows (one per consumer)."""
         HALF_M: gl.constexpr = q_desc.block_type.shape[0]
         BLOCK_M: gl.constexpr = 2 * HALF_M
@@ -246,10 +260,10 @@ if HAVE_GLUON:
         gl.warp_specialize([
             (_fa3_consumer, (0, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, turn,
                              o_ptr, o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D,
-                             NB, CAUSAL, PP)),
+                             NB, CAUSAL, PP, UNROLL)),
             (_fa3_consumer, (1, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty, v_ready, v_empty, turn,
                              o_ptr, o_row, rows_left, pos0, Skv, n_full, n_tiles, qk_scale, HALF_M, BLOCK_N, HEAD_D,
-                             NB, CAUSAL, PP)),
+                             NB, CAUSAL, PP, UNROLL)),
             (_fa3_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar.index(0), k_ready, k_empty,
                              v_ready, v_empty, o_row, kvh * Skv, n_tiles, HALF_M, BLOCK_N, NB)),
         # registers: Triton 3.6 launches 12 warps at maxnreg 168 (3 x 168 per thread slot) and gives the default
@@ -274,7 +288,7 @@ def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -
     v_desc = GluonTensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D], kv_layout)
     grid = (triton.cdiv(Sq, bm), B * Hq)
     _fa3_kernel[grid](q_desc, k_desc, v_desc, out, Sq, Skv, Hq, Hkv, sm_scale * LOG2E,
-                      HEAD_D=D, BLOCK_N=bn, NB=nb, CAUSAL=causal, PP=len(config) > 5 and config[5] == "pp",
+                      HEAD_D=D, BLOCK_N=bn, NB=nb, CAUSAL=causal, PP="pp" in config[5:], UNROLL="u2" in config[5:],
                       num_warps=nw)
     return out
 

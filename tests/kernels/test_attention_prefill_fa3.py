@@ -30,7 +30,7 @@ ALL = [(D, c) for D, cs in FA3_CONFIGS.items() for c in cs]
 
 @pytest.fixture(scope="module")
 def probed():
-    cfgs = [[D, c[1], c[3], causal, len(c) > 5] for D, c in ALL for causal in (True, False)]
+    cfgs = [[D, c[1], c[3], causal, "pp" in c[5:], "u2" in c[5:]] for D, c in ALL for causal in (True, False)]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"), json.dumps(cfgs)],
                        capture_output=True, text=True, env=env, timeout=900)
