@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import torch
+
+# log2(e): attention kernels fold it into the softmax scale so the inner loop can use exp2 (e^x = 2^(x log2 e))
+LOG2E = math.log2(math.e)
 
 
 def check(cond: bool, msg: str) -> None:

@@ -49,7 +49,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check, check_tensor
+from ._common import LOG2E, check, check_tensor
 from .attention_decode_ref import (attention_decode_bytes, attention_decode_ref, gather_paged,  # noqa: F401
                                    random_decode_inputs)
 from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, _merge_group, e4m3_to_f16,  # noqa: F401
@@ -384,7 +384,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         bn, nw, ns = c.block_n, c.num_warps, c.num_stages
         cvt = int(c.cvt) if k.dtype == FP8 and q.device.type == "cuda" and not is_interpreter() else 0
         if c.persist:  # v7: persistent flat kernel + its combine (attention_decode_split)
-            flat_launch(q, k, v, kv_lens, bt, out, c, Hkv, paged, page, max_len, scale * k_scale * 1.4426950408889634,
+            flat_launch(q, k, v, kv_lens, bt, out, c, Hkv, paged, page, max_len, scale * k_scale * LOG2E,
                         float(v_scale), ks, vs, block_r, cvt, _num_sms(q.device), c.combine == "pdl" and _pdl_supported(q.device))
             LAST_LAUNCH["kernels"] = 2
             return
@@ -404,7 +404,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         sb = min(_COMBINE_SB, 8192 // D, triton.next_power_of_2(splits))  # <= 8192 fp32 per merge tile
         rb, fsb, vec = fused_params(fused, G * Lq, splits, D, nw, triton.cdiv(B * Hkv * splits, _num_sms(q.device)))
         _decode_kernel[(B * Hkv, splits)](
-            q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * 1.4426950408889634,
+            q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * LOG2E,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,
             bt.stride(0), out.stride(0), out.stride(1), out.stride(2),
             D=D, BLOCK_R=block_r, BLOCK_N=bn, PAGED=paged, PAGE=page, SINGLE=single,

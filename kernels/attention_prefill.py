@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check, check_tensor
+from ._common import LOG2E, check, check_tensor
 from .attention_prefill_fa3 import FA3_CONFIGS, attention_prefill_fa3, fa3_supported
 from .gemm_tma import TensorDescriptor, tma_ok
 from .harness import Tuner, is_interpreter
@@ -272,7 +272,7 @@ def attention_prefill(q, k, v, causal: bool = True, window: int | None = None,
         else:
             kd, vd = k, v
         grid = (triton.cdiv(Sq, bm), B * Hq)
-        _prefill_kernel[grid](q, k, v, out, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * 1.4426950408889634,
+        _prefill_kernel[grid](q, k, v, out, kd, vd, Sq, Skv, Hq, Hkv, Hq // Hkv, scale * LOG2E,
                               0 if window is None else int(window),
                               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                               v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),

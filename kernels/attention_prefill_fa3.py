@@ -37,6 +37,8 @@ from __future__ import annotations
 import torch
 import triton
 
+from ._common import LOG2E, check
+
 try:  # Gluon ships with Triton >= 3.4; its Hopper API is what this file is written against (3.6)
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
@@ -49,7 +51,6 @@ try:  # Gluon ships with Triton >= 3.4; its Hopper API is what this file is writ
 except ImportError:  # pragma: no cover - depends on the installed Triton
     HAVE_GLUON = False
 
-LOG2E = 1.4426950408889634
 # Tuning candidates: (BLOCK_M, BLOCK_N, num_warps per consumer, NB stages, "fa3"[, flags]); flags: "pp" ping-pong
 # turns, "u2" the default partition's unmasked loop unrolled by two (its exponentials then run before the PV
 # wait in the SASS; 164 B of spills, 19 local loads/stores per trip; kernels/NOTES.md session 12)
@@ -98,7 +99,7 @@ if HAVE_GLUON:
             lim = gl.minimum(pos, Skv - 1)  # last visible key of each row
             vis = kn[None, :] <= lim[:, None]
         else:
-            vis = (kn < Skv)[None, :] & (pos >= 0)[:, None]
+            vis = (kn < Skv)[None, :] & (pos >= 0)[:, None]  # the row term (always true) makes it 2-D
         return gl.where(vis, S, float("-inf"))
 
     @gluon.jit
@@ -276,8 +277,11 @@ def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -
     """The Gluon kernel on checked inputs (attention_prefill validates shapes; see fa3_supported).
 
     q [B, Hq, Sq, D], k / v [B, Hkv, Skv, D], out [B, Hq, Sq, D], all contiguous; config =
-    (BLOCK_M, BLOCK_N, num_warps, NB, "fa3"). Returns out."""
+    (BLOCK_M, BLOCK_N, num_warps, NB, "fa3"[, "pp"][, "u2"]). Returns out."""
     bm, bn, nw, nb = config[:4]
+    check(bm == 128 and nw == 4 and bn in (64, 128) and nb in (2, 3) and set(config[5:]) <= {"pp", "u2"},
+          f"config {config} (Gluon FA3) must be (128, 64 or 128, 4, 2 or 3, 'fa3'[, 'pp'][, 'u2']): two consumer "
+          f"warpgroups of 64 query rows, 4 warps each.")
     B, Hq, Sq, D = q.shape
     Hkv, Skv = k.shape[1], k.shape[2]
     gdt = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16

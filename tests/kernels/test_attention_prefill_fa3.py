@@ -62,6 +62,15 @@ def test_fa3_candidates_are_opt_in():
     assert _ap.fa3_candidates(256, "1") == []
 
 
+def test_fa3_rejects_a_config_it_has_no_layout_for():
+    """The consumers' layouts are written for 4 warps and 64 rows each: other tiles get one clear line."""
+    from llmperf_kernels.attention_prefill_fa3 import attention_prefill_fa3
+    q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
+    for bad in [(256, 128, 4, 2, "fa3"), (128, 128, 8, 2, "fa3"), (128, 128, 4, 2, "fa3", "xx")]:
+        with pytest.raises(ValueError, match="Gluon FA3"):
+            attention_prefill_fa3(q, q, q, torch.empty_like(q), True, 0.125, bad)
+
+
 def test_fa3_forced_without_hopper_is_a_clear_error():
     q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
     assert not fa3_supported(q, q, q, None)
