@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 from ._common import LOG2E, check, check_tensor
-from .attention_prefill_fa3 import FA3_CONFIGS, attention_prefill_fa3, fa3_supported
+from .attention_prefill_fa3 import FA3_CONFIGS, FA3_DEFAULT, attention_prefill_fa3, fa3_supported
 from .gemm_tma import TensorDescriptor, tma_ok
 from .harness import Tuner, is_interpreter
 
@@ -68,14 +68,15 @@ _WS_CONFIGS = {
 _WS_DEFAULT = {128: [(128, 128, 4, 2, "ws")]}
 
 
-# The Gluon FA3-style kernel (attention_prefill_fa3.py; Hopper, D 64 / 128, no window): opt-in tuning
-# candidates (LLMPERF_PREFILL_FA3=1) until measured; a forced config (config=(.., "fa3")) always runs it.
+# The Gluon FA3-style kernel (attention_prefill_fa3.py; Hopper, D 64 / 128, no window): its measured
+# entries (FA3_DEFAULT) are tuning candidates wherever it runs; LLMPERF_PREFILL_FA3=1 adds every entry,
+# LLMPERF_PREFILL_FA3=0 removes them all. A forced config (config=(.., "fa3"[, flags])) always runs it.
 _FA3_ENV = os.environ.get("LLMPERF_PREFILL_FA3", "")
 
 
 def fa3_candidates(D: int, env: str = _FA3_ENV) -> list:
-    """Gluon FA3 tuning candidates for head_dim D: none by default, all with env "1"."""
-    return list(FA3_CONFIGS.get(D, [])) if env == "1" else []
+    """Gluon FA3 tuning candidates for head_dim D: the measured default, all (env "1"), none ("0")."""
+    return [] if env == "0" else list((FA3_CONFIGS if env == "1" else FA3_DEFAULT).get(D, []))
 
 
 def ws_candidates(D: int, env: str = _WS_ENV) -> list:

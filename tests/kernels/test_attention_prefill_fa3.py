@@ -18,7 +18,7 @@ import torch
 
 import llmperf_kernels.attention_prefill as ap  # noqa: F401 - the module (the package exports the function)
 from llmperf_kernels import attention_prefill, attention_prefill_ref
-from llmperf_kernels.attention_prefill_fa3 import FA3_CONFIGS, fa3_supported
+from llmperf_kernels.attention_prefill_fa3 import FA3_CONFIGS, FA3_DEFAULT, fa3_supported
 
 from kernel_testutil import assert_close, poisoned
 
@@ -30,7 +30,7 @@ ALL = [(D, c) for D, cs in FA3_CONFIGS.items() for c in cs]
 
 @pytest.fixture(scope="module")
 def probed():
-    cfgs = [[D, c[1], c[3], causal, "pp" in c[5:], "u2" in c[5:]] for D, c in ALL for causal in (True, False)]
+    cfgs = [[D, c[1], c[3], causal, "pp" in c[5:], "u2" in c[5:], "ps" in c[5:]] for D, c in ALL for causal in (True, False)]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"), json.dumps(cfgs)],
                        capture_output=True, text=True, env=env, timeout=900)
@@ -57,16 +57,18 @@ def test_fa3_compiles_with_the_fa3_schedule(probed):
         assert p["shared_bytes"] <= 232448, p      # Hopper's 227 KiB per block
 
 
-def test_fa3_candidates_are_opt_in():
-    assert _ap.fa3_candidates(128, "") == [] and _ap.fa3_candidates(128, "1") == FA3_CONFIGS[128]
-    assert _ap.fa3_candidates(256, "1") == []
+def test_fa3_candidates_default_all_or_none():
+    assert _ap.fa3_candidates(128, "") == FA3_DEFAULT[128] and _ap.fa3_candidates(128, "1") == FA3_CONFIGS[128]
+    assert _ap.fa3_candidates(128, "0") == [] and _ap.fa3_candidates(256, "1") == [] and _ap.fa3_candidates(256, "") == []
+    assert all(c in FA3_CONFIGS[D] for D, cs in FA3_DEFAULT.items() for c in cs)
 
 
 def test_fa3_rejects_a_config_it_has_no_layout_for():
     """The consumers' layouts are written for 4 warps and 64 rows each: other tiles get one clear line."""
     from llmperf_kernels.attention_prefill_fa3 import attention_prefill_fa3
     q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
-    for bad in [(256, 128, 4, 2, "fa3"), (128, 128, 8, 2, "fa3"), (128, 128, 4, 2, "fa3", "xx")]:
+    for bad in [(256, 128, 4, 2, "fa3"), (128, 128, 8, 2, "fa3"), (128, 128, 4, 2, "fa3", "xx"),
+                (128, 128, 4, 2, "fa3", "ps", "pp")]:
         with pytest.raises(ValueError, match="Gluon FA3"):
             attention_prefill_fa3(q, q, q, torch.empty_like(q), True, 0.125, bad)
 
@@ -85,6 +87,8 @@ CASES = [  # B, Hq, Hkv, Sq, Skv, causal
     (1, 8, 8, 2048, 2048, True), (1, 8, 1, 512, 512, False),       # GQA 1 / MQA, tile multiples
     (1, 32, 4, 300, 1324, True), (1, 16, 2, 77, 777, False),       # chunked prefill (Sq < Skv), GQA 8
     (3, 4, 4, 64, 64, True), (1, 8, 8, 1, 200, True),              # one partial tile; one query
+    # many row tiles per SM (the persistent entries walk several, the K / V ring running on across them)
+    (2, 32, 8, 1500, 1500, True), (2, 32, 4, 900, 2500, True), (1, 64, 8, 700, 2100, False),
 ]
 
 
