@@ -3,7 +3,8 @@
 # one call: (1) a guarded first launch of ps against the reference (a wrong mbarrier phase hangs, not fails),
 # (2) the FA3 GPU tests (every entry, 11 shapes, in 8 processes), (3) tune_prefill.py: TMA / FA3 / FA3-ps side by
 # side with SDPA (flash, cuDNN), (4) if (1) and (2) passed: kernels_bench.py's prefill section with the default
-# candidates (the FA3 entries among them). Usage: OUT=... bash benchmarks/gpu_session13_ps.sh
+# candidates (the FA3 entries among them). Usage: OUT=... [PYTEST_K=ps] [CONFIGS_BASE="[(..), (..)"] [CASES=..]
+# [BUDGET_S=560] bash benchmarks/gpu_session13_ps.sh
 source "$(dirname "$0")/gpu_env.sh"
 START=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/env.txt"
@@ -25,10 +26,10 @@ for (B, Hq, Hkv, S) in [(2, 8, 2, 1000), (2, 32, 8, 1500)]:
 raise SystemExit(0 if ok else 1)
 PY
 PROBE=${PIPESTATUS[0]}; echo "probe exit $PROBE"
-timeout ${PYTEST_TIMEOUT:-200} python3 -m pytest -q -p no:cacheprovider -n 8 -m gpu tests/kernels/test_attention_prefill_fa3.py > "$OUT/pytest_fa3.log" 2>&1
+timeout ${PYTEST_TIMEOUT:-200} python3 -m pytest -q -p no:cacheprovider -n 8 -m gpu ${PYTEST_K:+-k "$PYTEST_K"} tests/kernels/test_attention_prefill_fa3.py > "$OUT/pytest_fa3.log" 2>&1
 PYT=$?; echo "pytest exit $PYT"; tail -3 "$OUT/pytest_fa3.log"
 CASES=${CASES:-16x32/8x1024x128c,8x32/8x2048x128c,4x32/8x4096x128c,2x32/8x8192x128c,4x32/8x4096x128f,4x32/8x4096x64c}
-CONFIGS="[(128, 128, 8, 3, 'tma'), (128, 128, 4, 2, 'fa3'), (128, 128, 4, 3, 'fa3')"
+CONFIGS=${CONFIGS_BASE:-"[(128, 128, 8, 3, 'tma'), (128, 128, 4, 2, 'fa3'), (128, 128, 4, 3, 'fa3')"}
 [ "$PROBE" = 0 ] && CONFIGS="$CONFIGS, (128, 128, 4, 2, 'fa3', 'ps'), (128, 128, 4, 3, 'fa3', 'ps')"
 timeout ${TUNE_TIMEOUT:-200} python3 benchmarks/tune_prefill.py --out "$OUT/tp" --cases "$CASES" --configs "$CONFIGS]" --rep-ms 30 > "$OUT/tune_prefill.log" 2>&1
 echo "tune exit $?"; grep "tune prefill" "$OUT/tune_prefill.log" | cut -c1-170
