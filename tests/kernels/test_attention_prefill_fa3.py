@@ -96,8 +96,8 @@ CASES = [  # B, Hq, Hkv, Sq, Skv, causal
 
 @pytest.mark.gpu
 @hopper
-@pytest.mark.parametrize("D,cfg", ALL)
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("D,cfg", ALL, ids=[f"D{D}-" + "-".join(map(str, c)) for D, c in ALL])
+@pytest.mark.parametrize("case", CASES, ids=["x".join(map(str, c)) for c in CASES])
 def test_fa3_gpu(D, cfg, case):
     B, Hq, Hkv, Sq, Skv, causal = case
     q = torch.randn(B, Hq, Sq, D, dtype=torch.bfloat16, device="cuda")
