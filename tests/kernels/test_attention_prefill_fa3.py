@@ -30,9 +30,9 @@ ALL = [(D, c) for D, cs in FA3_CONFIGS.items() for c in cs]
 
 @pytest.fixture(scope="module")
 def probed():
-    # every entry causal (the masked loop), the default entries also without a mask (CI time: ~6 s a compile)
+    # every entry causal (the masked loop), the default and persistent ones also without a mask (~6 s a compile)
     cfgs = [[D, c[1], c[3], causal, "pp" in c[5:], "u2" in c[5:], "ps" in c[5:]] for D, c in ALL
-            for causal in ((True, False) if c in FA3_DEFAULT[D] else (True,))]
+            for causal in ((True, False) if c in FA3_DEFAULT[D] or "ps" in c else (True,))]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"), json.dumps(cfgs)],
                        capture_output=True, text=True, env=env, timeout=900)
