@@ -280,13 +280,13 @@ if HAVE_GLUON:
         ptrs = o_ptr + (o_row + offs_m).to(gl.int64)[:, None] * HEAD_D + offs_d[None, :]
         gl.store(ptrs, o.to(dtype), mask=(offs_m < rows_left)[:, None])
 
-
     @gluon.jit
     def _fa3_consumer(C: gl.constexpr, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, k_empty, v_ready, v_empty, turn,
                       o_ptr, o_row, rows_left, pos0, n_full, n_tiles, Sq, Skv, Hq, Hkv, num_m, BH, n_work, qk_scale,
                       HALF_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr, NB: gl.constexpr,
                       CAUSAL: gl.constexpr, PP: gl.constexpr, UNROLL: gl.constexpr, PERSIST: gl.constexpr):
-        """Consumer warpgroup C: the CTA's row tile, or (PERSIST) the producer's sequence of work items."""
+        """Consumer warpgroup C: the CTA's row tile, or (PERSIST) the producer's sequence of work items (the same
+        loop as _fa3_producer's: every partition walks the sequence and keeps its own ring index r and count tc)."""
         q = q_smem.index(C)
         if PERSIST:
             r = 0
