@@ -7,4 +7,4 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PYTEST_K=${PYTEST_K-ps} PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-100} TUNE_TIMEOUT=${TUNE_TIMEOUT:-130} BUDGET_S=0 \
   CASES=${CASES:-8x32/8x2048x128c,4x32/8x4096x128c,4x32/8x4096x128f,4x32/8x4096x64c} OUT="$OUT" bash "$HERE/gpu_session13_ps.sh"
 mkdir -p "$OUT/cal"
-OUT="$OUT/cal" CAL_TIMEOUT=${CAL_TIMEOUT:-250} bash "$HERE/gpu_session13_cal.sh"
+OUT="$OUT/cal" CAL_TIMEOUT=${CAL_TIMEOUT:-220} bash "$HERE/gpu_session13_cal.sh"
