@@ -21,7 +21,10 @@ can be written out:
 * P goes from the S accumulator straight into the register A operand of the PV wgmma (no shared
   memory round trip); the softmax scale is folded into the exponent (one FFMA + EX2 per score);
 * fully visible tiles run a loop without mask arithmetic, the causal diagonal / ragged end a second
-  loop with it (Gluon has no single-loop restriction); causal CTAs are launched heaviest first.
+  loop with it (Gluon has no single-loop restriction); causal CTAs are launched heaviest first;
+* optionally ("ps") persistent: one CTA per SM walks row tiles (_fa3_work's order) with the K / V rings
+  running on across them, and the next tile's Q is loaded as soon as both consumers issued their last S,
+  so a tile's first copies overlap the previous tile's last PV and O store.
 
 Layout and conventions are attention_prefill's: q [B, Hq, Sq, D], k / v [B, Hkv, Skv, D], all
 contiguous (viewed as [rows, D] for the TMA descriptors), GQA by reading KV head h // (Hq / Hkv),
