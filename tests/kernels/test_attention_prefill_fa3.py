@@ -34,13 +34,20 @@ def probed():
     cfgs = [[D, c[1], c[3], causal, "pp" in c[5:], "u2" in c[5:], "ps" in c[5:]] for D, c in ALL
             for causal in ((True, False) if c in FA3_DEFAULT[D] or "ps" in c else (True,))]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"), json.dumps(cfgs)],
-                       capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads(r.stdout.strip().splitlines()[-1])
-    if "skip" in res:
-        pytest.skip(res["skip"])
-    return res["configs"]
+    n_proc = max(1, min(len(cfgs), os.cpu_count() or 1))  # one probe process per core, configs dealt round-robin
+    procs = [subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"),
+                               json.dumps(cfgs[i::n_proc])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for i in range(n_proc)]
+    configs = []
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-2000:]
+        res = json.loads(out.strip().splitlines()[-1])
+        if "skip" in res:
+            pytest.skip(res["skip"])
+        configs += res["configs"]
+    assert len(configs) == len(cfgs)
+    return configs
 
 
 def test_fa3_compiles_with_the_fa3_schedule(probed):
