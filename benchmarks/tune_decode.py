@@ -64,7 +64,8 @@ import triton
 
 import llmperf_kernels as lk
 from llmperf_kernels._common import rel_err
-from llmperf_kernels.attention_decode import (DecodeConfig, _num_sms, attention_decode_bytes, default_splits,
+from llmperf_kernels._common import sm_count
+from llmperf_kernels.attention_decode import (DecodeConfig, attention_decode_bytes, default_splits,
                                               random_decode_inputs)
 from llmperf_kernels import attention_decode_split as flat_mod
 
@@ -116,7 +117,7 @@ def probe_fixed_cost(dev, smoke, bw, rep_ms, act):
     q, k, v, lens, bt = make_case(1, L, None, "bf16", dev, act)
     o = torch.empty_like(q)
     by = attention_decode_bytes(1, HQ, HKV, 1, L, D, q.element_size(), k.element_size())
-    cfg = DecodeConfig(16 if smoke else 64, 4, 1 if smoke else 4, default_splits(HKV, L, D, 2, _num_sms(torch.device(dev))))
+    cfg = DecodeConfig(16 if smoke else 64, 4, 1 if smoke else 4, default_splits(HKV, L, D, 2, sm_count(dev)))
     fn = lambda: lk.attention_decode(q, k, v, lens, bt, out=o, max_kv_len=L, config=cfg)  # noqa: E731
     qs, ks_, vs_, ls, _ = make_case(1, 64, None, "bf16", dev, act)
     os_ = torch.empty_like(qs)
@@ -201,7 +202,7 @@ def main(argv=None):
     torch.manual_seed(0)
     t_start = time.time()
     bw = copy_bandwidth(dev, a.smoke, 4.0 if a.smoke else 20.0)
-    sms = _num_sms(torch.device(dev))
+    sms = sm_count(dev)
     if a.probe:
         probe_fixed_cost(dev, a.smoke, bw, a.rep_ms, act)
     keep = set(filter(None, a.cases.split(",")))

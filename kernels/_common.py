@@ -11,6 +11,13 @@ import torch
 LOG2E = math.log2(math.e)
 
 
+def sm_count(device, cpu_default: int = 4) -> int:
+    """Streaming multiprocessors of a CUDA device (torch caches its properties); cpu_default elsewhere (the
+    Triton interpreter), where it only sizes grids."""
+    device = torch.device(device)
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else cpu_default
+
+
 def check(cond: bool, msg: str) -> None:
     """Raise ValueError(msg) unless cond: every wrapper reports bad input in one sentence."""
     if not cond:

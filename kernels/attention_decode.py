@@ -49,7 +49,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import LOG2E, check, check_tensor
+from ._common import LOG2E, check, check_tensor, sm_count
 from .attention_decode_ref import (attention_decode_bytes, attention_decode_ref, gather_paged,  # noqa: F401
                                    random_decode_inputs)
 from .attention_decode_combine import (HAS_PDL, _combine_kernel, _combine_rows, _merge_group, e4m3_to_f16,  # noqa: F401
@@ -266,12 +266,6 @@ def _pdl_supported(device) -> bool:
             and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
-def _num_sms(device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 4
-
-
 def default_splits(batch_kv_heads: int, max_kv_len: int, head_dim: int, kv_elem_bytes: int, num_sms: int,
                    paged: bool = False) -> int:
     """v4 split heuristic: KV slices per (sequence, KV head).
@@ -372,7 +366,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
               f"config.persist must be >= 0 and needs combine None/'kernel'/'pdl', got {config.persist}, {config.combine!r}.")
     check(num_splits is None or num_splits >= 1, f"num_splits must be >= 1, got {num_splits}.")
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
-    heur_splits = default_splits(B * Hkv, max_len, D, k.element_size(), _num_sms(q.device), paged)
+    heur_splits = default_splits(B * Hkv, max_len, D, k.element_size(), sm_count(q.device), paged)
     bt = block_table if paged else kv_lens
     if paged:
         ks, vs = (k.stride(0), k.stride(2), k.stride(1)), (v.stride(0), v.stride(2), v.stride(1))
@@ -385,7 +379,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         cvt = int(c.cvt) if k.dtype == FP8 and q.device.type == "cuda" and not is_interpreter() else 0
         if c.persist:  # v7: persistent flat kernel + its combine (attention_decode_split)
             flat_launch(q, k, v, kv_lens, bt, out, c, Hkv, paged, page, max_len, scale * k_scale * LOG2E,
-                        float(v_scale), ks, vs, block_r, cvt, _num_sms(q.device), c.combine == "pdl" and _pdl_supported(q.device))
+                        float(v_scale), ks, vs, block_r, cvt, sm_count(q.device), c.combine == "pdl" and _pdl_supported(q.device))
             LAST_LAUNCH["kernels"] = 2
             return
         want = c.splits or num_splits or heur_splits
@@ -402,7 +396,7 @@ def attention_decode(q, k, v, kv_lens=None, block_table=None, sm_scale=None, k_s
         if fused:
             cnt = _arrival_counters(q.device, B * Hkv)
         sb = min(_COMBINE_SB, 8192 // D, triton.next_power_of_2(splits))  # <= 8192 fp32 per merge tile
-        rb, fsb, vec = fused_params(fused, G * Lq, splits, D, nw, triton.cdiv(B * Hkv * splits, _num_sms(q.device)))
+        rb, fsb, vec = fused_params(fused, G * Lq, splits, D, nw, triton.cdiv(B * Hkv * splits, sm_count(q.device)))
         _decode_kernel[(B * Hkv, splits)](
             q, k, v, bt, kv_lens, out, op, lse, cnt, Hq, Hkv, Lq, G, scale * k_scale * LOG2E,
             float(v_scale), chunk, splits, q.stride(0), q.stride(1), q.stride(2), *ks, *vs,

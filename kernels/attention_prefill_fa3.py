@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 import triton
 
-from ._common import LOG2E, check
+from ._common import LOG2E, check, sm_count
 
 try:  # Gluon ships with Triton >= 3.4; its Hopper API is what this file is written against (3.6)
     from triton.experimental import gluon
@@ -365,11 +365,6 @@ if HAVE_GLUON:
         ], [4, 1], [208, 40])
 
 
-def _sm_count(device) -> int:
-    """Streaming multiprocessors of the device (cached by torch)."""
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
 def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -> torch.Tensor:
     """The Gluon kernel on checked inputs (attention_prefill validates shapes; see fa3_supported).
 
@@ -391,7 +386,7 @@ def attention_prefill_fa3(q, k, v, out, causal: bool, sm_scale: float, config) -
     v_desc = GluonTensorDescriptor.from_tensor(v.view(B * Hkv * Skv, D), [bn, D], kv_layout)
     persist = "ps" in flags
     n_work = triton.cdiv(Sq, bm) * B * Hq
-    grid = (min(n_work, _sm_count(q.device)), 1) if persist else (triton.cdiv(Sq, bm), B * Hq)
+    grid = (min(n_work, sm_count(q.device)), 1) if persist else (triton.cdiv(Sq, bm), B * Hq)
     _fa3_kernel[grid](q_desc, k_desc, v_desc, out, Sq, Skv, Hq, Hkv, B * Hq, sm_scale * LOG2E,
                       HEAD_D=D, BLOCK_N=bn, NB=nb, CAUSAL=causal, PP="pp" in flags, UNROLL="u2" in flags,
                       PERSIST=persist, num_warps=nw)

@@ -12,6 +12,7 @@ import torch
 
 from llmperf_kernels import attention_decode, attention_decode_ref
 from llmperf_kernels.attention_decode import DecodeConfig, attention_decode_bytes, default_splits
+from llmperf_kernels._common import sm_count
 
 ad = importlib.import_module("llmperf_kernels.attention_decode")  # the module (the package exports the function)
 
@@ -164,7 +165,7 @@ def test_decode_heuristic_path_splits(device, monkeypatch):
     """Default (no forced config) path with the heuristic choosing several splits + fused merge,
     called twice: the arrival counters must be re-armed (all zero) after every call."""
     monkeypatch.setattr(ad, "_MIN_SLICE_BYTES", 1024)  # 16-token slices at D=32 fp16
-    assert default_splits(2, 70, 32, 2, ad._num_sms(torch.device(device))) > 1
+    assert default_splits(2, 70, 32, 2, sm_count(device)) > 1
     run_decode(device, F16, 2, 4, 1, 1, [70, 33], 32)  # default: second-launch merge
     for _ in range(2):
         run_decode(device, F16, 2, 4, 1, 1, [70, 33], 32, config=(16, 4, 1, None, "fused"))

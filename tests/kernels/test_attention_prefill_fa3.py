@@ -38,9 +38,9 @@ def probed():
     procs = [subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "fa3_probe.py"),
                                json.dumps(cfgs[i::n_proc])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env) for i in range(n_proc)]
+    done = [(p, *p.communicate(timeout=900)) for p in procs]  # every process finished before any verdict
     configs = []
-    for p in procs:
-        out, err = p.communicate(timeout=900)
+    for p, out, err in done:
         assert p.returncode == 0, err[-2000:]
         res = json.loads(out.strip().splitlines()[-1])
         if "skip" in res:
