@@ -23,7 +23,9 @@ M, G = "llama-3.1-8b", "h100-sxm"
 
 @pytest.fixture(scope="module")
 def runner():
-    return CliRunner()
+    # Captured output, no terminal: pytest-xdist workers inherit COLUMNS=80, which would make rich
+    # wrap the table headers this file looks for; drop it so every worker renders like a pipe does.
+    return CliRunner(env={"COLUMNS": None, "LINES": None})
 
 
 def run(runner, *args, code=0):
