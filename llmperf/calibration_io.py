@@ -12,6 +12,7 @@ import pandas as pd
 
 from llmperf.calibration_fit import MeasuredCalibration, held_out_errors
 from llmperf.calibration_table import load_calibration_csv
+from llmperf.named_inputs import accepts_names
 from llmperf.specs.hardware import HardwareSpec
 
 
@@ -47,6 +48,7 @@ def _bands_for(path: Path, frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
     return bands
 
 
+@accepts_names
 def load_calibration(path: Path, hardware: HardwareSpec, kernel_source: str = "triton"):
     """A calibration file measured on ``hardware``, as ``calibrated:<file name>``."""
     frame = load_calibration_csv(path, hardware.name)
@@ -109,6 +111,7 @@ def transfer_source(hardware: HardwareSpec, available: dict):
     return best
 
 
+@accepts_names
 def resolve_calibration(name: str, hardware: HardwareSpec, kernel_source: str = "triton"):
     """``ideal``; ``auto`` = the GPU's bundled file, else a transferred one, else ideal; or a path.
 

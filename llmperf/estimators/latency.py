@@ -17,6 +17,7 @@ import numpy as np
 from llmperf.calibration import IDEAL, Calibration
 from llmperf.cost import BOUNDS, StepCost, cost_ops
 from llmperf.engines import apply_engine, get_engine, is_decode
+from llmperf.named_inputs import accepts_names
 from llmperf.ops.builder import build_step_ops
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
@@ -51,6 +52,7 @@ def settle_clocks(ops, hardware: HardwareSpec, calibration: Calibration, overlap
     return calibration.at_load(share)
 
 
+@accepts_names
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
     """Build and cost every op of one step (as the workload's engine runs them)."""
@@ -125,6 +127,7 @@ def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, b
     return total
 
 
+@accepts_names
 def request_metrics(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch,
                     prompt_len, output_len, calibration: Calibration = IDEAL,
                     overlap: str = "max") -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from llmperf.named_inputs import accepts_names
 from llmperf.ops.builder import build_step_ops
 from llmperf.ops.context import BuildContext
 from llmperf.ops.kv import kv_cache_bytes
@@ -17,6 +18,7 @@ from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Step, Workload
 
 
+@accepts_names
 def weight_bytes(model: ModelSpec, workload: Workload) -> float:
     """Bytes of weights one device stores (its TP shard, every expert, scales included)."""
     ops = build_step_ops(model, workload, Step.prefill(1, 1))
@@ -33,12 +35,14 @@ def kv_heads_per_device(model: ModelSpec, workload: Workload) -> int | None:
     return ctx.kv_heads_per_device()
 
 
+@accepts_names
 def kv_bytes(model: ModelSpec, workload: Workload, batch, context_len) -> np.ndarray:
     """KV-cache bytes on one device for ``batch`` sequences holding ``context_len`` tokens."""
     return kv_cache_bytes(model, workload.kv_format, context_len, batch, workload.mla,
                           kv_heads_per_device(model, workload))
 
 
+@accepts_names
 def activation_bytes(model: ModelSpec, workload: Workload, step: Step) -> np.ndarray:
     """Peak live activations of a step: the residual stream plus the largest op's in+out.
 
@@ -56,6 +60,7 @@ def usable_bytes(hardware: HardwareSpec, workload: Workload) -> float:
     return hardware.memory_capacity_bytes * workload.memory_utilization - workload.reserved_memory_bytes
 
 
+@accepts_names
 def memory_breakdown(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch,
                      prompt_len, context_len) -> dict:
     """Memory of serving ``batch`` requests whose KV grows to ``context_len`` tokens.
@@ -77,6 +82,7 @@ def memory_breakdown(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
             "fits": total <= usable}
 
 
+@accepts_names
 def max_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload, context_len) -> np.ndarray:
     """Largest batch whose KV cache and decode activations fit beside the weights at a context.
 
@@ -88,6 +94,7 @@ def max_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload, cont
     return np.maximum(np.floor(free / per_seq), 0.0)
 
 
+@accepts_names
 def max_context(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch) -> np.ndarray:
     """Longest context (tokens) at which ``batch`` sequences still fit, by vectorized bisection.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from llmperf.named_inputs import accepts_names
 from llmperf.ops.builder import build_step_ops
 from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Step, Workload
@@ -32,6 +33,7 @@ def _component(op_name: str, kind: str) -> str:
     return "attention"
 
 
+@accepts_names
 def parameter_table(model: ModelSpec) -> pd.DataFrame:
     """One row per parameter-holding op: group, op, component, count, params, active params."""
     ops = build_step_ops(model, Workload(), Step.prefill(1, 1))
@@ -41,6 +43,7 @@ def parameter_table(model: ModelSpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@accepts_names
 def parameter_counts(model: ModelSpec) -> dict:
     """Totals: ``params_total``, ``params_active`` (per token) and ``params_<component>``."""
     table = parameter_table(model)

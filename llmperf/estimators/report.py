@@ -16,6 +16,7 @@ from llmperf.errors import LlmperfError
 from llmperf.estimators.latency import cost_per_million_tokens, request_metrics, step_cost
 from llmperf.estimators.memory import memory_breakdown
 from llmperf.estimators.params import parameter_counts
+from llmperf.named_inputs import accepts_names
 from llmperf.ops.kv import kv_bytes_per_token
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
@@ -32,6 +33,7 @@ def check_context(model: ModelSpec, longest_tokens, allow_long_context: bool) ->
             f"--allow-long-context")
 
 
+@accepts_names
 def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(),
                    batch=1, prompt_len=1024, output_len=256, context_len=None,
                    calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
@@ -115,12 +117,14 @@ def _intervals(calibration: Calibration, req: dict, decode) -> dict:
                            t_hi + req["decode_time_s"] * d_hi / tpot)))
 
 
+@accepts_names
 def estimate(model: ModelSpec, hardware: HardwareSpec, workload: Workload = Workload(), **kwargs) -> dict:
     """The estimate of one scenario as a plain dict (the JSON contract)."""
     row = estimate_frame(model, hardware, workload, **kwargs).iloc[0].to_dict()
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
+@accepts_names
 def ops_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max") -> pd.DataFrame:
     """One row per op of one step (scalar step shapes), in execution order."""
@@ -153,6 +157,7 @@ def ops_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step
     return pd.DataFrame(rows, columns=OP_COLUMNS)
 
 
+@accepts_names
 def layers_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
                  calibration: Calibration = IDEAL, overlap: str = "max") -> pd.DataFrame:
     """One row per layer group: FLOPs, bytes and time of ONE layer of the group, its count and

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from llmperf.named_inputs import accepts_names
 from llmperf.ops.attention import gqa_attention_ops, mla_attention_ops
 from llmperf.ops.context import BuildContext
 from llmperf.ops.ffn import dense_mlp_ops, moe_ops
@@ -111,6 +112,7 @@ def _head(ctx: BuildContext) -> None:
     _all_gather(ctx, "logits_all_gather", "head", rows * m.vocab_size)
 
 
+@accepts_names
 def build_step_ops(model: ModelSpec, workload: Workload, step: Step) -> list[Op]:
     """All ops of one forward step on one device (its tensor-parallel share), in execution order."""
     ctx = BuildContext(model, workload, step)

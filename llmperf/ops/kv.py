@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmperf.dtypes import NumberFormat
+from llmperf.named_inputs import accepts_names
 from llmperf.specs.model import ModelSpec
 
 
@@ -39,6 +40,7 @@ def kv_cache_bytes(model: ModelSpec, kvfmt: NumberFormat, context_len, batch=1,
     return np.asarray(batch, dtype=float) * per_layer * (full * ctx + sliding * tokens_sliding)
 
 
+@accepts_names
 def kv_bytes_per_token(model: ModelSpec, kvfmt: NumberFormat, mla: str = "absorbed") -> float:
     """Bytes per token over all layers, counting every layer (the no-window upper bound)."""
     return model.num_layers * kv_bytes_per_token_per_layer(model, kvfmt, mla)
