@@ -57,3 +57,35 @@ def test_a_wrong_python_session_is_caught(tmp_path):
     session = docs_examples.Session("README.md", 0, ">>> 6 * 7\n41\n", ())
     assert "Expected:" in docs_examples.run_session(session, tmp_path)
     assert not docs_examples.run_session(docs_examples.Session("README.md", 0, ">>> 6 * 7\n42\n", ()), tmp_path)
+
+
+def test_readme_calibrated_vs_ideal_table():
+    """The README's "Calibrated vs ideal" rows are what the library computes now (2 decimals)."""
+    import re
+
+    import llmperf
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (H100 SXM|H200) \| (decode, batch (\d+), context 2k|prefill, batch 1, 2k tokens)"
+                      r"[^|]*\| ([\d.]+) ms \((\w+)\) \| ([\d.]+) ms \[([\d.]+), ([\d.]+)\] \((\w+)\) \| "
+                      r"([\d.]+) ms \((\w+)\) \|$", readme, re.M)
+    assert len(rows) == 6, "the README's calibrated-vs-ideal table changed shape"
+    model = llmperf.load_model("llama-3.1-8b")
+    for gpu, step, batch, ideal, ideal_bound, cal, low, high, cal_bound, fused, fused_bound in rows:
+        hardware = llmperf.load_hardware({"H100 SXM": "h100-sxm", "H200": "h200"}[gpu])
+        calibration = llmperf.resolve_calibration("auto", hardware)
+        if step.startswith("decode"):
+            scenario, key = dict(batch=int(batch), prompt_len=2048, output_len=1, context_len=2048), "tpot"
+        else:
+            scenario, key = dict(batch=1, prompt_len=2048, output_len=1), "ttft"
+        bound = "decode_bound" if key == "tpot" else "prefill_bound"
+        got_ideal = llmperf.estimate(model, hardware, calibration=llmperf.IDEAL, **scenario)
+        got_cal = llmperf.estimate(model, hardware, calibration=calibration, **scenario)
+        got_fused = llmperf.estimate(model, hardware, llmperf.Workload(engine="fused"),
+                                     calibration=calibration, **scenario)
+        shown = [ideal, ideal_bound, cal, low, high, cal_bound, fused, fused_bound]
+        now = [f"{got_ideal[key + '_s'] * 1e3:.2f}", got_ideal[bound],
+               f"{got_cal[key + '_s'] * 1e3:.2f}", f"{got_cal[key + '_s_low'] * 1e3:.2f}",
+               f"{got_cal[key + '_s_high'] * 1e3:.2f}", got_cal[bound],
+               f"{got_fused[key + '_s'] * 1e3:.2f}", got_fused[bound]]
+        assert shown == now, f"{gpu} {step}: README {shown}, now {now}"
