@@ -5,7 +5,8 @@ loading each spec first: a ``str`` or ``os.PathLike`` passed as ``model`` goes t
 :func:`llmperf.load_model` (bundled name or a path to a ``config.json`` / YAML), as ``hardware``
 through :func:`llmperf.load_hardware`, and as ``calibration`` through
 :func:`llmperf.resolve_calibration` (``ideal``, ``auto`` or a calibration CSV) for the call's
-hardware. Spec objects pass through untouched, so internal calls pay one ``isinstance`` per argument.
+hardware. Spec objects pass through untouched, so internal calls pay two ``isinstance`` checks per
+argument; anything else as ``model`` or ``hardware`` is a ``TypeError`` naming the argument.
 """
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
+from llmperf.specs.hardware import HardwareSpec
+from llmperf.specs.model import ModelSpec
+
 _NAMED = ("model", "hardware", "calibration")
+_SPEC_TYPES = {"model": ModelSpec, "hardware": HardwareSpec}
 _CALIBRATIONS: OrderedDict = OrderedDict()  # (name, file stamp, hardware JSON) -> calibration
 _CALIBRATIONS_KEPT = 8
 
@@ -50,6 +55,11 @@ def accepts_names(function):
     def wrapper(*args, **kwargs):
         given = {name: args[i] if i < len(args) else kwargs.get(name)
                  for name, i in positions.items()}
+        for name, spec_type in _SPEC_TYPES.items():
+            value = given.get(name)
+            if value is not None and not isinstance(value, spec_type) and not _is_name(value):
+                raise TypeError(f"{function.__name__}: {name} must be a {spec_type.__name__}, a bundled "
+                                f"name or a path, got {type(value).__name__}")
         if not any(_is_name(value) for value in given.values()):
             return function(*args, **kwargs)
         from llmperf.catalog import load_hardware, load_model

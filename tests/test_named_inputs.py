@@ -69,6 +69,13 @@ def test_bad_names_raise_the_usual_one_line_errors():
         llmperf.estimate("llama-3.1-8b", "h100-sxm", calibration="no-such-file.csv")
 
 
+def test_a_wrong_type_is_named():
+    with pytest.raises(TypeError, match="estimate: model must be a ModelSpec, a bundled name or a path, got int"):
+        llmperf.estimate(8, "h100-sxm")
+    with pytest.raises(TypeError, match="hardware must be a HardwareSpec"):
+        llmperf.max_batch("llama-3.1-8b", {"name": "h100"}, llmperf.Workload(), context_len=1024)
+
+
 def test_decorator_refuses_a_function_without_spec_parameters():
     with pytest.raises(TypeError, match="none of the parameters"):
         accepts_names(lambda batch: batch)
