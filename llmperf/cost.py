@@ -66,8 +66,9 @@ def _peak(hardware: HardwareSpec, dtype: str) -> float:
 
 def _bound_index(*times: np.ndarray) -> np.ndarray:
     """Index of the largest of ``times`` per element, the first on ties: ``np.argmax`` over the
-    stacked arrays without building the stack (argmax along a leading axis of a (4, N) stack strides
-    through memory; this is elementwise and 3-5x faster on 1M-scenario grids)."""
+    stacked arrays without building the stack (argmax along the leading axis of a (4, N) stack strides
+    through memory: on a 1M-scenario Llama-3.1-8B decode grid the 15 ops' argmax took 0.90 s, these
+    elementwise comparisons 0.22 s, 2-core machine, 2026-12-07)."""
     best = np.asarray(times[0], dtype=float)
     index = np.zeros(np.broadcast_shapes(*(np.shape(t) for t in times)), dtype=np.int8)
     for i, candidate in enumerate(times[1:], start=1):
