@@ -34,7 +34,8 @@ def _calibration(name, hardware):
     from llmperf.calibration_io import resolve_calibration
 
     path = Path(name)
-    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+    stat = path.stat() if path.is_file() else None  # None for "ideal" / "auto"
+    stamp = (stat.st_size, stat.st_mtime_ns) if stat else None
     key = (str(name), stamp, hardware.model_dump_json())
     if key not in _CALIBRATIONS:
         _CALIBRATIONS[key] = resolve_calibration(str(name), hardware)
@@ -70,9 +71,7 @@ def accepts_names(function):
             arguments["model"] = load_model(os.fspath(arguments["model"]))
         if _is_name(arguments.get("hardware")):
             arguments["hardware"] = load_hardware(os.fspath(arguments["hardware"]))
-        if _is_name(arguments.get("calibration")):
-            if "hardware" not in arguments:
-                raise TypeError("a calibration given by name needs the hardware argument")
+        if _is_name(arguments.get("calibration")):  # every decorated function with it has hardware
             arguments["calibration"] = _calibration(arguments["calibration"], arguments["hardware"])
         return function(*bound.args, **bound.kwargs)
 

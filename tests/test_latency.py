@@ -54,3 +54,16 @@ def test_context_beyond_the_model_is_refused_unless_allowed():
 def test_bad_workloads(kwargs):
     with pytest.raises(LlmperfError):
         estimate(load_model("llama-3.2-1b"), load_hardware("h100-sxm"), **kwargs)
+
+
+def test_bound_index_is_argmax_over_the_stack():
+    """cost._bound_index (elementwise, for speed) picks what np.argmax over the stacked times
+    picks, ties to the first, with scalars broadcast."""
+    from llmperf.cost import _bound_index
+
+    rng = np.random.default_rng(7)
+    for shape in [(), (5,), (40, 30)]:
+        times = [rng.integers(0, 3, size=shape).astype(float) for _ in range(4)]  # many ties
+        times[2] = np.zeros(())  # a scalar among arrays, as comm is for non-collective ops
+        expected = np.argmax(np.stack(np.broadcast_arrays(*times)), axis=0)
+        assert np.array_equal(_bound_index(*times), expected)

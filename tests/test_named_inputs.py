@@ -41,13 +41,18 @@ def test_paths_are_names_too():
 def test_every_function_taking_specs_accepts_names():
     step = llmperf.Step.decode(batch=4, context_len=4096)
     workload = llmperf.Workload()
+    model, hardware = llmperf.load_model("llama-3.2-1b"), llmperf.load_hardware("h100-sxm")
+    calibration = llmperf.resolve_calibration("auto", hardware)
     ops = llmperf.ops_frame("llama-3.2-1b", "h100-sxm", workload, step, calibration="auto")
-    assert ops["calibration"].iloc[0].startswith("calibrated:")
-    assert len(llmperf.layers_frame("llama-3.2-1b", "h100-sxm", workload, step)) > 0
-    assert llmperf.max_context("llama-3.2-1b", "h100-sxm", workload, batch=16) > 0
-    pd.testing.assert_frame_equal(llmperf.parameter_table("llama-3.2-1b"),
-                                  llmperf.parameter_table(llmperf.load_model("llama-3.2-1b")))
-    assert len(llmperf.build_step_ops("llama-3.2-1b", workload, step)) > 0
+    assert ops["calibration"].iloc[0] == "calibrated:h100-sxm5-80gb.csv"
+    pd.testing.assert_frame_equal(ops, llmperf.ops_frame(model, hardware, workload, step, calibration))
+    pd.testing.assert_frame_equal(llmperf.layers_frame("llama-3.2-1b", "h100-sxm", workload, step),
+                                  llmperf.layers_frame(model, hardware, workload, step))
+    assert (llmperf.max_context("llama-3.2-1b", "h100-sxm", workload, batch=16)
+            == llmperf.max_context(model, hardware, workload, batch=16))
+    pd.testing.assert_frame_equal(llmperf.parameter_table("llama-3.2-1b"), llmperf.parameter_table(model))
+    by_name = llmperf.build_step_ops("llama-3.2-1b", workload, step)
+    assert [op.name for op in by_name] == [op.name for op in llmperf.build_step_ops(model, workload, step)]
 
 
 def test_a_changed_calibration_file_is_read_again(tmp_path):
