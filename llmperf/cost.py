@@ -45,6 +45,17 @@ class StepCost:
     step_time_s: np.ndarray     # sum over ops of count x time, over the grid
     bound_time_s: np.ndarray    # [len(BOUNDS), *grid] step time attributed to each bound
     calibration: str
+    stage_time_s: np.ndarray | None = None  # pipeline parallel: [stages, *grid] one micro-batch per stage
+    traversal_s: np.ndarray | None = None   # pipeline parallel: one micro-batch through every stage
+    traversals: np.ndarray | float = 1.0     # pipeline parallel: batch / micro-batch size
+    stages: int = 1                          # pipeline parallel: stages
+
+    def device_total(self, field: str) -> np.ndarray:
+        """Step total of a per-sequence additive field (``flops``, ``vector_flops``) on one
+        device for the whole batch. Under pipeline parallelism the ops are one micro-batch's
+        traversal of every stage: scaled by ``traversals`` (FLOPs are linear in the batch) and
+        divided by the stages (the mean device; stages differ by their layer counts)."""
+        return self.total(field) * self.traversals / self.stages
 
     def total(self, field: str) -> np.ndarray:
         """Step total of an op field (``flops``, ``weight_bytes`` ...) over the grid."""

@@ -325,7 +325,8 @@ def memory(ax, frame):
     return ax
 
 
-FRONTIER_KEYS = ["model", "hardware", "weights", "activations", "kv_cache", "tensor_parallel"]
+FRONTIER_KEYS = ["model", "hardware", "weights", "activations", "kv_cache", "tensor_parallel",
+                 "pipeline_parallel"]
 
 
 def frontier(ax, frame):
@@ -335,7 +336,8 @@ def frontier(ax, frame):
     for key, group in frame.groupby(FRONTIER_KEYS, sort=False):
         group = group.sort_values("batch")
         x = group["tpot_s"].to_numpy(float) * 1e3
-        y = group["throughput_tokens_per_s"].to_numpy(float) / group["tensor_parallel"].to_numpy(float)
+        y = group["throughput_tokens_per_s"].to_numpy(float) / (group["tensor_parallel"].to_numpy(float)
+                                                         * group["pipeline_parallel"].to_numpy(float))
         label = " ".join(str(dict(zip(FRONTIER_KEYS, key))[k]) for k in varying)
         (line,) = ax.plot(x, y, lw=1.2, label=label)
         fits = group["fits"].to_numpy(bool)

@@ -108,13 +108,14 @@ def output_format(fmt: str | None, out: Path | None) -> str:
 
 
 def workload(weights: str, activations: str, kv_cache: str, tensor_parallel: int | str,
-             attention: str = "flash", engine: str = "fused"):
+             attention: str = "flash", engine: str = "fused", pipeline_parallel: int | str = 1):
     """A validated :class:`llmperf.Workload` from the dtype/parallelism/engine options."""
     from llmperf.specs.workload import Workload
 
     tp = parse_length(str(tensor_parallel), "--tp")
+    pp = parse_length(str(pipeline_parallel), "--pp")
     return Workload(weights=weights, activations=activations, kv_cache=kv_cache,
-                    tensor_parallel=tp, attention=choice(attention, ("flash", "naive"), "--attention"),
+                    tensor_parallel=tp, pipeline_parallel=pp, attention=choice(attention, ("flash", "naive"), "--attention"),
                     engine=None if engine in (None, "none") else engine)
 
 

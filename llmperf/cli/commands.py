@@ -46,7 +46,7 @@ def list_(what: Annotated[str, typer.Argument(metavar="models|hardware", help="W
 def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt = "1024",
              output: o.Output = "256", context: o.Context = None, weights: o.Weights = "bf16",
              activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
-             attention: o.Attention = "flash", calibration: o.Calibration = "auto",
+             pp: o.Pp = "1", attention: o.Attention = "flash", calibration: o.Calibration = "auto",
              engine: o.Engine = "fused", host_us_per_kernel: o.HostUs = None,
              price: o.Price = None, allow_long_context: o.AllowLong = False,
              ops: Annotated[bool, typer.Option("--ops", help="Also show the per-op table of "
@@ -68,7 +68,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
     from llmperf.estimators import sweep, tables
 
     m, g = sweep.as_model(model), sweep.as_hardware(gpu)
-    wl = workload(weights, activations, kv, tp, attention, engine)
+    wl = workload(weights, activations, kv, tp, attention, engine, pp)
     cal = sweep.resolve_calibration(calibration, g, micro_to_s(host_us_per_kernel))
     shape = dict(batch=parse_length(batch, "--batch"), prompt_len=parse_length(prompt, "--prompt"),
                  output_len=parse_length(output, "--output"))
@@ -97,7 +97,7 @@ def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
                "--prompt", metavar="TOKENS", help="Tokens prefilled in one step, for the activation peak "
                                 "[default: decode only, as with chunked prefill].")] = None,
            weights: o.Weights = "bf16", activations: o.Activations = "bf16", kv: o.Kv = "bf16",
-           tp: o.Tp = "1", allow_long_context: o.AllowLong = False,
+           tp: o.Tp = "1", pp: o.Pp = "1", allow_long_context: o.AllowLong = False,
            format: o.Format = None, out: o.Out = None):
     """Memory vs batch and context, with max batch and context.
 
@@ -109,11 +109,12 @@ def memory(model: o.Model, gpu: o.Gpu, batch: o.Batches = "1,8,32,128",
 
     m, g = sweep.as_model(model), sweep.as_hardware(gpu)
     frame = tables.memory_table(
-        m, g, workload(weights, activations, kv, tp), batch=parse_lengths(batch, "--batch"),
+        m, g, workload(weights, activations, kv, tp, pipeline_parallel=pp),
+        batch=parse_lengths(batch, "--batch"),
         context_len=None if context is None else parse_lengths(context, "--context"),
         prompt_len=parse_optional_length(prompt, "--prompt"),
         allow_long_context=allow_long_context)
-    emit(frame, output_format(format, out), out, lambda: frame_table(frame, MEMORY_TABLE))
+    emit(frame, output_format(format, out), out, lambda: frame_table(frame, with_pp(MEMORY_TABLE, frame)))
 
 
 def micro_to_s(value_us):
@@ -121,7 +122,16 @@ def micro_to_s(value_us):
     return None if value_us is None else value_us * 1e-6
 
 
-def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp,
+def with_pp(columns: list[str], frame) -> list[str]:
+    """``columns`` with the pipeline-parallel column after the tensor-parallel one when a row
+    has more than one stage (tables for people stay as narrow as before otherwise)."""
+    if frame["pipeline_parallel"].max() <= 1:
+        return columns
+    i = columns.index("tensor_parallel") + 1
+    return columns[:i] + ["pipeline_parallel"] + columns[i:]
+
+
+def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp, pp,
            attention, calibration, price, allow_long_context, engine, host_us_per_kernel=None):
     from llmperf.estimators.sweep import sweep_frame
 
@@ -132,7 +142,7 @@ def _sweep(models, gpus, batch, prompt, output, context, weights, activations, k
         context_len=None if context is None else parse_lengths(context, "--context"),
         weights=parse_names(weights, "--weights"),
         activations=parse_names(activations, "--activations"), kv_cache=parse_names(kv, "--kv"),
-        tensor_parallel=parse_lengths(tp, "--tp"),
+        tensor_parallel=parse_lengths(tp, "--tp"), pipeline_parallel=parse_lengths(pp, "--pp"),
         attention=choice(attention, ("flash", "naive"), "--attention"),
         calibration=calibration, price_usd_per_hour=parse_price(price),
         allow_long_context=allow_long_context, engine=None if engine == "none" else engine,
@@ -142,7 +152,8 @@ def _sweep(models, gpus, batch, prompt, output, context, weights, activations, k
 def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompts = "1024",
           output: o.Outputs = "256", context: o.Contexts = None,
           weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
-          kv: o.KvList = "bf16", tp: o.TpList = "1", attention: o.Attention = "flash",
+          kv: o.KvList = "bf16", tp: o.TpList = "1", pp: o.PpList = "1",
+          attention: o.Attention = "flash",
           calibration: o.Calibration = "auto", engine: o.Engine = "fused",
           host_us_per_kernel: o.HostUs = None, price: o.Price = None,
           allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
@@ -154,16 +165,16 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
     --out FILE.csv."""
     from llmperf.cli.render import emit, frame_table
 
-    frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp,
+    frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp, pp,
                    attention, calibration, price, allow_long_context, engine, host_us_per_kernel)
     emit(frame, output_format(format, out), out,
-         lambda: frame_table(frame, SWEEP_TABLE, title=f"{len(frame)} scenarios"))
+         lambda: frame_table(frame, with_pp(SWEEP_TABLE, frame), title=f"{len(frame)} scenarios"))
 
 
 def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch = "1",
             prompt: o.Prompt = "1024", output: o.Output = "256", context: o.Context = None,
             weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
-            kv: o.KvList = "bf16", tp: o.Tp = "1", attention: o.Attention = "flash",
+            kv: o.KvList = "bf16", tp: o.Tp = "1", pp: o.Pp = "1", attention: o.Attention = "flash",
             calibration: o.Calibration = "auto", engine: o.Engine = "fused",
             host_us_per_kernel: o.HostUs = None, price: o.Price = None,
             allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
@@ -175,7 +186,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
     from llmperf.cli.render import emit
     from llmperf.cli.views import compare_table
 
-    frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp,
+    frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp, pp,
                    attention, calibration, price, allow_long_context, engine, host_us_per_kernel)
     emit(frame, output_format(format, out), out, lambda: compare_table(frame))
 

@@ -45,6 +45,9 @@ Kv = Annotated[str, typer.Option("--kv", metavar="DTYPE", help="KV-cache dtype: 
 KvList = Annotated[str, typer.Option("--kv", metavar="DTYPES", help="KV-cache dtypes, comma-separated.")]
 Tp = Annotated[str, typer.Option("--tp", metavar="N", help="Tensor-parallel devices per model replica.")]
 TpList = Annotated[str, typer.Option("--tp", metavar="LIST", help="Tensor-parallel sizes, comma-separated.")]
+Pp = Annotated[str, typer.Option("--pp", metavar="N", help="Pipeline-parallel stages per model replica "
+                                 "(each --tp devices; the batch runs as N micro-batches).")]
+PpList = Annotated[str, typer.Option("--pp", metavar="LIST", help="Pipeline-parallel stage counts, comma-separated.")]
 Attention = Annotated[str, typer.Option(
     "--attention", metavar="flash|naive", help="flash (fused, scores stay on chip) or naive (scores in memory).")]
 Calibration = Annotated[str, typer.Option(

@@ -56,7 +56,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
                                  "(two panels).")] = "decode",
              batch: o.Batch = "1", prompt: o.Prompt = "1024", output: o.Output = "256",
              context: o.Context = None, weights: o.Weights = "bf16",
-             activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
+             activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1", pp: o.Pp = "1",
              attention: o.Attention = "flash", calibration: o.Calibration = "auto",
              engine: o.Engine = "fused",
              allow_long_context: o.AllowLong = False, labels: Labels = 5,
@@ -73,7 +73,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
     from llmperf.estimators import sweep, tables
 
     m, g = _specs(model, gpu)
-    wl = workload(weights, activations, kv, tp, attention, engine)
+    wl = workload(weights, activations, kv, tp, attention, engine, pp)
     phase = choice(phase, ("prefill", "decode", "both"), "--phase")
     phases = ["prefill", "decode"] if phase == "both" else [phase]
     cal = sweep.resolve_calibration(calibration, g)
@@ -97,7 +97,7 @@ def roofline(model: o.Model, gpu: o.Gpu, out: ChartOut,
 def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
               prompt: o.Prompt = "1024", output: o.Output = "256", context: o.Context = None,
               weights: o.Weights = "bf16", activations: o.Activations = "bf16", kv: o.Kv = "bf16",
-              tp: o.Tp = "1", attention: o.Attention = "flash",
+              tp: o.Tp = "1", pp: o.Pp = "1", attention: o.Attention = "flash",
               calibration: o.Calibration = "auto", engine: o.Engine = "fused",
               allow_long_context: o.AllowLong = False, format: DataFormat = None):
     """Time by op kind, prefill vs decode (stacked bars)."""
@@ -109,7 +109,7 @@ def breakdown(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
     from llmperf.estimators import sweep, tables
 
     m, g = _specs(model, gpu)
-    wl = workload(weights, activations, kv, tp, attention, engine)
+    wl = workload(weights, activations, kv, tp, attention, engine, pp)
     steps = {p: tables.ops_table(m, g, wl, p, batch=parse_length(batch, "--batch"),
                                  prompt_len=parse_length(prompt, "--prompt"),
                                  output_len=parse_length(output, "--output"),
@@ -128,7 +128,8 @@ def memory(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
                "--max-context", metavar="TOKENS", help="Right end of the context axis [default: the model's "
                                      "max_position_embeddings].")] = None,
            weights: o.Weights = "bf16", activations: o.Activations = "bf16", kv: o.Kv = "bf16",
-           tp: o.Tp = "1", allow_long_context: o.AllowLong = False, format: DataFormat = None):
+           tp: o.Tp = "1", pp: o.Pp = "1", allow_long_context: o.AllowLong = False,
+           format: DataFormat = None):
     """Memory vs context (stacked) against the capacity.
 
     Weights, KV cache and activations for one batch size."""
@@ -139,7 +140,7 @@ def memory(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
 
     m, g = _specs(model, gpu)
     grid = tables.context_grid(m, hi=parse_optional_length(max_context, "--max-context"))
-    frame = tables.memory_table(m, g, workload(weights, activations, kv, tp),
+    frame = tables.memory_table(m, g, workload(weights, activations, kv, tp, pipeline_parallel=pp),
                                 batch=[parse_length(batch, "--batch")], context_len=grid,
                                 allow_long_context=allow_long_context)
     fig, (ax,) = plot.figure(1)
@@ -150,7 +151,7 @@ def memory(model: o.Model, gpu: o.Gpu, out: ChartOut, batch: o.Batch = "1",
 def frontier(model: o.Models, gpu: o.Gpus, out: ChartOut, batch: o.Batches = FRONTIER_BATCHES,
              prompt: o.Prompt = "1024", output: o.Output = "256", context: o.Context = None,
              weights: o.WeightsList = "bf16", activations: o.ActivationsList = "bf16",
-             kv: o.KvList = "bf16", tp: o.Tp = "1", attention: o.Attention = "flash",
+             kv: o.KvList = "bf16", tp: o.Tp = "1", pp: o.Pp = "1", attention: o.Attention = "flash",
              calibration: o.Calibration = "auto", allow_long_context: o.AllowLong = False,
              format: DataFormat = None):
     """Throughput vs TPOT over batch, one line per GPU/dtype.
@@ -168,7 +169,7 @@ def frontier(model: o.Models, gpu: o.Gpus, out: ChartOut, batch: o.Batches = FRO
         prompt_len=[parse_length(prompt, "--prompt")], output_len=[parse_length(output, "--output")],
         context_len=None if ctx is None else [ctx], weights=parse_names(weights, "--weights"),
         activations=parse_names(activations, "--activations"), kv_cache=parse_names(kv, "--kv"),
-        tensor_parallel=[parse_length(tp, "--tp")],
+        tensor_parallel=[parse_length(tp, "--tp")], pipeline_parallel=[parse_length(pp, "--pp")],
         attention=choice(attention, ("flash", "naive"), "--attention"), calibration=calibration,
         allow_long_context=allow_long_context)
     fig, (ax,) = plot.figure(1)

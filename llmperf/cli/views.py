@@ -35,7 +35,8 @@ def _cost_rows(r: dict) -> list[tuple]:
     price = r["price_usd_per_hour"]
     if price is None or price != price:
         return [("Cost", "per 1M output tokens", "—", "pass --price USD_PER_HOUR")]
-    devices = f" x {r['tensor_parallel']} devices" if r["tensor_parallel"] > 1 else ""
+    n = r["tensor_parallel"] * r["pipeline_parallel"]
+    devices = f" x {n} devices" if n > 1 else ""
     return [
         ("Cost", "per 1M output tokens", fmt.usd(r["cost_usd_per_1m_output_tokens"]),
          f"at {fmt.usd(price)}/h per device{devices}"),
@@ -80,6 +81,7 @@ def estimate_report(r: dict):
         *_cost_rows(r),
     ]
     tp = f" · TP {r['tensor_parallel']}" if r["tensor_parallel"] > 1 else ""
+    tp += f" · PP {r['pipeline_parallel']}" if r["pipeline_parallel"] > 1 else ""
     table = Table(title=f"{r['model']} on {r['hardware']}", title_justify="left",
                   caption=(f"weights {r['weights']} · activations {r['activations']} · "
                            f"KV cache {r['kv_cache']}{tp} · calibration {r['calibration']}"),
@@ -106,12 +108,15 @@ def compare_table(frame):
     from rich.table import Table
     from rich.text import Text
 
-    varying = [c for c in ("hardware", "weights", "activations", "kv_cache", "tensor_parallel")
+    varying = [c for c in ("hardware", "weights", "activations", "kv_cache", "tensor_parallel",
+                           "pipeline_parallel")
                if frame[c].astype(str).nunique() > 1] or ["hardware"]
     first = frame.iloc[0]
     fixed = [f"{c.replace('_', ' ')} {first[c]}" for c in ("weights", "activations", "kv_cache")
              if c not in varying]
     tp = [] if "tensor_parallel" in varying else [f"TP {first['tensor_parallel']}"]
+    if "pipeline_parallel" not in varying and first["pipeline_parallel"] > 1:
+        tp.append(f"PP {first['pipeline_parallel']}")
     table = Table(title=first["model"], title_justify="left")
     notes = (f"batch {fmt.integer(first['batch'])} · prompt {fmt.integer(first['prompt_len'])} · "
              f"output {fmt.integer(first['output_len'])} · decode context "

@@ -19,6 +19,7 @@ from llmperf.cost import BOUNDS, StepCost, cost_ops
 from llmperf.engines import apply_engine, get_engine, is_decode
 from llmperf.named_inputs import accepts_names
 from llmperf.ops.builder import build_step_ops
+from llmperf.pipeline import micro_batches, pipeline_cost
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Step, Workload
@@ -52,13 +53,29 @@ def settle_clocks(ops, hardware: HardwareSpec, calibration: Calibration, overlap
     return calibration.at_load(share)
 
 
+def micro_step(workload: Workload, step: Step) -> tuple[Step, np.ndarray]:
+    """The step of one pipeline micro-batch and the number of micro-batches (1 without PP)."""
+    stages = int(workload.pipeline_parallel)
+    if stages == 1:
+        return step, np.ones(step.shape)
+    m, n = micro_batches(step.batch, stages)
+    return Step.of(m, step.q_len, step.past_len), n
+
+
 @accepts_names
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
-    """Build and cost every op of one step (as the workload's engine runs them)."""
-    ops, cal, (per_kernel, per_step) = engine_ops(model, workload, step, calibration)
+    """Build and cost every op of one step (as the workload's engine runs them).
+
+    Under pipeline parallelism the ops are one micro-batch's traversal and ``step_time_s`` the
+    whole batch's step through the pipeline (:func:`llmperf.pipeline.pipeline_cost`)."""
+    micro, n_micro = micro_step(workload, step)
+    ops, cal, (per_kernel, per_step) = engine_ops(model, workload, micro, calibration)
     cal = settle_clocks(ops, hardware, cal, overlap)
-    return cost_ops(ops, hardware, cal, overlap, host_launch_s=per_kernel, host_step_s=per_step)
+    cost = cost_ops(ops, hardware, cal, overlap, host_launch_s=per_kernel, host_step_s=per_step)
+    return pipeline_cost(cost, ops, model, int(workload.pipeline_parallel), n_micro,
+                         step.batch / micro.batch, steady=is_decode(ops), host_launch_s=per_kernel,
+                         host_step_s=per_step)
 
 
 def _sum_max_affine(a: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -92,10 +109,25 @@ def _sum_max_affine(a: np.ndarray, s: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 def decode_sum_s(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch, prompt_len,
                  output_len, calibration: Calibration = IDEAL, overlap: str = "max") -> np.ndarray:
-    """Total time of the O-1 decode steps of a request (closed form, no loop over tokens)."""
+    """Total time of the O-1 decode steps of a request (closed form, no loop over tokens).
+
+    Under pipeline parallelism the closed form sums one micro-batch's traversals and is scaled by
+    the pipeline's step / traversal ratio at the middle step (where efficiencies are taken too).
+    """
     b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
     n = np.maximum(o - 1, 0.0)
     mid = p + np.floor(np.maximum(n - 1, 0.0) / 2)
+    if int(workload.pipeline_parallel) > 1:
+        mid_cost = step_cost(model, hardware, workload, Step.decode(b, mid), calibration, overlap)
+        pipelined = mid_cost.step_time_s / np.maximum(mid_cost.traversal_s, 1e-300)
+        b = micro_step(workload, Step.decode(b, mid))[0].batch
+        return pipelined * _decode_traversal_sum(model, hardware, workload, b, p, n, mid,
+                                                 calibration, overlap)
+    return _decode_traversal_sum(model, hardware, workload, b, p, n, mid, calibration, overlap)
+
+
+def _decode_traversal_sum(model, hardware, workload, b, p, n, mid, calibration, overlap):
+    """Sum over the decode steps at past = p .. p + n - 1 of the op times (closed form)."""
     eff_ops, cal, host = engine_ops(model, workload, Step.decode(b, mid), calibration)
     cal = settle_clocks(eff_ops, hardware, cal, overlap)
     c0 = cost_ops(engine_ops(model, workload, Step.decode(b, p), calibration)[0], hardware, cal,
@@ -142,7 +174,7 @@ def request_metrics(model: ModelSpec, hardware: HardwareSpec, workload: Workload
     latency = ttft + decode_total
     return {
         "ttft_s": ttft,
-        "prefill_flops": prefill.total("flops"),
+        "prefill_flops": prefill.device_total("flops"),
         "prefill_bound": prefill.step_bound,
         "decode_time_s": decode_total,
         "mean_tpot_s": np.where(o > 1, decode_total / np.maximum(o - 1, 1), 0.0),

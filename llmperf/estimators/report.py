@@ -72,20 +72,21 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     req = request_metrics(model, hardware, workload, b, p, o, calibration, overlap)
     decode = step_cost(model, hardware, workload, Step.decode(b, ctx), calibration, overlap)
     params = parameter_counts(model)
-    devices = workload.tensor_parallel
+    devices = workload.devices
     tpot = decode.step_time_s
     bounds = _intervals(calibration, req, decode)
     out = {
         "model": model.name, "hardware": hardware.name, "calibration": calibration.name,
         "weights": workload.weights, "activations": workload.activations,
-        "kv_cache": workload.kv_cache, "tensor_parallel": devices,
+        "kv_cache": workload.kv_cache, "tensor_parallel": workload.tensor_parallel,
+        "pipeline_parallel": workload.pipeline_parallel,
         "batch": b, "prompt_len": p, "output_len": o, "context_len": ctx,
         "params_total": params["params_total"], "params_active": params["params_active"],
         **{k: mem[k] for k in ("weight_bytes", "kv_cache_bytes", "activation_bytes",
                                "total_memory_bytes", "usable_memory_bytes",
                                "memory_capacity_bytes", "fits")},
         "kv_cache_bytes_per_token": kv_bytes_per_token(model, workload.kv_format, workload.mla),
-        "prefill_flops": req["prefill_flops"], "decode_flops": decode.total("flops"),
+        "prefill_flops": req["prefill_flops"], "decode_flops": decode.device_total("flops"),
         "ttft_s": req["ttft_s"], "tpot_s": tpot, "mean_tpot_s": req["mean_tpot_s"],
         "request_latency_s": req["request_latency_s"], **bounds,
         "throughput_tokens_per_s": req["throughput_tokens_per_s"],
@@ -109,12 +110,21 @@ def _intervals(calibration: Calibration, req: dict, decode) -> dict:
             "request_latency_s_high")
     if interval is None:
         return {k: np.nan for k in keys}
-    t_lo, t_hi = interval(req["prefill_cost"])
-    d_lo, d_hi = interval(decode)
+    t_lo, t_hi = _pipelined(interval, req["prefill_cost"])
+    d_lo, d_hi = _pipelined(interval, decode)
     tpot = decode.step_time_s
     return dict(zip(keys, (t_lo, t_hi, d_lo, d_hi,
                            t_lo + req["decode_time_s"] * d_lo / tpot,
                            t_hi + req["decode_time_s"] * d_hi / tpot)))
+
+
+def _pipelined(interval, cost) -> tuple:
+    """The interval of a step's op times, scaled to the pipeline's step (pipeline.pipeline_cost)."""
+    low, high = interval(cost)
+    if cost.traversal_s is None:
+        return low, high
+    scale = cost.step_time_s / np.maximum(cost.traversal_s, 1e-300)
+    return low * scale, high * scale
 
 
 @accepts_names

@@ -1,7 +1,7 @@
 """Scenario grids: the estimate over models x hardware x dtypes x batch x lengths, one row each.
 
 Vectorized (DESIGN.md rule 5): Python loops run only over the spec combinations (model,
-hardware, weights, activations, KV dtype, tensor parallelism); the batch/prompt/output/context
+hardware, weights, activations, KV dtype, tensor and pipeline parallelism); the batch/prompt/output/context
 grid of each combination goes to :func:`llmperf.estimate_frame` as numpy arrays in one call.
 
 Semantics of the lengths: ``prompt_len`` P is the prefill (TTFT); ``output_len`` O the generated
@@ -96,7 +96,8 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
                 prompt_len: Sequence = (1024,), output_len: Sequence = (256,),
                 context_len: Sequence | None = None, weights: Sequence = ("bf16",),
                 activations: Sequence = ("bf16",), kv_cache: Sequence = ("bf16",),
-                tensor_parallel: Sequence = (1,), attention: str = "flash",
+                tensor_parallel: Sequence = (1,), pipeline_parallel: Sequence = (1,),
+                attention: str = "flash",
                 calibration: str = "ideal", price_usd_per_hour: float | None = None,
                 allow_long_context: bool = False, engine: str | None = None,
                 host_s_per_kernel: float | None = None) -> pd.DataFrame:
@@ -112,9 +113,10 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
     model_specs = [as_model(m) for m in _as_list(models)]
     hw_specs = [as_hardware(h) for h in _as_list(hardware)]
     combos = itertools.product(_as_list(weights), _as_list(activations), _as_list(kv_cache),
-                               _as_list(tensor_parallel))
+                               _as_list(tensor_parallel), _as_list(pipeline_parallel))
     workloads = [Workload(weights=w, activations=a, kv_cache=k, tensor_parallel=int(tp),
-                          attention=attention, engine=engine) for w, a, k, tp in combos]
+                          pipeline_parallel=int(pp), attention=attention, engine=engine)
+                 for w, a, k, tp, pp in combos]
     frames = []
     for model, hw, workload in itertools.product(model_specs, hw_specs, workloads):
         frames.append(scenario_frame(model, hw, workload, **grid,

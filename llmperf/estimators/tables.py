@@ -35,7 +35,8 @@ HARDWARE_COLUMNS = [
 ]
 
 MEMORY_COLUMNS = [
-    "model", "hardware", "weights", "kv_cache", "tensor_parallel", "batch", "context_len",
+    "model", "hardware", "weights", "kv_cache", "tensor_parallel", "pipeline_parallel", "batch",
+    "context_len",
     "weight_bytes", "kv_cache_bytes", "activation_bytes", "total_memory_bytes",
     "usable_memory_bytes", "memory_capacity_bytes", "fits",
     "max_batch", "max_context_len", "max_position_embeddings",
@@ -131,8 +132,10 @@ def memory_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload = 
     frame = pd.DataFrame({
         "model": model.name, "hardware": hardware.name, "weights": workload.weights,
         "kv_cache": workload.kv_cache, "tensor_parallel": workload.tensor_parallel,
+        "pipeline_parallel": workload.pipeline_parallel,
         "batch": b, "context_len": c,
-        **{k: np.asarray(mem[k]) for k in MEMORY_COLUMNS[7:14]},
+        **{k: np.asarray(mem[k]) for k in MEMORY_COLUMNS[MEMORY_COLUMNS.index("weight_bytes"):
+                                                          MEMORY_COLUMNS.index("fits") + 1]},
         "max_batch": max_batch(model, hardware, workload, c),
         "max_context_len": max_context(model, hardware, workload, b),
         "max_position_embeddings": float(model.max_position_embeddings),

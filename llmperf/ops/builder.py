@@ -17,6 +17,7 @@ from llmperf.ops.attention import gqa_attention_ops, mla_attention_ops
 from llmperf.ops.context import BuildContext
 from llmperf.ops.ffn import dense_mlp_ops, moe_ops
 from llmperf.ops.op import COMMUNICATION, Op, make_op
+from llmperf.pipeline import PIPELINE_GROUP, stage_layer_counts
 from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Step, Workload
 
@@ -51,6 +52,21 @@ def _all_gather(ctx: BuildContext, name: str, group: str, elems) -> None:
     ctx.add(make_op(name, COMMUNICATION, group, 1, ctx.grid,
                     comm_bytes=(p - 1) / p * np.asarray(elems, dtype=float) * ctx.io_bytes,
                     compute_dtype="fp32", shape={"elements": elems, "ranks": p}))
+
+
+def _pipeline_sends(ctx: BuildContext) -> None:
+    """Stage-to-stage sends of the hidden states, one per stage boundary (count P - 1): each of
+    a stage's ``tp`` ranks sends its copy of the micro-batch's ``tokens x hidden_size``
+    activations to its peer in the next stage (vLLM's ``send_tensor_dict`` of the residual
+    stream; Narayanan et al. arXiv:2104.04473 §2.2). The stage -> op mapping is
+    :func:`llmperf.pipeline.op_stage_counts`."""
+    stages = int(ctx.workload.pipeline_parallel)
+    if stages == 1:
+        return
+    elems = ctx.tokens * ctx.model.hidden_size
+    ctx.add(make_op("pipeline_send", COMMUNICATION, PIPELINE_GROUP, stages - 1, ctx.grid,
+                    comm_bytes=np.asarray(elems, dtype=float) * ctx.io_bytes,
+                    compute_dtype="fp32", shape={"elements": elems, "ranks": 2}))
 
 
 def _embedding(ctx: BuildContext) -> None:
@@ -114,10 +130,16 @@ def _head(ctx: BuildContext) -> None:
 
 @accepts_names
 def build_step_ops(model: ModelSpec, workload: Workload, step: Step) -> list[Op]:
-    """All ops of one forward step on one device (its tensor-parallel share), in execution order."""
+    """All ops of one forward step on one device (its tensor-parallel share), in execution order.
+
+    Under pipeline parallelism: every op of one micro-batch's traversal of all stages (``step``
+    is the micro-batch), the stage-to-stage sends after the layers; which stage runs which op is
+    :func:`llmperf.pipeline.op_stage_counts`."""
     ctx = BuildContext(model, workload, step)
+    stage_layer_counts(model.num_layers, int(workload.pipeline_parallel))  # validates --pp
     _embedding(ctx)
     for group, count, attn, moe in layer_groups(model):
         _layer(ctx, group, count, attn, moe)
+    _pipeline_sends(ctx)
     _head(ctx)
     return ctx.ops

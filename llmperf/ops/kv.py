@@ -10,6 +10,8 @@ sliding-window caches do).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from llmperf.dtypes import NumberFormat
@@ -30,12 +32,16 @@ def kv_bytes_per_token_per_layer(model: ModelSpec, kvfmt: NumberFormat, mla: str
 
 
 def kv_cache_bytes(model: ModelSpec, kvfmt: NumberFormat, context_len, batch=1,
-                   mla: str = "absorbed", kv_heads: int | None = None):
-    """Cache bytes for ``batch`` sequences of ``context_len`` tokens (arrays broadcast)."""
+                   mla: str = "absorbed", kv_heads: int | None = None,
+                   layer_types: Sequence[str] | None = None):
+    """Cache bytes for ``batch`` sequences of ``context_len`` tokens (arrays broadcast).
+
+    layer_types: the layers whose cache to count (a pipeline stage's); default every layer."""
     ctx = np.asarray(context_len, dtype=float)
     per_layer = kv_bytes_per_token_per_layer(model, kvfmt, mla, kv_heads)
-    full = model.layer_types.count("full")
-    sliding = model.layer_types.count("sliding")
+    layer_types = model.layer_types if layer_types is None else list(layer_types)
+    full = layer_types.count("full")
+    sliding = layer_types.count("sliding")
     tokens_sliding = np.minimum(ctx, model.sliding_window) if sliding else 0.0
     return np.asarray(batch, dtype=float) * per_layer * (full * ctx + sliding * tokens_sliding)
 

@@ -23,7 +23,8 @@ class Workload:
     peak follows ``activations`` (W4A16 runs at the bf16 peak and reads 4.125-bit weights).
     tensor_parallel: devices sharing each layer (Megatron-LM split, Shoeybi et al.
     arXiv:1909.08053 §3): heads, FFN width and experts' width divide by it; two all-reduces per
-    layer. attention: ``flash`` (fused, scores never in memory) or ``naive`` (scores written and
+    layer. pipeline_parallel: stages of ``tensor_parallel`` devices each holding a run of layers
+    (:mod:`llmperf.pipeline`: layer split, micro-batches, stage-to-stage sends). attention: ``flash`` (fused, scores never in memory) or ``naive`` (scores written and
     read back). mla: ``absorbed`` (latent cache, W_UK/W_UV folded into q and output; DeepSeek-V2
     arXiv:2405.04434 §2.1.2) or ``naive`` (per-head K/V cached, DeepSeek's reference
     ``attn_impl="naive"``).
@@ -40,6 +41,7 @@ class Workload:
     activations: str = "bf16"
     kv_cache: str = "bf16"
     tensor_parallel: int = 1
+    pipeline_parallel: int = 1
     attention: Literal["flash", "naive"] = "flash"
     mla: Literal["absorbed", "naive"] = "absorbed"
     logits: Literal["last", "all"] = "last"
@@ -56,6 +58,8 @@ class Workload:
             get_engine(self.engine)
         if int(self.tensor_parallel) != self.tensor_parallel or self.tensor_parallel < 1:
             raise LlmperfError(f"--tp must be a positive whole number, got {self.tensor_parallel}")
+        if int(self.pipeline_parallel) != self.pipeline_parallel or self.pipeline_parallel < 1:
+            raise LlmperfError(f"--pp must be a positive whole number, got {self.pipeline_parallel}")
         if self.attention not in ("flash", "naive"):
             raise LlmperfError(f"--attention must be flash or naive, got '{self.attention}'")
         if self.mla not in ("absorbed", "naive"):
@@ -71,6 +75,11 @@ class Workload:
             raise LlmperfError(
                 f"--activations {self.activations} needs weights of at most {act_bits:g} bits "
                 f"(got --weights {self.weights}); quantize the weights too")
+
+    @property
+    def devices(self) -> int:
+        """Devices one model replica occupies (tensor x pipeline parallel)."""
+        return int(self.tensor_parallel) * int(self.pipeline_parallel)
 
     @property
     def weight_format(self) -> NumberFormat:
