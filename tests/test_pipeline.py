@@ -232,7 +232,7 @@ def test_workload_rejects_bad_stage_counts():
 # -- CLI ---------------------------------------------------------------------------------------
 @pytest.fixture
 def runner():
-    return CliRunner()
+    return CliRunner(env={"COLUMNS": None, "LINES": None})  # as tests/test_cli.py: no wrapping
 
 
 def test_cli_pp_json_and_table(runner):
