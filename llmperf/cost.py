@@ -45,6 +45,7 @@ class StepCost:
     step_time_s: np.ndarray     # sum over ops of count x time, over the grid
     bound_time_s: np.ndarray    # [len(BOUNDS), *grid] step time attributed to each bound
     calibration: str
+    host_s: float = 0.0                     # eager: the host's time to issue the step (a floor)
     stage_time_s: np.ndarray | None = None  # pipeline parallel: [stages, *grid] one micro-batch per stage
     traversal_s: np.ndarray | None = None   # pipeline parallel: one micro-batch through every stage
     traversals: np.ndarray | float = 1.0     # pipeline parallel: batch / micro-batch size
@@ -133,6 +134,7 @@ def cost_ops(ops: list[Op], hardware: HardwareSpec, calibration: Calibration = I
         for key, value in (("compute", compute), ("memory", memory), ("comm", comm),
                            ("overhead", overhead), ("time", time), ("bound", bound)):
             out[key].append(value)
+    host_s = 0.0
     if host_launch_s or host_step_s:
         host_s = host_step_s + sum(o.count * o.kernels for o in ops) * host_launch_s
         extra = np.maximum(host_s - step_time, 0.0)
@@ -142,4 +144,4 @@ def cost_ops(ops: list[Op], hardware: HardwareSpec, calibration: Calibration = I
         raise LlmperfError("cost model produced a non-finite or negative time; check the specs")
     counts = np.asarray([o.count for o in ops], dtype=float)
     return StepCost(ops, counts, out["compute"], out["memory"], out["comm"], out["overhead"],
-                    out["time"], out["bound"], step_time, bound_time, calibration.name)
+                    out["time"], out["bound"], step_time, bound_time, calibration.name, host_s)

@@ -283,3 +283,14 @@ def test_pipeline_times_are_finite_and_never_below_the_traversal_share(batch, st
         # a full pipeline never beats the slowest stage times the micro-batches
         n = micro_batches(batch, stages)[1]
         assert t >= float(n * cost.stage_time_s.max()) * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("engine", ["fused", "hf-transformers"])
+@pytest.mark.parametrize("stages", [1, 4])
+def test_calibrated_interval_contains_the_estimate(engine, stages):
+    # an eager engine's decode is host-bound: the interval of the device times alone (found
+    # 10.9-13.5 ms around an 83 ms TPOT) must be raised to the host's floor
+    r = llmperf.estimate("qwen3-30b-a3b", "h100-sxm", Workload(pipeline_parallel=stages, engine=engine),
+                         calibration="auto", batch=3, prompt_len=1024, output_len=16)
+    for key in ("ttft_s", "tpot_s", "request_latency_s"):
+        assert r[f"{key}_low"] <= r[key] * (1 + 1e-12) and r[key] <= r[f"{key}_high"] * (1 + 1e-12), key

@@ -119,8 +119,10 @@ def _intervals(calibration: Calibration, req: dict, decode) -> dict:
 
 
 def _pipelined(interval, cost) -> tuple:
-    """The interval of a step's op times, scaled to the pipeline's step (pipeline.pipeline_cost)."""
+    """The interval of a step's op times, at least the host's time to issue the step (eager
+    engines), scaled to the pipeline's step (pipeline.pipeline_cost)."""
     low, high = interval(cost)
+    low, high = np.maximum(low, cost.host_s), np.maximum(high, cost.host_s)
     if cost.traversal_s is None:
         return low, high
     scale = cost.step_time_s / np.maximum(cost.traversal_s, 1e-300)
