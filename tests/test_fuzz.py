@@ -55,12 +55,14 @@ def test_fuzz_hardware_yaml(tmp_path_factory, key, value):
 
 @FUZZ
 @given(st.integers(-3, 10**5), st.integers(-3, 10**6), st.integers(-3, 10**4),
-       st.sampled_from(["bf16", "fp8", "int4", "int3"]), st.sampled_from([1, 2, 3, 4, 8, 0]))
-def test_fuzz_workloads(batch, prompt, output, weights, tp):
+       st.sampled_from(["bf16", "fp8", "int4", "int3"]), st.sampled_from([1, 2, 3, 4, 8, 0]),
+       st.sampled_from([1, 2, 3, 5, 32, 33, 0, -1]))
+def test_fuzz_workloads(batch, prompt, output, weights, tp, pp):
     m, hw = load_model("mixtral-8x7b"), load_hardware("h100-sxm")
     try:
         acts = "fp8" if weights == "fp8" else "bf16"
-        e = estimate(m, hw, Workload(weights=weights, activations=acts, tensor_parallel=tp),
+        e = estimate(m, hw, Workload(weights=weights, activations=acts, tensor_parallel=tp,
+                                     pipeline_parallel=pp),
                      batch=batch, prompt_len=prompt, output_len=output)
     except LlmperfError as exc:
         assert "\n" not in str(exc)
