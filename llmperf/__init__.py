@@ -38,6 +38,7 @@ _EXPORTS = {
     "ops_frame": "llmperf.estimators.report",
     "build_step_ops": "llmperf.ops.builder",
     "kv_bytes_per_token": "llmperf.ops.kv",
+    "Speculation": "llmperf.speculative",
     "HardwareSpec": "llmperf.specs.hardware",
     "ModelSpec": "llmperf.specs.model",
     "Workload": "llmperf.specs.workload",

@@ -10,7 +10,7 @@ SCENARIO_COLUMNS = ["batch", "prompt_len", "output_len", "context_len"]
 # *_low/*_high: the interval from a measured calibration's held-out residuals (null for ideal).
 ESTIMATE_COLUMNS = [
     "model", "hardware", "calibration", "weights", "activations", "kv_cache", "tensor_parallel",
-    "pipeline_parallel",
+    "pipeline_parallel", "draft_model", "speculative_tokens", "acceptance_rate", "tokens_per_round",
     *SCENARIO_COLUMNS,
     "params_total", "params_active", "weight_bytes", "kv_cache_bytes", "activation_bytes",
     "total_memory_bytes", "usable_memory_bytes", "memory_capacity_bytes", "fits",

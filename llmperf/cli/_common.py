@@ -91,6 +91,19 @@ def parse_price(value: float | None) -> float | None:
     return value
 
 
+def speculation(spec_tokens: str | None, draft: str | None, acceptance: float | None):
+    """A :class:`llmperf.Speculation` from --spec-tokens/--draft/--acceptance (None without them)."""
+    if spec_tokens is None and draft is None and acceptance is None:
+        return None
+    if spec_tokens is None or draft is None or acceptance is None:
+        raise _user_error("speculative decoding needs --spec-tokens K, --draft MODEL|ngram and "
+                          "--acceptance P together")
+    from llmperf.speculative import Speculation
+
+    return Speculation(tokens=parse_length(spec_tokens, "--spec-tokens"),
+                       acceptance_rate=float(acceptance), draft=draft)
+
+
 def choice(value: str, allowed: tuple[str, ...], flag: str) -> str:
     """Validate a small set of words ourselves (one-line error instead of a usage box)."""
     key = str(value).strip().lower()

@@ -10,7 +10,8 @@ import typer
 
 from llmperf.cli import options as o
 from llmperf.cli._common import (choice, cli_errors, output_format, parse_length, parse_lengths,
-                                 parse_names, parse_optional_length, parse_price, workload)
+                                 parse_names, parse_optional_length, parse_price, speculation,
+                                 workload)
 
 MODEL_TABLE = ["model", "params_total", "params_active", "num_layers", "num_attention_heads",
                "num_kv_heads", "num_experts", "kv_cache_bytes_per_token", "max_position_embeddings"]
@@ -46,7 +47,9 @@ def list_(what: Annotated[str, typer.Argument(metavar="models|hardware", help="W
 def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt = "1024",
              output: o.Output = "256", context: o.Context = None, weights: o.Weights = "bf16",
              activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
-             pp: o.Pp = "1", attention: o.Attention = "flash", calibration: o.Calibration = "auto",
+             pp: o.Pp = "1", spec_tokens: o.SpecTokens = None, draft: o.Draft = None,
+             acceptance: o.Acceptance = None,
+             attention: o.Attention = "flash", calibration: o.Calibration = "auto",
              engine: o.Engine = "fused", host_us_per_kernel: o.HostUs = None,
              price: o.Price = None, allow_long_context: o.AllowLong = False,
              ops: Annotated[bool, typer.Option("--ops", help="Also show the per-op table of "
@@ -77,7 +80,8 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
     frame = sweep.scenario_frame(m, g, wl, **shape, context_len=ctx, calibration=cal,
                                  price_usd_per_hour=parse_price(price),
                                  allow_long_context=allow_long_context,
-                                 require_fit=not ignore_memory)
+                                 require_fit=not ignore_memory,
+                                 speculation=speculation(spec_tokens, draft, acceptance))
     per_op = (tables.ops_table(m, g, wl, phase, **shape, context_len=ctx, calibration=cal,
                                allow_long_context=allow_long_context) if ops else None)
     fmt_name = output_format(format, out)
@@ -132,7 +136,8 @@ def with_pp(columns: list[str], frame) -> list[str]:
 
 
 def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp, pp,
-           attention, calibration, price, allow_long_context, engine, host_us_per_kernel=None):
+           attention, calibration, price, allow_long_context, engine, host_us_per_kernel=None,
+           spec=None):
     from llmperf.estimators.sweep import sweep_frame
 
     return sweep_frame(
@@ -146,7 +151,7 @@ def _sweep(models, gpus, batch, prompt, output, context, weights, activations, k
         attention=choice(attention, ("flash", "naive"), "--attention"),
         calibration=calibration, price_usd_per_hour=parse_price(price),
         allow_long_context=allow_long_context, engine=None if engine == "none" else engine,
-        host_s_per_kernel=micro_to_s(host_us_per_kernel))
+        host_s_per_kernel=micro_to_s(host_us_per_kernel), speculation=spec)
 
 
 def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompts = "1024",
@@ -156,6 +161,7 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
           attention: o.Attention = "flash",
           calibration: o.Calibration = "auto", engine: o.Engine = "fused",
           host_us_per_kernel: o.HostUs = None, price: o.Price = None,
+          spec_tokens: o.SpecTokens = None, draft: o.Draft = None, acceptance: o.Acceptance = None,
           allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """Estimate a grid of scenarios, one tidy row each.
 
@@ -166,7 +172,8 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
     from llmperf.cli.render import emit, frame_table
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp, pp,
-                   attention, calibration, price, allow_long_context, engine, host_us_per_kernel)
+                   attention, calibration, price, allow_long_context, engine, host_us_per_kernel,
+                   speculation(spec_tokens, draft, acceptance))
     emit(frame, output_format(format, out), out,
          lambda: frame_table(frame, with_pp(SWEEP_TABLE, frame), title=f"{len(frame)} scenarios"))
 
@@ -177,6 +184,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
             kv: o.KvList = "bf16", tp: o.Tp = "1", pp: o.Pp = "1", attention: o.Attention = "flash",
             calibration: o.Calibration = "auto", engine: o.Engine = "fused",
             host_us_per_kernel: o.HostUs = None, price: o.Price = None,
+            spec_tokens: o.SpecTokens = None, draft: o.Draft = None, acceptance: o.Acceptance = None,
             allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """One model on several GPUs (or dtypes), side by side.
 
@@ -187,7 +195,8 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
     from llmperf.cli.views import compare_table
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp, pp,
-                   attention, calibration, price, allow_long_context, engine, host_us_per_kernel)
+                   attention, calibration, price, allow_long_context, engine, host_us_per_kernel,
+                   speculation(spec_tokens, draft, acceptance))
     emit(frame, output_format(format, out), out, lambda: compare_table(frame))
 
 

@@ -74,3 +74,11 @@ Engine = Annotated[str, typer.Option(
     "--engine", metavar="NAME", help="Engine profile: fused (vLLM/SGLang-like, CUDA graphs), "
                                      "reference (llmperf's PyTorch decoder), hf-transformers, "
                                      "triton, or none (bare op model).")]
+SpecTokens = Annotated[Optional[str], typer.Option(
+    "--spec-tokens", metavar="K", help="Speculative decoding: tokens drafted per round (needs --draft "
+    "and --acceptance).")]
+Draft = Annotated[Optional[str], typer.Option(
+    "--draft", metavar="MODEL|ngram", help="Draft model for speculative decoding (bundled name or path), "
+    "or ngram for a draft-free proposer (n-gram / prompt lookup, drafting not timed).")]
+Acceptance = Annotated[Optional[float], typer.Option(
+    "--acceptance", metavar="P", help="Probability that each drafted token is accepted (0-1).")]

@@ -44,6 +44,25 @@ def _cost_rows(r: dict) -> list[tuple]:
     ]
 
 
+def _round_note(r: dict) -> str:
+    if not r["speculative_tokens"]:
+        return ""
+    return "verification" if r["draft_model"] == "ngram" else "draft steps + verification"
+
+
+def _decode_phase(tokens: int, r: dict) -> str:
+    if not r["speculative_tokens"]:
+        return f"{tokens:,} decode steps"
+    return f"{tokens:,} tokens in {tokens / r['tokens_per_round']:,.1f} rounds"
+
+
+def _speculation_rows(r: dict) -> list[tuple]:
+    if not r["speculative_tokens"]:
+        return []
+    return [("", "speculation", f"{int(r['speculative_tokens'])} by {r['draft_model']}",
+             f"acceptance {r['acceptance_rate']:.2f} · {r['tokens_per_round']:.2f} tokens per round")]
+
+
 def _band(row, key: str) -> str:
     """`` · 6.4–8.0 ms`` from the calibration's held-out interval, or nothing (ideal)."""
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
@@ -62,18 +81,21 @@ def estimate_report(r: dict):
         ("", "prompt / output", f"{fmt.integer(r['prompt_len'])} / {fmt.integer(r['output_len'])}",
          "tokens per sequence"),
         ("", "decode context", fmt.integer(r["context_len"]), "cached tokens at the TPOT step"),
+        *_speculation_rows(r),
         ("Parameters", "total", fmt.count(r["params_total"]), ""),
         ("", "active per token", fmt.count(r["params_active"]), ""),
         *_memory_rows(r),
         ("Compute", "prefill", fmt.si(r["prefill_flops"], "FLOP"), ""),
-        ("", "decode step", fmt.si(r["decode_flops"], "FLOP"), ""),
+        ("", "decode round" if r["speculative_tokens"] else "decode step",
+         fmt.si(r["decode_flops"], "FLOP"), _round_note(r)),
         ("Latency", "TTFT", fmt.seconds(r["ttft_s"]),
          f"prefill, {_bound(r['prefill_bound'])}{_band(r, 'ttft_s')}"),
         ("", "TPOT", fmt.seconds(r["tpot_s"]),
-         f"decode step, {_bound(r['decode_bound'])}{_band(r, 'tpot_s')}"),
+         f"{'per token of a round' if r['speculative_tokens'] else 'decode step'}, "
+         f"{_bound(r['decode_bound'])}{_band(r, 'tpot_s')}"),
         ("", "mean TPOT", fmt.seconds(r["mean_tpot_s"]), "over the request"),
         ("", "request", fmt.seconds(r["request_latency_s"]),
-         f"TTFT + {decode_steps:,} decode steps{_band(r, 'request_latency_s')}"),
+         f"TTFT + {_decode_phase(decode_steps, r)}{_band(r, 'request_latency_s')}"),
         ("Throughput", "output", f"{fmt.count(r['throughput_tokens_per_s'])} tok/s",
          "generated tokens / request latency"),
         ("", "decode", f"{fmt.count(r['decode_tokens_per_s'])} tok/s", "batch / TPOT"),

@@ -20,6 +20,8 @@ from llmperf.named_inputs import accepts_names
 from llmperf.ops.kv import kv_bytes_per_token
 from llmperf.specs.hardware import HardwareSpec
 from llmperf.specs.model import ModelSpec
+from llmperf.speculative import (Speculation, check_speculation, speculative_memory,
+                                 speculative_metrics)
 from llmperf.specs.workload import Step, Workload
 
 
@@ -38,7 +40,7 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
                    batch=1, prompt_len=1024, output_len=256, context_len=None,
                    calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
                    overlap: str = "max", allow_long_context: bool = False,
-                   require_fit: bool = False) -> pd.DataFrame:
+                   require_fit: bool = False, speculation: Speculation | None = None) -> pd.DataFrame:
     """One row per scenario: params, memory and fit, TTFT, TPOT, request latency, throughput,
     cost and the bound of each phase.
 
@@ -47,19 +49,26 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     context + 1) tokens per sequence.
     require_fit: raise a one-line LlmperfError when a scenario does not fit in device memory
     (the CLI's default for a single estimate; sweeps keep such rows with ``fits`` False).
+    speculation: speculative decoding (:class:`llmperf.Speculation`); ``tpot_s`` is then the
+    mean time per generated token of a round at ``context_len``.
     """
     b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
     Step.of(b, p)  # validates batch >= 1, prompt >= 1
     if np.any(o < 1) or np.any(o != np.floor(o)):
         raise LlmperfError("output length must be a whole number >= 1")
     ctx = p + o - 1 if context_len is None else np.broadcast_to(np.asarray(context_len, dtype=float), b.shape)
-    check_context(model, np.maximum(p + o, ctx + 1), allow_long_context)
+    check_speculation(workload, speculation)
+    spec_slots = 0 if speculation is None else int(speculation.tokens)
+    check_context(model, np.maximum(p + o, ctx + 1) + spec_slots, allow_long_context)
     price = hardware.price_usd_per_hour if price_usd_per_hour is None else price_usd_per_hour
     if price is not None and price < 0:
         raise LlmperfError("price per hour must not be negative")
 
     # the cache must hold the whole request and the TPOT step's context
-    mem = memory_breakdown(model, hardware, workload, b, p, np.maximum(p + o, ctx + 1))
+    kv_tokens = np.maximum(p + o, ctx + 1) + spec_slots  # speculative slots are cached, then kept or rolled back
+    mem = memory_breakdown(model, hardware, workload, b, p, kv_tokens)
+    if speculation is not None:
+        mem = speculative_memory(mem, speculation.draft, workload, b, kv_tokens)
     if require_fit and not np.all(mem["fits"]):
         i = int(np.argmin(mem["fits"]))
         need, have = mem["total_memory_bytes"].ravel()[i], mem["usable_memory_bytes"].ravel()[i]
@@ -75,23 +84,34 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     devices = workload.devices
     tpot = decode.step_time_s
     bounds = _intervals(calibration, req, decode)
+    decode_flops, decode_bound = decode.device_total("flops"), decode.step_bound
+    if speculation is not None:
+        spec = speculative_metrics(model, hardware, workload, speculation, b, p, o, ctx,
+                                   calibration, overlap, req)
+        bounds = _speculative_intervals(calibration, req, spec)
+        req = {**req, **spec}
+        tpot, decode_flops, decode_bound = spec["tpot_s"], spec["decode_flops"], spec["decode_bound"]
     out = {
         "model": model.name, "hardware": hardware.name, "calibration": calibration.name,
         "weights": workload.weights, "activations": workload.activations,
         "kv_cache": workload.kv_cache, "tensor_parallel": workload.tensor_parallel,
         "pipeline_parallel": workload.pipeline_parallel,
+        "draft_model": None if speculation is None else speculation.draft_name,
+        "speculative_tokens": spec_slots,
+        "acceptance_rate": np.nan if speculation is None else float(speculation.acceptance_rate),
+        "tokens_per_round": 1.0 if speculation is None else speculation.tokens_per_round,
         "batch": b, "prompt_len": p, "output_len": o, "context_len": ctx,
         "params_total": params["params_total"], "params_active": params["params_active"],
         **{k: mem[k] for k in ("weight_bytes", "kv_cache_bytes", "activation_bytes",
                                "total_memory_bytes", "usable_memory_bytes",
                                "memory_capacity_bytes", "fits")},
         "kv_cache_bytes_per_token": kv_bytes_per_token(model, workload.kv_format, workload.mla),
-        "prefill_flops": req["prefill_flops"], "decode_flops": decode.device_total("flops"),
+        "prefill_flops": req["prefill_flops"], "decode_flops": decode_flops,
         "ttft_s": req["ttft_s"], "tpot_s": tpot, "mean_tpot_s": req["mean_tpot_s"],
         "request_latency_s": req["request_latency_s"], **bounds,
         "throughput_tokens_per_s": req["throughput_tokens_per_s"],
         "decode_tokens_per_s": b / tpot, "prefill_tokens_per_s": req["prefill_tokens_per_s"],
-        "prefill_bound": req["prefill_bound"], "decode_bound": decode.step_bound,
+        "prefill_bound": req["prefill_bound"], "decode_bound": decode_bound,
         "price_usd_per_hour": price,
         "cost_usd_per_1m_input_tokens": cost_per_million_tokens(price, devices, req["prefill_tokens_per_s"]),
         "cost_usd_per_1m_output_tokens": cost_per_million_tokens(price, devices, req["throughput_tokens_per_s"]),
@@ -116,6 +136,23 @@ def _intervals(calibration: Calibration, req: dict, decode) -> dict:
     return dict(zip(keys, (t_lo, t_hi, d_lo, d_hi,
                            t_lo + req["decode_time_s"] * d_lo / tpot,
                            t_hi + req["decode_time_s"] * d_hi / tpot)))
+
+
+def _speculative_intervals(calibration: Calibration, plain: dict, spec: dict) -> dict:
+    """Intervals under speculation: the plain prefill's and the verification step's relative
+    held-out bands applied to the speculative TTFT, TPOT and decode time (the draft's kernels
+    are of the same kinds)."""
+    interval = getattr(calibration, "interval", None)
+    keys = ("ttft_s_low", "ttft_s_high", "tpot_s_low", "tpot_s_high", "request_latency_s_low",
+            "request_latency_s_high")
+    if interval is None:
+        return {k: np.nan for k in keys}
+    t_lo, t_hi = (x / plain["ttft_s"] for x in _pipelined(interval, plain["prefill_cost"]))
+    verify = spec["verify_cost"]
+    d_lo, d_hi = (x / verify.step_time_s for x in _pipelined(interval, verify))
+    ttft, tpot, decode = spec["ttft_s"], spec["tpot_s"], spec["decode_time_s"]
+    return dict(zip(keys, (ttft * t_lo, ttft * t_hi, tpot * d_lo, tpot * d_hi,
+                           ttft * t_lo + decode * d_lo, ttft * t_hi + decode * d_hi)))
 
 
 def _pipelined(interval, cost) -> tuple:
