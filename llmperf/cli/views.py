@@ -139,6 +139,9 @@ def compare_table(frame):
     tp = [] if "tensor_parallel" in varying else [f"TP {first['tensor_parallel']}"]
     if "pipeline_parallel" not in varying and first["pipeline_parallel"] > 1:
         tp.append(f"PP {first['pipeline_parallel']}")
+    if first["speculative_tokens"]:
+        tp.append(f"speculation {int(first['speculative_tokens'])} by {first['draft_model']} "
+                  f"(acceptance {first['acceptance_rate']:.2f})")
     table = Table(title=first["model"], title_justify="left")
     notes = (f"batch {fmt.integer(first['batch'])} · prompt {fmt.integer(first['prompt_len'])} · "
              f"output {fmt.integer(first['output_len'])} · decode context "
