@@ -4,8 +4,9 @@ and how long a step of the whole pipeline takes.
 ``pipeline_parallel`` = P stages, each a group of ``tensor_parallel`` devices holding a
 contiguous run of decoder layers; the first stage also holds the embeddings, the last the final
 norm and lm_head (GPipe, Huang et al. arXiv:1811.06965 §2; Megatron-LM's interleaving-free
-schedule, Narayanan et al. arXiv:2104.04473 §2.2). Between stages one point-to-point send of
-the hidden states per micro-batch (``tokens x hidden_size`` activations).
+schedule, Narayanan et al. arXiv:2104.04473 §2.2). Between stages, per micro-batch, the hidden
+states and the residual go to the next stage (1/tp per rank, then an all-gather in its TP group;
+:func:`llmperf.ops.builder._pipeline_sends`).
 
 Layer split: vLLM's ``get_pp_indices`` (vllm/distributed/utils.py): ``L // P`` layers per stage,
 and the ``L % P`` layers left over go one each to stages P-2, P-3, ... (never the last stage,
@@ -69,7 +70,7 @@ def op_stage_counts(ops: list, model: ModelSpec, stages: int) -> np.ndarray:
 
     Layer-group ops (``layers.<attention>.<moe|dense>``) run once per layer of their kind in
     the stage; embeddings on the first stage; the head on the last; the stage-to-stage sends
-    once on every stage but the last. The counts of an op sum to its ``count``.
+    once on every stage but the last, their all-gathers on every stage but the first. The counts of an op sum to its ``count``.
     """
     per_stage = stage_layers(model, stages)
     counts = np.zeros((len(ops), stages))
@@ -82,8 +83,10 @@ def op_stage_counts(ops: list, model: ModelSpec, stages: int) -> np.ndarray:
             counts[i, 0] = op.count
         elif op.group == "head":
             counts[i, -1] = op.count
+        elif op.group == PIPELINE_GROUP and op.name == "pipeline_send":
+            counts[i, :-1] = 1.0  # sent by every stage but the last
         elif op.group == PIPELINE_GROUP:
-            counts[i, :-1] = 1.0
+            counts[i, 1:] = 1.0   # gathered by every stage but the first
         else:
             raise LlmperfError(f"op '{op.name}' of group '{op.group}' has no pipeline stage")
         if counts[i].sum() != op.count:

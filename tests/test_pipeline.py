@@ -140,8 +140,9 @@ def test_pipeline_lets_a_model_fit_that_does_not_on_one_node():
 
 # -- latency -----------------------------------------------------------------------------------
 def _send_s(hidden: int, tokens: float) -> float:
-    """One stage-to-stage send of bf16 hidden states on the H100's NVLink (per direction)."""
-    return tokens * hidden * 2 / H100.interconnect.per_direction_bytes_per_s
+    """One stage-to-stage send at TP 1 on the H100's NVLink (per direction): vLLM's intermediate
+    tensors, the hidden states and the residual, bf16."""
+    return 2 * tokens * hidden * 2 / H100.interconnect.per_direction_bytes_per_s
 
 
 def _per_op(model, batch, past, q_len):
@@ -186,6 +187,17 @@ def test_prefill_is_the_gpipe_fill():
     traversal = embed + 80 * layer + 2 * send + head
     cost = step_cost(L70, H100, Workload(pipeline_parallel=3), Step.prefill(7, 512))
     assert float(cost.step_time_s) == pytest.approx(traversal + 2 * max(stages), rel=1e-9)
+
+
+def test_sends_under_tensor_parallelism():
+    # TP 4: each rank sends a quarter of (hidden + residual), the next stage all-gathers them
+    ops = build_step_ops(L70, Workload(tensor_parallel=4, pipeline_parallel=3), Step.decode(5, 100))
+    send, gather = (next(o for o in ops if o.name == n) for n in ("pipeline_send", "pipeline_all_gather"))
+    values = 2 * 5 * 8192
+    assert float(send.comm_bytes) == values / 4 * 2 and send.count == 2
+    assert float(gather.comm_bytes) == 3 / 4 * values * 2 and gather.count == 2
+    counts = op_stage_counts(ops, L70, 3)
+    assert list(counts[ops.index(send)]) == [1, 1, 0] and list(counts[ops.index(gather)]) == [0, 1, 1]
 
 
 def test_micro_batches():

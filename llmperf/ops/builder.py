@@ -55,18 +55,24 @@ def _all_gather(ctx: BuildContext, name: str, group: str, elems) -> None:
 
 
 def _pipeline_sends(ctx: BuildContext) -> None:
-    """Stage-to-stage sends of the hidden states, one per stage boundary (count P - 1): each of
-    a stage's ``tp`` ranks sends its copy of the micro-batch's ``tokens x hidden_size``
-    activations to its peer in the next stage (vLLM's ``send_tensor_dict`` of the residual
-    stream; Narayanan et al. arXiv:2104.04473 §2.2). The stage -> op mapping is
-    :func:`llmperf.pipeline.op_stage_counts`."""
+    """Stage-to-stage transfer of the micro-batch's activations, once per stage boundary
+    (count P - 1), as vLLM does it (``send_tensor_dict(..., all_gather_group=tp_group)``): the
+    intermediate tensors are the hidden states and the residual (2 x tokens x hidden_size
+    values); each of the ``tp`` ranks sends its 1/tp slice to its peer in the next stage, which
+    all-gathers the slices inside its TP group (Megatron-LM's scatter/gather optimisation,
+    Narayanan et al. arXiv:2104.04473 §4.1). Sends use the device's interconnect bandwidth; the
+    stage -> op mapping is :func:`llmperf.pipeline.op_stage_counts`."""
     stages = int(ctx.workload.pipeline_parallel)
     if stages == 1:
         return
-    elems = ctx.tokens * ctx.model.hidden_size
+    elems = 2.0 * np.asarray(ctx.tokens * ctx.model.hidden_size, dtype=float)
     ctx.add(make_op("pipeline_send", COMMUNICATION, PIPELINE_GROUP, stages - 1, ctx.grid,
-                    comm_bytes=np.asarray(elems, dtype=float) * ctx.io_bytes,
-                    compute_dtype="fp32", shape={"elements": elems, "ranks": 2}))
+                    comm_bytes=elems / ctx.tp * ctx.io_bytes, compute_dtype="fp32",
+                    shape={"elements": elems / ctx.tp, "ranks": 2}))
+    if ctx.tp > 1:
+        ctx.add(make_op("pipeline_all_gather", COMMUNICATION, PIPELINE_GROUP, stages - 1, ctx.grid,
+                        comm_bytes=(ctx.tp - 1) / ctx.tp * elems * ctx.io_bytes,
+                        compute_dtype="fp32", shape={"elements": elems, "ranks": ctx.tp}))
 
 
 def _embedding(ctx: BuildContext) -> None:
