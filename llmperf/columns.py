@@ -4,7 +4,7 @@ Numeric columns carry their unit in the name (``_s``, ``_bytes``, ``_flops``, ``
 ``_usd``); counts (params, tokens, batch) are plain numbers.
 """
 
-SCENARIO_COLUMNS = ["batch", "prompt_len", "output_len", "context_len"]
+SCENARIO_COLUMNS = ["batch", "prompt_len", "cached_prompt_len", "output_len", "context_len"]
 
 # The JSON contract of `llmperf estimate` (README "JSON contract"); sweep rows use the same keys.
 # *_low/*_high: the interval from a measured calibration's held-out residuals (null for ideal).

@@ -11,7 +11,7 @@ round yields in expectation (Leviathan et al. eq. 1)
 and takes ``k`` decode steps of the draft model (none for draft-free proposers such as n-gram /
 prompt lookup) plus the target's verification step (q_len = k + 1 at the round's context).
 The reported TPOT is the round's time / E[tokens per round] (mean time per generated token);
-TTFT adds the draft's prefill of the prompt; memory adds the draft's weights and KV cache, and
+TTFT adds the draft's prefill of the prompt (its uncached part); memory adds the draft's weights and KV cache, and
 ``k`` speculative slots to each sequence's cache. The draft runs on the same devices with the
 same workload (dtypes, tensor parallelism), as vLLM runs a draft model by default.
 """
@@ -98,7 +98,7 @@ def check_speculation(workload, speculation: Speculation | None) -> None:
 
 def speculative_metrics(model: ModelSpec, hardware, workload, speculation: Speculation, batch,
                         prompt_len, output_len, context_len, calibration, overlap: str,
-                        request: dict) -> dict:
+                        request: dict, cached_prompt_len=0) -> dict:
     """TTFT, TPOT (per generated token), request latency and throughput under speculation,
     from the plain ``request`` metrics (:func:`llmperf.estimators.latency.request_metrics`).
 
@@ -106,7 +106,7 @@ def speculative_metrics(model: ModelSpec, hardware, workload, speculation: Specu
     middle context of the request (as the plain closed form takes its efficiencies there).
     ``decode_flops`` are one round's on one device (k draft steps + the verification).
     """
-    from llmperf.estimators.latency import step_cost
+    from llmperf.estimators.latency import prefill_step, step_cost
     from llmperf.specs.workload import Step
 
     b, p, o = (np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len))
@@ -121,8 +121,8 @@ def speculative_metrics(model: ModelSpec, hardware, workload, speculation: Specu
     flops = verify.device_total("flops")
     if speculation.draft is not None:
         draft = speculation.draft
-        ttft = ttft + step_cost(draft, hardware, workload, Step.prefill(b, p), calibration,
-                                overlap).step_time_s
+        ttft = ttft + step_cost(draft, hardware, workload, prefill_step(b, p, cached_prompt_len),
+                                calibration, overlap, steady=False).step_time_s
         flops = flops + sum(step_cost(draft, hardware, workload, Step.decode(b, context_len + j),
                                       calibration, overlap).device_total("flops")
                             for j in range(int(speculation.tokens)))

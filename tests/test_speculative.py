@@ -157,3 +157,36 @@ def test_cli_bad_speculation_is_one_line_exit_2(runner, args, message):
     res = runner.invoke(app, ["estimate", "-m", "llama-3.1-8b", "-g", "h100-sxm", *args])
     assert res.exit_code == 2 and message in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+# -- prefix caching (the same request path: a prefill step with past > 0) ----------------------
+def test_prefix_cached_prefill_flops_closed_form():
+    # causal pairs of q new tokens over C cached: qC + q(q+1)/2 = pairs(P) - pairs(C), and every
+    # per-token GEMM is linear: so FLOPs(P with C cached) = FLOPs(P) - FLOPs(C), except that the
+    # lm_head runs on the last token of each sequence in both (added back once)
+    b, p, c = 3, 4096, 3000
+    full = llmperf.estimate(L8, H100, batch=b, prompt_len=p, output_len=2)
+    head = llmperf.estimate(L8, H100, batch=b, prompt_len=c, output_len=2)
+    cached = llmperf.estimate(L8, H100, batch=b, prompt_len=p, output_len=2, cached_prompt_len=c)
+    lm_head = 2 * b * 128256 * 4096
+    assert cached["prefill_flops"] == pytest.approx(full["prefill_flops"] - head["prefill_flops"] + lm_head,
+                                                    rel=1e-12)
+    assert cached["ttft_s"] < full["ttft_s"] and cached["cached_prompt_len"] == c
+    assert cached["kv_cache_bytes"] == full["kv_cache_bytes"]  # the cache still holds the prompt
+    assert cached["tpot_s"] == full["tpot_s"]
+
+
+def test_prefix_cache_bounds():
+    with pytest.raises(LlmperfError, match="cached prompt tokens must be"):
+        llmperf.estimate(L8, H100, prompt_len=100, cached_prompt_len=100)
+    with pytest.raises(LlmperfError, match="cached prompt tokens must be"):
+        llmperf.estimate(L8, H100, prompt_len=100, cached_prompt_len=-1)
+
+
+def test_cli_prefix_cache(runner):
+    res = runner.invoke(app, ["estimate", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--prompt", "8k",
+                              "--cached-prompt", "6k"])
+    assert res.exit_code == 0 and "prefix cache" in res.output and "other 2,048" in res.output
+    bad = runner.invoke(app, ["estimate", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--prompt", "8k",
+                              "--cached-prompt", "8k"])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1

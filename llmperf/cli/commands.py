@@ -48,7 +48,7 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
              output: o.Output = "256", context: o.Context = None, weights: o.Weights = "bf16",
              activations: o.Activations = "bf16", kv: o.Kv = "bf16", tp: o.Tp = "1",
              pp: o.Pp = "1", spec_tokens: o.SpecTokens = None, draft: o.Draft = None,
-             acceptance: o.Acceptance = None,
+             acceptance: o.Acceptance = None, cached_prompt: o.CachedPrompt = "0",
              attention: o.Attention = "flash", calibration: o.Calibration = "auto",
              engine: o.Engine = "fused", host_us_per_kernel: o.HostUs = None,
              price: o.Price = None, allow_long_context: o.AllowLong = False,
@@ -81,7 +81,8 @@ def estimate(model: o.Model, gpu: o.Gpu, batch: o.Batch = "1", prompt: o.Prompt 
                                  price_usd_per_hour=parse_price(price),
                                  allow_long_context=allow_long_context,
                                  require_fit=not ignore_memory,
-                                 speculation=speculation(spec_tokens, draft, acceptance))
+                                 speculation=speculation(spec_tokens, draft, acceptance),
+                                 cached_prompt_len=parse_length(cached_prompt, "--cached-prompt"))
     per_op = (tables.ops_table(m, g, wl, phase, **shape, context_len=ctx, calibration=cal,
                                allow_long_context=allow_long_context) if ops else None)
     fmt_name = output_format(format, out)
@@ -137,7 +138,7 @@ def with_pp(columns: list[str], frame) -> list[str]:
 
 def _sweep(models, gpus, batch, prompt, output, context, weights, activations, kv, tp, pp,
            attention, calibration, price, allow_long_context, engine, host_us_per_kernel=None,
-           spec=None):
+           spec=None, cached_prompt="0"):
     from llmperf.estimators.sweep import sweep_frame
 
     return sweep_frame(
@@ -151,7 +152,8 @@ def _sweep(models, gpus, batch, prompt, output, context, weights, activations, k
         attention=choice(attention, ("flash", "naive"), "--attention"),
         calibration=calibration, price_usd_per_hour=parse_price(price),
         allow_long_context=allow_long_context, engine=None if engine == "none" else engine,
-        host_s_per_kernel=micro_to_s(host_us_per_kernel), speculation=spec)
+        host_s_per_kernel=micro_to_s(host_us_per_kernel), speculation=spec,
+        cached_prompt_len=parse_length(cached_prompt, "--cached-prompt"))
 
 
 def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompts = "1024",
@@ -162,7 +164,7 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
           calibration: o.Calibration = "auto", engine: o.Engine = "fused",
           host_us_per_kernel: o.HostUs = None, price: o.Price = None,
           spec_tokens: o.SpecTokens = None, draft: o.Draft = None, acceptance: o.Acceptance = None,
-          allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
+          cached_prompt: o.CachedPrompt = "0", allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """Estimate a grid of scenarios, one tidy row each.
 
     The grid spans every comma-separated option.
@@ -173,7 +175,7 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp, pp,
                    attention, calibration, price, allow_long_context, engine, host_us_per_kernel,
-                   speculation(spec_tokens, draft, acceptance))
+                   speculation(spec_tokens, draft, acceptance), cached_prompt)
     emit(frame, output_format(format, out), out,
          lambda: frame_table(frame, with_pp(SWEEP_TABLE, frame), title=f"{len(frame)} scenarios"))
 
@@ -185,7 +187,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
             calibration: o.Calibration = "auto", engine: o.Engine = "fused",
             host_us_per_kernel: o.HostUs = None, price: o.Price = None,
             spec_tokens: o.SpecTokens = None, draft: o.Draft = None, acceptance: o.Acceptance = None,
-            allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
+            cached_prompt: o.CachedPrompt = "0", allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
     """One model on several GPUs (or dtypes), side by side.
 
     Rows are metrics, columns GPUs.
@@ -196,7 +198,7 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
 
     frame = _sweep(model, gpu, batch, prompt, output, context, weights, activations, kv, tp, pp,
                    attention, calibration, price, allow_long_context, engine, host_us_per_kernel,
-                   speculation(spec_tokens, draft, acceptance))
+                   speculation(spec_tokens, draft, acceptance), cached_prompt)
     emit(frame, output_format(format, out), out, lambda: compare_table(frame))
 
 

@@ -82,3 +82,6 @@ Draft = Annotated[Optional[str], typer.Option(
     "or ngram for a draft-free proposer (n-gram / prompt lookup, drafting not timed).")]
 Acceptance = Annotated[Optional[float], typer.Option(
     "--acceptance", metavar="P", help="Probability that each drafted token is accepted (0-1).")]
+CachedPrompt = Annotated[str, typer.Option(
+    "--cached-prompt", metavar="TOKENS", help="Prompt tokens already in the prefix cache; the "
+    "prefill computes only the rest (TTFT).")]

@@ -29,14 +29,15 @@ LABELS = {
     "arithmetic_intensity_flop_per_byte": "FLOP/B", "request_latency_s": "latency",
     "max_context_len": "max context", "max_batch": "max batch", "params_total": "params", "params_active": "active",
     "num_attention_heads": "heads", "num_experts": "experts", "num_kv_heads": "kv heads", "num_layers": "layers",
-    "tensor_parallel": "tp", "pipeline_parallel": "pp", "prompt_len": "prompt", "output_len": "output",
+    "tensor_parallel": "tp", "pipeline_parallel": "pp", "prompt_len": "prompt", "cached_prompt_len": "cached", "output_len": "output",
     "context_len": "context", "ttft_s": "TTFT", "tpot_s": "TPOT", "time_s": "time",
     "total_time_s": "time", "time_share": "share", "compute_dtype": "dtype", "count": "n",
     "memory_bytes": "bytes",
 }
 
 INT_COLUMNS = {
-    "batch", "prompt_len", "output_len", "context_len", "tensor_parallel", "pipeline_parallel", "params_total",
+    "batch", "prompt_len", "cached_prompt_len", "output_len", "context_len", "tensor_parallel",
+    "pipeline_parallel", "speculative_tokens", "params_total",
     "params_active", "max_batch", "max_context_len", "max_position_embeddings", "count",
 }
 

@@ -44,6 +44,14 @@ def _cost_rows(r: dict) -> list[tuple]:
     ]
 
 
+def _prefix_rows(r: dict) -> list[tuple]:
+    if not r["cached_prompt_len"]:
+        return []
+    rest = int(r["prompt_len"] - r["cached_prompt_len"])
+    return [("", "prefix cache", fmt.integer(r["cached_prompt_len"]),
+             f"prompt tokens cached; the prefill computes the other {rest:,}")]
+
+
 def _round_note(r: dict) -> str:
     if not r["speculative_tokens"]:
         return ""
@@ -81,6 +89,7 @@ def estimate_report(r: dict):
         ("", "prompt / output", f"{fmt.integer(r['prompt_len'])} / {fmt.integer(r['output_len'])}",
          "tokens per sequence"),
         ("", "decode context", fmt.integer(r["context_len"]), "cached tokens at the TPOT step"),
+        *_prefix_rows(r),
         *_speculation_rows(r),
         ("Parameters", "total", fmt.count(r["params_total"]), ""),
         ("", "active per token", fmt.count(r["params_active"]), ""),

@@ -17,6 +17,7 @@ import numpy as np
 from llmperf.calibration import IDEAL, Calibration
 from llmperf.cost import BOUNDS, StepCost, cost_ops
 from llmperf.engines import apply_engine, get_engine, is_decode
+from llmperf.errors import LlmperfError
 from llmperf.named_inputs import accepts_names
 from llmperf.ops.builder import build_step_ops
 from llmperf.pipeline import micro_batches, pipeline_cost
@@ -64,17 +65,21 @@ def micro_step(workload: Workload, step: Step) -> tuple[Step, np.ndarray]:
 
 @accepts_names
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
-              calibration: Calibration = IDEAL, overlap: str = "max") -> StepCost:
+              calibration: Calibration = IDEAL, overlap: str = "max",
+              steady: bool | None = None) -> StepCost:
     """Build and cost every op of one step (as the workload's engine runs them).
 
     Under pipeline parallelism the ops are one micro-batch's traversal and ``step_time_s`` the
-    whole batch's step through the pipeline (:func:`llmperf.pipeline.pipeline_cost`)."""
+    whole batch's step through the pipeline (:func:`llmperf.pipeline.pipeline_cost`): the
+    steady-state cycle for decode steps, the pipeline fill otherwise (``steady`` overrides the
+    choice by shape, e.g. False for a prefill whose prompt is mostly a prefix-cache hit)."""
     micro, n_micro = micro_step(workload, step)
     ops, cal, (per_kernel, per_step) = engine_ops(model, workload, micro, calibration)
     cal = settle_clocks(ops, hardware, cal, overlap)
     cost = cost_ops(ops, hardware, cal, overlap, host_launch_s=per_kernel, host_step_s=per_step)
     return pipeline_cost(cost, ops, model, int(workload.pipeline_parallel), n_micro,
-                         step.batch / micro.batch, steady=is_decode(ops), host_launch_s=per_kernel,
+                         step.batch / micro.batch,
+                         steady=is_decode(ops) if steady is None else steady, host_launch_s=per_kernel,
                          host_step_s=per_step)
 
 
@@ -159,13 +164,28 @@ def _decode_traversal_sum(model, hardware, workload, b, p, n, mid, calibration, 
     return total
 
 
+def prefill_step(batch, prompt_len, cached_prompt_len=0) -> Step:
+    """The prefill of ``prompt_len`` tokens per sequence of which ``cached_prompt_len`` are a
+    prefix-cache hit: q_len = the uncached tokens, past = the cached ones (DESIGN.md rule 4)."""
+    p = np.asarray(prompt_len, dtype=float)
+    cached = np.asarray(cached_prompt_len, dtype=float)
+    if np.any(cached < 0) or np.any(cached != np.floor(cached)) or np.any(cached >= p):
+        raise LlmperfError("cached prompt tokens must be a whole number from 0 to prompt - 1 "
+                           "(the last prompt token is always computed)")
+    return Step.of(batch, p - cached, cached)
+
+
 @accepts_names
 def request_metrics(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch,
                     prompt_len, output_len, calibration: Calibration = IDEAL,
-                    overlap: str = "max") -> dict:
-    """TTFT, mean TPOT over the request, request latency, throughput (arrays over the grid)."""
-    prefill = step_cost(model, hardware, workload, Step.prefill(batch, prompt_len), calibration,
-                        overlap)
+                    overlap: str = "max", cached_prompt_len=0) -> dict:
+    """TTFT, mean TPOT over the request, request latency, throughput (arrays over the grid).
+
+    cached_prompt_len: prompt tokens already in the KV cache (a prefix-cache hit, as vLLM's
+    automatic prefix caching and SGLang's RadixAttention serve them): the prefill computes only
+    the other ``prompt_len - cached_prompt_len`` tokens, attending to the cached ones."""
+    prefill = step_cost(model, hardware, workload, prefill_step(batch, prompt_len, cached_prompt_len),
+                        calibration, overlap, steady=False)
     ttft = prefill.step_time_s
     decode_total = decode_sum_s(model, hardware, workload, batch, prompt_len, output_len,
                                 calibration, overlap)

@@ -40,7 +40,8 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
                    batch=1, prompt_len=1024, output_len=256, context_len=None,
                    calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
                    overlap: str = "max", allow_long_context: bool = False,
-                   require_fit: bool = False, speculation: Speculation | None = None) -> pd.DataFrame:
+                   require_fit: bool = False, speculation: Speculation | None = None,
+                   cached_prompt_len=0) -> pd.DataFrame:
     """One row per scenario: params, memory and fit, TTFT, TPOT, request latency, throughput,
     cost and the bound of each phase.
 
@@ -51,6 +52,8 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     (the CLI's default for a single estimate; sweeps keep such rows with ``fits`` False).
     speculation: speculative decoding (:class:`llmperf.Speculation`); ``tpot_s`` is then the
     mean time per generated token of a round at ``context_len``.
+    cached_prompt_len: prompt tokens found in the prefix cache; TTFT computes only the rest
+    (memory still holds the whole prompt's KV).
     """
     b, p, o = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (batch, prompt_len, output_len)))
     Step.of(b, p)  # validates batch >= 1, prompt >= 1
@@ -78,7 +81,8 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
             f"{mem['kv_cache_bytes'].ravel()[i] / 1e9:.1f} GB) but {have / 1e9:.1f} GB is usable; "
             f"raise --tp, quantize (--weights int4/fp8, --kv fp8), lower --batch or the context, "
             f"or pass --ignore-memory to estimate anyway")
-    req = request_metrics(model, hardware, workload, b, p, o, calibration, overlap)
+    cached = np.broadcast_to(np.asarray(cached_prompt_len, dtype=float), b.shape)
+    req = request_metrics(model, hardware, workload, b, p, o, calibration, overlap, cached)
     decode = step_cost(model, hardware, workload, Step.decode(b, ctx), calibration, overlap)
     params = parameter_counts(model)
     devices = workload.devices
@@ -87,7 +91,7 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     decode_flops, decode_bound = decode.device_total("flops"), decode.step_bound
     if speculation is not None:
         spec = speculative_metrics(model, hardware, workload, speculation, b, p, o, ctx,
-                                   calibration, overlap, req)
+                                   calibration, overlap, req, cached)
         bounds = _speculative_intervals(calibration, req, spec)
         req = {**req, **spec}
         tpot, decode_flops, decode_bound = spec["tpot_s"], spec["decode_flops"], spec["decode_bound"]
@@ -100,7 +104,7 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
         "speculative_tokens": spec_slots,
         "acceptance_rate": np.nan if speculation is None else float(speculation.acceptance_rate),
         "tokens_per_round": 1.0 if speculation is None else speculation.tokens_per_round,
-        "batch": b, "prompt_len": p, "output_len": o, "context_len": ctx,
+        "batch": b, "prompt_len": p, "cached_prompt_len": cached, "output_len": o, "context_len": ctx,
         "params_total": params["params_total"], "params_active": params["params_active"],
         **{k: mem[k] for k in ("weight_bytes", "kv_cache_bytes", "activation_bytes",
                                "total_memory_bytes", "usable_memory_bytes",

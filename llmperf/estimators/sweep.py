@@ -65,13 +65,13 @@ def scenario_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
                    batch=1, prompt_len=1024, output_len=256, context_len=None,
                    calibration: Calibration = IDEAL, price_usd_per_hour: float | None = None,
                    allow_long_context: bool = False, require_fit: bool = False,
-                   speculation=None) -> pd.DataFrame:
+                   speculation=None, cached_prompt_len=0) -> pd.DataFrame:
     """:func:`llmperf.estimate_frame` for one model and GPU (memory sized for max(P + O, C + 1))."""
     return estimate_frame(model, hardware, workload, batch=batch, prompt_len=prompt_len,
                           output_len=output_len, context_len=context_len,
                           calibration=calibration, price_usd_per_hour=price_usd_per_hour,
                           allow_long_context=allow_long_context, require_fit=require_fit,
-                          speculation=speculation)
+                          speculation=speculation, cached_prompt_len=cached_prompt_len)
 
 
 def _grid(batch, prompt_len, output_len, context_len) -> dict:
@@ -102,13 +102,15 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
                 attention: str = "flash",
                 calibration: str = "ideal", price_usd_per_hour: float | None = None,
                 allow_long_context: bool = False, engine: str | None = None,
-                host_s_per_kernel: float | None = None, speculation=None) -> pd.DataFrame:
+                host_s_per_kernel: float | None = None, speculation=None,
+                cached_prompt_len: float = 0) -> pd.DataFrame:
     """The estimate over the cartesian grid of every argument given as a list.
 
     models / hardware: bundled names, spec file paths or loaded specs. batch and the lengths:
     token counts (ints). context_len None: TPOT at the last step of the request (P + O - 1).
     calibration: ``ideal`` or ``auto`` (see :func:`resolve_calibration`; ``host_s_per_kernel``
-    as there). speculation: one :class:`llmperf.Speculation` for every scenario. Returns one row per
+    as there). speculation: one :class:`llmperf.Speculation` for every scenario;
+    cached_prompt_len: prompt tokens served from the prefix cache, in every scenario. Returns one row per
     scenario with :data:`SWEEP_COLUMNS`, ordered model, hardware, dtypes, tp, batch, lengths.
     """
     grid = _grid(batch, prompt_len, output_len, context_len)
@@ -125,7 +127,8 @@ def sweep_frame(models: Iterable, hardware: Iterable, batch: Sequence = (1,),
                                      calibration=resolve_calibration(calibration, hw, host_s_per_kernel),
                                      price_usd_per_hour=price_usd_per_hour,
                                      allow_long_context=allow_long_context,
-                                     speculation=speculation))
+                                     speculation=speculation,
+                                     cached_prompt_len=cached_prompt_len))
     if not frames:
         raise LlmperfError("nothing to sweep: give at least one model and one GPU")
     return pd.concat(frames, ignore_index=True)[SWEEP_COLUMNS]
