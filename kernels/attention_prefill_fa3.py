@@ -67,11 +67,15 @@ FA3_CONFIGS = {
 # Default tuning candidates (attention_prefill.fa3_candidates): the entries that were fastest where timed. H200,
 # session 13 (benchmarks/results/session13/): (128, 128, 4, 2 | 3) at 0.88 / 0.98 / 0.98-0.99 of cuDNN for D 128
 # causal 2k / causal 4k / full 4k, 0.86 for D 64, ahead of the Triton TMA and autoWS kernels (0.68-0.84) in all
-# four; ping-pong never faster, "u2" and BLOCK_N 64 slower. The persistent entries ("ps", session 13) have not
-# run on a GPU yet: in FA3_CONFIGS only (LLMPERF_PREFILL_FA3=1 or a forced config) until they pass there.
+# four; ping-pong never faster, "u2" and BLOCK_N 64 slower. The persistent entries ("ps", written in session 13)
+# first ran in session 16 (H100, benchmarks/results/session16/h100_fa3ps/): guarded probe and their 33 GPU tests
+# passed; kernels_bench.py with every entry as a candidate picked "ps" for D 128 causal 2k (0.916 of cuDNN), full
+# 4k (0.997) and D 64 causal 4k (0.921; 0.852 without "ps"), the non-persistent entry for causal 4k-16k (0.977,
+# 0.998, 1.032): both kinds are default candidates, and the tuner keeps whichever is faster per shape.
 FA3_DEFAULT = {
-    128: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 3, "fa3")],
-    64: [(128, 128, 4, 2, "fa3")],
+    128: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 3, "fa3"), (128, 128, 4, 2, "fa3", "ps"),
+          (128, 128, 4, 3, "fa3", "ps")],
+    64: [(128, 128, 4, 2, "fa3"), (128, 128, 4, 2, "fa3", "ps")],
 }
 
 
