@@ -371,18 +371,41 @@ def predict_rows(calibration: MeasuredCalibration, rows: pd.DataFrame) -> np.nda
     return out
 
 
+# What identifies a measured point: its fold is a hash of these, so adding or replacing rows (a merged
+# partial sweep) leaves every other point in its fold; their held-out errors then move only by what the
+# new rows add to the fits (row-order folds reshuffled every point after an insertion).
+POINT_IDENTITY = ["kernel_source", "op_kind", "name", "dtype", "m", "n", "k", "batch", "q_len", "kv_len",
+                  "q_heads", "kv_heads", "head_dim", "layout"]
+FOLD_METHOD = "crc32(point identity) mod k"
+
+
+def fold_of(rows: pd.DataFrame, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold of each row: CRC-32 of ``seed`` and the row's :data:`POINT_IDENTITY` values, mod ``folds``."""
+    import numbers
+    import zlib
+
+    def text(value) -> str:  # 16 and 16.0 (a column that gained a NaN) are the same point
+        if isinstance(value, numbers.Number) and not isinstance(value, bool):
+            return repr(float(value)) if value == value else ""
+        return "" if value is None else str(value)
+
+    keys = ["|".join(map(text, row)) for row in rows.reindex(columns=POINT_IDENTITY).itertuples(index=False)]
+    return np.fromiter((zlib.crc32(f"{seed}|{key}".encode()) % folds for key in keys), dtype=int,
+                       count=len(keys))
+
+
 def held_out_errors(frame: pd.DataFrame, hardware: HardwareSpec, folds: int = 5,
                     seed: int = 0) -> pd.DataFrame:
     """k-fold: fit on k-1 folds, predict the left-out rows; returns rows with ``error`` =
-    predicted / measured - 1. Never evaluates a point that its own fit saw."""
+    predicted / measured - 1. Never evaluates a point that its own fit saw. Folds are by point
+    identity (:func:`fold_of`), not row order."""
     measured = frame[frame["op_kind"] != "launch"]
     launch = frame[frame["op_kind"] == "launch"]
-    rng = np.random.default_rng(seed)
-    fold_of = rng.integers(0, folds, size=len(measured))
+    fold_of_row = fold_of(measured, folds, seed)
     parts = []
     for f in range(folds):
-        train = pd.concat([measured[fold_of != f], launch])
-        test = measured[fold_of == f]
+        train = pd.concat([measured[fold_of_row != f], launch])
+        test = measured[fold_of_row == f]
         if test.empty:
             continue
         cal = MeasuredCalibration(train, hardware, "k-fold")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llmperf.calibration_fit import MeasuredCalibration, held_out_errors
+from llmperf.calibration_fit import FOLD_METHOD, MeasuredCalibration, held_out_errors
 from llmperf.calibration_table import load_calibration_csv
 from llmperf.named_inputs import accepts_names
 from llmperf.specs.hardware import HardwareSpec
@@ -27,8 +27,8 @@ def residual_bands(frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
 
 
 def _bands_for(path: Path, frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
-    """Residual bands cached beside the CSV (``<name>.residuals.json``), keyed by the CSV's hash so
-    a changed file is never paired with stale bands."""
+    """Residual bands cached beside the CSV (``<name>.residuals.json``), keyed by the CSV's hash and
+    the fold method so a changed file (or fold rule) is never paired with stale bands."""
     import hashlib
     import json
 
@@ -36,13 +36,14 @@ def _bands_for(path: Path, frame: pd.DataFrame, hardware: HardwareSpec) -> dict:
     sidecar = Path(path).with_suffix(".residuals.json")
     try:
         cached = json.loads(sidecar.read_text())
-        if cached.get("source_sha256") == digest:
+        if cached.get("source_sha256") == digest and cached.get("folds") == FOLD_METHOD:
             return cached["bands"]
     except (OSError, ValueError, KeyError):
         pass
     bands = residual_bands(frame, hardware)
     try:
-        sidecar.write_text(json.dumps({"source_sha256": digest, "bands": bands}, indent=1))
+        sidecar.write_text(json.dumps({"source_sha256": digest, "folds": FOLD_METHOD, "bands": bands},
+                                      indent=1))
     except OSError:
         pass  # read-only install: recompute next time
     return bands

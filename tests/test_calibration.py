@@ -1,5 +1,7 @@
 """Calibration fitting on synthetic measurements with known efficiency curves."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -365,3 +367,20 @@ def test_write_calibration_csv_is_checked_and_atomic(tmp_path):
     assert target.read_text() == "sentinel" and not list(tmp_path.glob("*.writing"))
     write_calibration_csv(frame, target)
     assert len(pd.read_csv(target)) == len(frame) and (tmp_path / "h100.residuals.json").exists()
+
+
+def test_folds_follow_the_point_not_the_row_order():
+    # a merged partial sweep inserts and replaces rows: every other point keeps its fold
+    from llmperf.calibration_fit import fold_of
+
+    frame = pd.read_csv(Path(__file__).resolve().parent.parent / "hardware/calibration/h100-sxm5-80gb.csv")
+    base = fold_of(frame, 5)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    assert np.array_equal(fold_of(shuffled, 5), base[shuffled.index.to_numpy()])
+    extra = frame.iloc[:40].assign(m=frame.iloc[:40]["m"] + 0.5)  # new points
+    grown = pd.concat([extra, frame], ignore_index=True)
+    assert np.array_equal(fold_of(grown, 5)[40:], base)
+    ints = frame.assign(n=frame["n"].fillna(-1).astype(int))  # 4096 and 4096.0 are one point
+    assert np.array_equal(fold_of(ints, 5)[frame["n"].notna().to_numpy()], base[frame["n"].notna().to_numpy()])
+    counts = np.bincount(base, minlength=5)
+    assert counts.min() > 0.15 * len(frame)  # roughly balanced folds
