@@ -120,7 +120,7 @@ def cost_ops(ops: list[Op], hardware: HardwareSpec, calibration: Calibration = I
         if op.kind == COMMUNICATION:
             if not link:
                 raise LlmperfError(f"{hardware.name} states no interconnect bandwidth; "
-                                   f"use --tp 1 or add interconnect.bandwidth to its YAML")
+                                   f"use --tp 1 and --pp 1 or add interconnect.bandwidth to its YAML")
             comm = np.asarray(op.comm_bytes / (link * calibration.communication_efficiency(eff_op, hardware)))
         overhead = np.asarray(op.kernels * calibration.kernel_overhead_s(op, hardware), dtype=float)
         work = np.maximum(np.maximum(compute, memory), comm) if overlap == "max" else compute + memory + comm

@@ -168,19 +168,8 @@ def apply_engine(ops: list[Op], engine: EngineProfile) -> list[Op]:
     return out
 
 
-DECODE_MAX_Q_LEN = 16  # a decode step adds at most this many tokens per sequence (speculative verification)
-
-
 def is_decode(ops: list[Op]) -> bool:
-    """A step is a decode step when every attention op adds one token per sequence, or a few
-    (at most DECODE_MAX_Q_LEN: the verification of speculative tokens) to a non-empty cache:
-    the steps engines replay from CUDA graphs (vLLM captures uniform decode batches of
-    1 + num_speculative_tokens tokens per request)."""
+    """A step is a decode step when every attention op adds one token per sequence (the
+    default when the caller does not say which phase a step is: see ``step_cost(decode=...)``)."""
     q = [np.max(np.asarray(o.shape.get("q_len", 1))) for o in ops if o.kind == "attention"]
-    if not q:
-        return False
-    if max(q) <= 1:
-        return True
-    cached = all(np.all(np.asarray(o.shape["kv_len"]) > np.asarray(o.shape["q_len"]))
-                 for o in ops if o.kind == "attention")
-    return max(q) <= DECODE_MAX_Q_LEN and cached
+    return bool(q) and max(q) <= 1

@@ -48,7 +48,13 @@ class Speculation:
         if self.draft is not None and not isinstance(self.draft, ModelSpec):
             raise TypeError(f"Speculation: draft must be a ModelSpec, a bundled name, a path or "
                             f"'ngram', got {type(self.draft).__name__}")
-        if int(self.tokens) != self.tokens or not 1 <= self.tokens <= MAX_SPECULATIVE_TOKENS:
+        try:
+            object.__setattr__(self, "acceptance_rate", float(self.acceptance_rate))
+            whole = int(self.tokens) == float(self.tokens)
+        except (TypeError, ValueError):
+            raise LlmperfError(f"speculation needs a number of tokens and an acceptance rate, got "
+                               f"{self.tokens!r} and {self.acceptance_rate!r}") from None
+        if not whole or not 1 <= self.tokens <= MAX_SPECULATIVE_TOKENS:
             raise LlmperfError(f"--spec-tokens must be a whole number from 1 to "
                                f"{MAX_SPECULATIVE_TOKENS}, got {self.tokens}")
         if not (np.isfinite(self.acceptance_rate) and 0.0 <= self.acceptance_rate <= 1.0):
@@ -78,7 +84,7 @@ def round_time_s(model: ModelSpec, hardware, workload, speculation: Speculation,
 
     k = int(speculation.tokens)
     verify = step_cost(model, hardware, workload, Step.decode(batch, context_len, q_len=k + 1),
-                       calibration, overlap)
+                       calibration, overlap, decode=True)
     draft_s = np.zeros(verify.step_time_s.shape)
     if speculation.draft is not None:
         ctx = np.asarray(context_len, dtype=float)
@@ -104,7 +110,8 @@ def speculative_metrics(model: ModelSpec, hardware, workload, speculation: Specu
 
     The request's O - 1 decode tokens take (O - 1) / E[tokens per round] rounds, costed at the
     middle context of the request (as the plain closed form takes its efficiencies there).
-    ``decode_flops`` are one round's on one device (k draft steps + the verification).
+    ``decode_flops`` are one round's on one device (k draft steps + the verification);
+    ``prefill_flops`` include the draft's prefill.
     """
     from llmperf.estimators.latency import prefill_step, step_cost
     from llmperf.specs.workload import Step
@@ -117,12 +124,14 @@ def speculative_metrics(model: ModelSpec, hardware, workload, speculation: Specu
     mid = p + np.floor(np.maximum(n - 1, 0.0) / 2)
     decode_total = n / per_round * round_time_s(model, hardware, workload, speculation, b, mid,
                                                 calibration, overlap)[0]
-    ttft = request["ttft_s"]
+    ttft, prefill_flops = request["ttft_s"], request["prefill_flops"]
     flops = verify.device_total("flops")
     if speculation.draft is not None:
         draft = speculation.draft
-        ttft = ttft + step_cost(draft, hardware, workload, prefill_step(b, p, cached_prompt_len),
-                                calibration, overlap, steady=False).step_time_s
+        draft_prefill = step_cost(draft, hardware, workload, prefill_step(b, p, cached_prompt_len),
+                                  calibration, overlap, decode=False)
+        ttft = ttft + draft_prefill.step_time_s
+        prefill_flops = prefill_flops + draft_prefill.device_total("flops")
         flops = flops + sum(step_cost(draft, hardware, workload, Step.decode(b, context_len + j),
                                       calibration, overlap).device_total("flops")
                             for j in range(int(speculation.tokens)))
@@ -131,7 +140,7 @@ def speculative_metrics(model: ModelSpec, hardware, workload, speculation: Specu
         "ttft_s": ttft, "tpot_s": round_s / per_round, "decode_time_s": decode_total,
         "mean_tpot_s": np.where(o > 1, decode_total / np.maximum(n, 1), 0.0),
         "request_latency_s": latency, "throughput_tokens_per_s": b * o / latency,
-        "prefill_tokens_per_s": b * p / ttft, "decode_flops": flops,
+        "prefill_tokens_per_s": b * p / ttft, "decode_flops": flops, "prefill_flops": prefill_flops,
         "decode_bound": verify.step_bound, "verify_cost": verify,
     }
 

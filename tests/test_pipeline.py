@@ -87,13 +87,17 @@ def test_stage_weights_closed_form_llama70b():
     assert w4[1] == 20 * (2 * (layer - 2 * 8192) / 2 + 2 * 2 * 8192)
 
 
-@pytest.mark.parametrize("name", ["llama-3.1-8b", "gemma-2-9b", "deepseek-v3", "mixtral-8x7b"])
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "gemma-2-9b", "deepseek-v3", "mixtral-8x7b",
+                                  "llama-3.2-1b"])
 @pytest.mark.parametrize("stages", [2, 3, 5])
 def test_stage_weights_add_up_to_the_whole_model(name, stages):
+    # untied: the stages split the model; tied (Gemma-2, Llama-3.2-1B): the last stage also holds
+    # the embedding table for its lm_head (vocab x hidden, bf16)
     model = load_model(name)
     whole = stage_weight_bytes(model, Workload())
     split = stage_weight_bytes(model, Workload(pipeline_parallel=stages))
-    assert split.sum() == pytest.approx(whole[0], rel=1e-12)
+    table = model.vocab_size * model.hidden_size * 2 if model.tie_word_embeddings else 0
+    assert split.sum() == pytest.approx(whole[0] + table, rel=1e-12)
     assert split.max() < whole[0]
 
 
@@ -198,6 +202,14 @@ def test_sends_under_tensor_parallelism():
     assert float(gather.comm_bytes) == 3 / 4 * values * 2 and gather.count == 2
     counts = op_stage_counts(ops, L70, 3)
     assert list(counts[ops.index(send)]) == [1, 1, 0] and list(counts[ops.index(gather)]) == [0, 1, 1]
+
+
+def test_ops_table_shares_are_of_one_traversal():
+    from llmperf.estimators.report import ops_frame
+
+    frame = ops_frame(L70, H100, Workload(pipeline_parallel=2), Step.decode(8, 2048))
+    assert frame["time_share"].sum() == pytest.approx(1.0, rel=1e-9)
+    assert set(frame["m"].dropna()) == {4.0}  # the ops are one micro-batch's (8 sequences / 2)
 
 
 def test_micro_batches():

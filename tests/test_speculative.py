@@ -96,12 +96,33 @@ def test_ttft_adds_the_draft_prefill_and_request_counts_rounds():
 
 def test_verification_is_a_decode_step_for_the_engine():
     # vLLM replays uniform verification batches from CUDA graphs: no eager host floor
-    ops, _, host = engine_ops(L8, Workload(engine="fused"), Step.decode(4, 100, q_len=5),
-                              llmperf.resolve_calibration("auto", H100))
-    assert is_decode(ops) and host == (0.0, 0.0)
-    prefill_ops = engine_ops(L8, Workload(engine="fused"), Step.prefill(4, 5),
-                             llmperf.resolve_calibration("auto", H100))[0]
-    assert not is_decode(prefill_ops)
+    cal = llmperf.resolve_calibration("auto", H100)
+    ops, _, host = engine_ops(L8, Workload(engine="fused"), Step.decode(4, 100, q_len=5), cal, decode=True)
+    assert host == (0.0, 0.0)
+    assert engine_ops(L8, Workload(engine="fused"), Step.decode(4, 100, q_len=5), cal)[2] != (0.0, 0.0)
+    assert not is_decode(ops) and is_decode(engine_ops(L8, Workload(), Step.decode(4, 100), cal)[0])
+
+
+@pytest.mark.parametrize("engine", ["reference", "fused"])
+def test_a_prefix_cached_prefill_stays_a_prefill(engine):
+    # a prefill of 16 or fewer new tokens over a cached prefix is not a CUDA-graph decode step:
+    # TTFT must not drop 14x between 17 and 16 uncached tokens (found by review)
+    q05 = load_model("qwen2.5-0.5b")
+    ttft = [llmperf.estimate(q05, H100, Workload(engine=engine), calibration="auto", prompt_len=1024,
+                             output_len=2, cached_prompt_len=c)["ttft_s"] for c in (1007, 1008)]
+    assert ttft[1] <= ttft[0] and ttft[1] > 0.8 * ttft[0]
+
+
+def test_draft_context_limit_and_api_types():
+    opt = load_model("opt-6.7b")  # max_position_embeddings 2048
+    with pytest.raises(LlmperfError, match="opt-6.7b's max_position_embeddings"):
+        llmperf.estimate(L8, H100, prompt_len=4096, output_len=16, speculation=Speculation(4, 0.6, opt))
+    with pytest.raises(LlmperfError, match="speculation needs a number"):
+        Speculation(4, "half")
+    assert Speculation(4, "0.5").acceptance_rate == 0.5
+    # speculative slots are not held against the target's limit (engines shorten speculation)
+    l2 = load_model("llama-2-7b")
+    llmperf.estimate(l2, H100, prompt_len=3840, output_len=256, speculation=Speculation(4, 0.5))
 
 
 def test_calibrated_interval_contains_the_speculative_estimate():

@@ -148,6 +148,8 @@ def compare_table(frame):
     tp = [] if "tensor_parallel" in varying else [f"TP {first['tensor_parallel']}"]
     if "pipeline_parallel" not in varying and first["pipeline_parallel"] > 1:
         tp.append(f"PP {first['pipeline_parallel']}")
+    if first["cached_prompt_len"]:
+        tp.append(f"prefix cache {fmt.integer(first['cached_prompt_len'])} of the prompt")
     if first["speculative_tokens"]:
         tp.append(f"speculation {int(first['speculative_tokens'])} by {first['draft_model']} "
                   f"(acceptance {first['acceptance_rate']:.2f})")

@@ -26,9 +26,14 @@ from llmperf.specs.model import ModelSpec
 from llmperf.specs.workload import Step, Workload
 
 
-def engine_ops(model: ModelSpec, workload: Workload, step: Step, calibration: Calibration):
+def engine_ops(model: ModelSpec, workload: Workload, step: Step, calibration: Calibration,
+               decode: bool | None = None):
     """The step's ops as the workload's engine runs them, the calibration routed to that engine's
-    kernel sources, and the host launch time per kernel when the step runs eagerly."""
+    kernel sources, and the host launch time per kernel when the step runs eagerly.
+
+    decode: whether the engine runs the step as a decode step (replayed from its CUDA graph when
+    it has one); None decides by shape (one new token per sequence). Speculative verification
+    (k + 1 tokens) is a decode step, a prefix-cached prefill of one token is not."""
     if workload.engine is None:
         return build_step_ops(model, workload, step), calibration, (0.0, 0.0)
     engine = get_engine(workload.engine)
@@ -36,7 +41,8 @@ def engine_ops(model: ModelSpec, workload: Workload, step: Step, calibration: Ca
     ops = apply_engine(build_step_ops(model, wl, step), engine)
     if hasattr(calibration, "for_engine"):
         calibration = calibration.for_engine(engine)
-    graph = engine.decode_graph if is_decode(ops) else engine.prefill_graph
+    decode = is_decode(ops) if decode is None else decode
+    graph = engine.decode_graph if decode else engine.prefill_graph
     host = ((0.0, 0.0) if graph else
             (getattr(calibration, "eager_launch_s", 0.0), getattr(calibration, "eager_step_s", 0.0)))
     return ops, calibration, host
@@ -66,20 +72,21 @@ def micro_step(workload: Workload, step: Step) -> tuple[Step, np.ndarray]:
 @accepts_names
 def step_cost(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step: Step,
               calibration: Calibration = IDEAL, overlap: str = "max",
-              steady: bool | None = None) -> StepCost:
+              decode: bool | None = None) -> StepCost:
     """Build and cost every op of one step (as the workload's engine runs them).
 
     Under pipeline parallelism the ops are one micro-batch's traversal and ``step_time_s`` the
     whole batch's step through the pipeline (:func:`llmperf.pipeline.pipeline_cost`): the
-    steady-state cycle for decode steps, the pipeline fill otherwise (``steady`` overrides the
-    choice by shape, e.g. False for a prefill whose prompt is mostly a prefix-cache hit)."""
+    steady-state cycle for decode steps, the pipeline fill otherwise. ``decode`` says which
+    phase the step is (CUDA graph or not, steady or fill); None decides by shape (one new token
+    per sequence), which a prefix-cached prefill or a speculative verification must override."""
     micro, n_micro = micro_step(workload, step)
-    ops, cal, (per_kernel, per_step) = engine_ops(model, workload, micro, calibration)
+    ops, cal, (per_kernel, per_step) = engine_ops(model, workload, micro, calibration, decode)
     cal = settle_clocks(ops, hardware, cal, overlap)
     cost = cost_ops(ops, hardware, cal, overlap, host_launch_s=per_kernel, host_step_s=per_step)
     return pipeline_cost(cost, ops, model, int(workload.pipeline_parallel), n_micro,
                          step.batch / micro.batch,
-                         steady=is_decode(ops) if steady is None else steady, host_launch_s=per_kernel,
+                         steady=is_decode(ops) if decode is None else decode, host_launch_s=per_kernel,
                          host_step_s=per_step)
 
 
@@ -185,7 +192,7 @@ def request_metrics(model: ModelSpec, hardware: HardwareSpec, workload: Workload
     automatic prefix caching and SGLang's RadixAttention serve them): the prefill computes only
     the other ``prompt_len - cached_prompt_len`` tokens, attending to the cached ones."""
     prefill = step_cost(model, hardware, workload, prefill_step(batch, prompt_len, cached_prompt_len),
-                        calibration, overlap, steady=False)
+                        calibration, overlap, decode=False)
     ttft = prefill.step_time_s
     decode_total = decode_sum_s(model, hardware, workload, batch, prompt_len, output_len,
                                 calibration, overlap)

@@ -24,13 +24,18 @@ from llmperf.specs.workload import Step, Workload
 
 def stage_weight_bytes(model: ModelSpec, workload: Workload) -> np.ndarray:
     """[stages] bytes of weights one device of each pipeline stage stores (its TP shard, every
-    expert, scales included)."""
+    expert, scales included). A tied lm_head shares the embedding table on one device; split
+    over stages, the last stage holds its own copy of the table for the logits (vLLM builds
+    ``embed_tokens`` / a tied ``lm_head`` on the last rank too)."""
     ops = build_step_ops(model, workload, Step.prefill(1, 1))
     stages = int(workload.pipeline_parallel)
     if stages == 1:
         return np.asarray([sum(o.held_weight_bytes * o.count for o in ops)], dtype=float)
     held = np.asarray([o.held_weight_bytes for o in ops], dtype=float)
-    return held @ op_stage_counts(ops, model, stages)
+    per_stage = held @ op_stage_counts(ops, model, stages)
+    if model.tie_word_embeddings:
+        per_stage[-1] += sum(o.held_weight_bytes for o in ops if o.name == "embed_tokens")
+    return per_stage
 
 
 @accepts_names

@@ -62,7 +62,10 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
     ctx = p + o - 1 if context_len is None else np.broadcast_to(np.asarray(context_len, dtype=float), b.shape)
     check_speculation(workload, speculation)
     spec_slots = 0 if speculation is None else int(speculation.tokens)
-    check_context(model, np.maximum(p + o, ctx + 1) + spec_slots, allow_long_context)
+    # speculative slots are not held against the limit: engines shorten speculation near it
+    check_context(model, np.maximum(p + o, ctx + 1), allow_long_context)
+    if speculation is not None and speculation.draft is not None:
+        check_context(speculation.draft, np.maximum(p + o, ctx + 1), allow_long_context)
     price = hardware.price_usd_per_hour if price_usd_per_hour is None else price_usd_per_hour
     if price is not None and price < 0:
         raise LlmperfError("price per hour must not be negative")
@@ -185,7 +188,8 @@ def ops_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload, step
         raise LlmperfError("ops_frame needs a single scenario (scalar batch and lengths)")
     cost = step_cost(model, hardware, workload, step, calibration, overlap)
     rows = []
-    step_total = float(cost.step_time_s)
+    # shares of one traversal (under pipeline parallelism the step is the pipeline's, not the sum)
+    step_total = float(cost.step_time_s if cost.traversal_s is None else cost.traversal_s)
     for i, op in enumerate(cost.ops):
         flops, mem = float(op.flops), float(op.memory_bytes)
         time = float(cost.time_s[i])
