@@ -70,7 +70,8 @@ def op_stage_counts(ops: list, model: ModelSpec, stages: int) -> np.ndarray:
 
     Layer-group ops (``layers.<attention>.<moe|dense>``) run once per layer of their kind in
     the stage; embeddings on the first stage; the head on the last; the stage-to-stage sends
-    once on every stage but the last, their all-gathers on every stage but the first. The counts of an op sum to its ``count``.
+    once on every stage but the last, their all-gathers on every stage but the first. The
+    counts of an op sum to its ``count``.
     """
     per_stage = stage_layers(model, stages)
     counts = np.zeros((len(ops), stages))

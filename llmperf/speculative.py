@@ -9,11 +9,11 @@ round yields in expectation (Leviathan et al. eq. 1)
     E[tokens per round] = (1 - a^(k+1)) / (1 - a)        (k + 1 when a = 1)
 
 and takes ``k`` decode steps of the draft model (none for draft-free proposers such as n-gram /
-prompt lookup) plus the target's verification step (q_len = k + 1 at the round's context).
-The reported TPOT is the round's time / E[tokens per round] (mean time per generated token);
-TTFT adds the draft's prefill of the prompt (its uncached part); memory adds the draft's weights and KV cache, and
-``k`` speculative slots to each sequence's cache. The draft runs on the same devices with the
-same workload (dtypes, tensor parallelism), as vLLM runs a draft model by default.
+prompt lookup) plus the target's verification step (q_len = k + 1 at the round's context). The
+reported TPOT is the round's time / E[tokens per round] (mean time per generated token); TTFT adds
+the draft's prefill of the prompt (its uncached part); memory adds the draft's weights and KV
+cache, and ``k`` speculative slots to each sequence's cache. The draft runs on the same devices
+with the same workload (dtypes, tensor parallelism), as vLLM runs a draft model by default.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from llmperf.errors import LlmperfError
 from llmperf.specs.model import ModelSpec
 
-MAX_SPECULATIVE_TOKENS = 15  # engines verify at most a few tokens; 16 new tokens is still a decode step
+MAX_SPECULATIVE_TOKENS = 15  # engines draft a few tokens per round (vLLM configs use 1-8); 15 is a guard
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,7 +128,8 @@ def workload(weights: str, activations: str, kv_cache: str, tensor_parallel: int
     tp = parse_length(str(tensor_parallel), "--tp")
     pp = parse_length(str(pipeline_parallel), "--pp")
     return Workload(weights=weights, activations=activations, kv_cache=kv_cache,
-                    tensor_parallel=tp, pipeline_parallel=pp, attention=choice(attention, ("flash", "naive"), "--attention"),
+                    tensor_parallel=tp, pipeline_parallel=pp,
+                    attention=choice(attention, ("flash", "naive"), "--attention"),
                     engine=None if engine in (None, "none") else engine)
 
 

@@ -164,7 +164,8 @@ def sweep(model: o.Models, gpu: o.Gpus, batch: o.Batches = "1", prompt: o.Prompt
           calibration: o.Calibration = "auto", engine: o.Engine = "fused",
           host_us_per_kernel: o.HostUs = None, price: o.Price = None,
           spec_tokens: o.SpecTokens = None, draft: o.Draft = None, acceptance: o.Acceptance = None,
-          cached_prompt: o.CachedPrompt = "0", allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
+          cached_prompt: o.CachedPrompt = "0", allow_long_context: o.AllowLong = False,
+          format: o.Format = None, out: o.Out = None):
     """Estimate a grid of scenarios, one tidy row each.
 
     The grid spans every comma-separated option.
@@ -187,7 +188,8 @@ def compare(model: o.Model, gpu: o.Gpus = "h100-sxm,h200,mi300x", batch: o.Batch
             calibration: o.Calibration = "auto", engine: o.Engine = "fused",
             host_us_per_kernel: o.HostUs = None, price: o.Price = None,
             spec_tokens: o.SpecTokens = None, draft: o.Draft = None, acceptance: o.Acceptance = None,
-            cached_prompt: o.CachedPrompt = "0", allow_long_context: o.AllowLong = False, format: o.Format = None, out: o.Out = None):
+            cached_prompt: o.CachedPrompt = "0", allow_long_context: o.AllowLong = False,
+          format: o.Format = None, out: o.Out = None):
     """One model on several GPUs (or dtypes), side by side.
 
     Rows are metrics, columns GPUs.

@@ -2,9 +2,10 @@
 
 Per device under tensor parallelism; under pipeline parallelism per device of the stage that
 needs the most (each stage holds its layers' weights and their KV cache for every sequence, the
-first stage the embeddings, the last the lm_head; activations are one micro-batch's). Usable memory = capacity x ``memory_utilization`` (vLLM's
-``gpu_memory_utilization``, default 0.9, leaves room for the CUDA context, allocator
-fragmentation and library workspaces) minus ``reserved_memory_bytes``.
+first stage the embeddings, the last the lm_head; activations are one micro-batch's).
+Usable memory = capacity x ``memory_utilization`` (vLLM's ``gpu_memory_utilization``, default
+0.9, leaves room for the CUDA context, allocator fragmentation and library workspaces) minus
+``reserved_memory_bytes``.
 """
 
 from __future__ import annotations
@@ -101,12 +102,10 @@ def memory_breakdown(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
     """
     act = np.maximum(activation_bytes(model, workload, Step.prefill(batch, prompt_len)),
                      activation_bytes(model, workload, Step.decode(batch, context_len)))
-    w_stage = stage_weight_bytes(model, workload)
     kv_stage = stage_kv_bytes(model, workload, batch, context_len)
-    need = w_stage.reshape((-1,) + (1,) * (kv_stage.ndim - 1)) + kv_stage
-    worst = np.argmax(need, axis=0)[None]
-    w = np.take_along_axis(np.broadcast_to(w_stage.reshape(need.shape[:1] + (1,) * (need.ndim - 1)),
-                                           need.shape), worst, axis=0)[0]
+    w_stage = np.broadcast_to(_per_stage(stage_weight_bytes(model, workload), kv_stage), kv_stage.shape)
+    worst = np.argmax(w_stage + kv_stage, axis=0)[None]  # the stage needing the most
+    w = np.take_along_axis(w_stage, worst, axis=0)[0]
     kv = np.take_along_axis(kv_stage, worst, axis=0)[0]
     reserved = workload.reserved_memory_bytes
     total = w + kv + act + reserved
@@ -154,8 +153,13 @@ def _fits(model: ModelSpec, hardware: HardwareSpec, workload: Workload, w: np.nd
     (``w``: :func:`stage_weight_bytes`, plus KV cache and decode activations)."""
     kv = stage_kv_bytes(model, workload, batch, context_len)
     act = activation_bytes(model, workload, Step.decode(batch, context_len))
-    need = w.reshape((-1,) + (1,) * (kv.ndim - 1)) + kv + act
+    need = _per_stage(w, kv) + kv + act
     return np.all(need <= usable_bytes(hardware, workload), axis=0)
+
+
+def _per_stage(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """[stages] values shaped to broadcast against a [stages, *grid] array."""
+    return values.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
 def _largest_fitting(fits, shape: tuple) -> np.ndarray:

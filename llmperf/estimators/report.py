@@ -71,7 +71,8 @@ def estimate_frame(model: ModelSpec, hardware: HardwareSpec, workload: Workload 
         raise LlmperfError("price per hour must not be negative")
 
     # the cache must hold the whole request and the TPOT step's context
-    kv_tokens = np.maximum(p + o, ctx + 1) + spec_slots  # speculative slots are cached, then kept or rolled back
+    # the speculative slots are cached, then kept or rolled back
+    kv_tokens = np.maximum(p + o, ctx + 1) + spec_slots
     mem = memory_breakdown(model, hardware, workload, b, p, kv_tokens)
     if speculation is not None:
         mem = speculative_memory(mem, speculation.draft, workload, b, kv_tokens)

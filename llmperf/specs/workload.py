@@ -24,10 +24,10 @@ class Workload:
     tensor_parallel: devices sharing each layer (Megatron-LM split, Shoeybi et al.
     arXiv:1909.08053 §3): heads, FFN width and experts' width divide by it; two all-reduces per
     layer. pipeline_parallel: stages of ``tensor_parallel`` devices each holding a run of layers
-    (:mod:`llmperf.pipeline`: layer split, micro-batches, stage-to-stage sends). attention: ``flash`` (fused, scores never in memory) or ``naive`` (scores written and
-    read back). mla: ``absorbed`` (latent cache, W_UK/W_UV folded into q and output; DeepSeek-V2
-    arXiv:2405.04434 §2.1.2) or ``naive`` (per-head K/V cached, DeepSeek's reference
-    ``attn_impl="naive"``).
+    (:mod:`llmperf.pipeline`: layer split, micro-batches, stage-to-stage sends). attention:
+    ``flash`` (fused, scores never in memory) or ``naive`` (scores written and read back). mla:
+    ``absorbed`` (latent cache, W_UK/W_UV folded into q and output; DeepSeek-V2 arXiv:2405.04434
+    §2.1.2) or ``naive`` (per-head K/V cached, DeepSeek's reference ``attn_impl="naive"``).
     logits: ``last`` computes the lm_head for the last token of each sequence only (prefill).
     memory_utilization: fraction of device memory the engine may use (vLLM's
     ``gpu_memory_utilization`` default 0.9). fused_projections: q/k/v and gate/up as one GEMM
